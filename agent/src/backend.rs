@@ -1,0 +1,50 @@
+//! Storage backends: opaque bytes addressed by `(FileType, Id)`.
+//!
+//! The trait is deliberately small (list, read, write, remove); everything about
+//! encryption and formats sits above it in [`crate::repository`]. Contracts:
+//! - `write` is create-only: content addressing means a name is never rewritten, and
+//!   a call returns only after the store confirmed the object is durable.
+//! - `read` with a range returns exactly that range or an error.
+//! - `list` returns only names that parse as ids, with their sizes.
+
+pub mod location;
+pub mod object_store;
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use stash_repo_format::{file_type::FileType, Id};
+
+use crate::error::Result;
+
+pub use self::object_store::ObjectStoreBackend;
+pub use location::open_location;
+
+/// An object store holding one repository.
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
+    /// A human-readable location for messages.
+    fn location(&self) -> String;
+
+    /// All files of a type, with their sizes.
+    async fn list(&self, ty: FileType) -> Result<Vec<(Id, u64)>>;
+
+    /// The whole file, or a byte range of it.
+    async fn read(&self, ty: FileType, id: &Id, range: Option<Range<u64>>) -> Result<Bytes>;
+
+    /// Stores a new file. Fails if the name already exists with other content.
+    async fn write(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()>;
+
+    /// Deletes a file. Deleting a missing file is not an error.
+    async fn remove(&self, ty: FileType, id: &Id) -> Result<()>;
+
+    /// Whether the `config` file exists.
+    async fn has_config(&self) -> Result<bool>;
+
+    /// Creates whatever structure the store needs before the first write (for a
+    /// local directory: the `data/00`..`data/ff` folders restic creates too).
+    async fn create(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,363 @@
+//! One backup from start to snapshot: lock, index, parent, scan, save files, save
+//! trees, flush packs and index, write the snapshot, unlock.
+
+use std::{
+    path::PathBuf,
+    sync::{atomic::Ordering, Arc},
+    time::Instant,
+};
+
+use stash_repo_format::{
+    blob::BlobType,
+    file_type::FileType,
+    gotime::GoTime,
+    node::{Node, NodeType},
+    snapshot::{Snapshot, SnapshotSummary},
+    tree::Tree,
+    Id,
+};
+
+use super::{
+    exclude::Excludes,
+    file_saver::{save_files, save_stream},
+    scan::{files_to_read, Scanner},
+    tree_saver::save_tree,
+    Counters, Summary,
+};
+use crate::{
+    error::{Error, Result},
+    repository::{
+        blob_saver::DEFAULT_PACK_SIZE,
+        files::SnapshotFilter,
+        open::{hostname, username},
+        BlobSaver, Repository,
+    },
+};
+
+/// What to back up and how to label it.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Files and directories.
+    pub targets: Vec<PathBuf>,
+    /// Snapshot host name (default: this host).
+    pub host: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Snapshot time (default: now).
+    pub time: Option<GoTime>,
+    /// Exclude patterns.
+    pub excludes: Vec<String>,
+    /// Read every file even if unchanged since the parent.
+    pub force: bool,
+    /// Explicit parent snapshot (default: latest with the same host and paths).
+    pub parent: Option<String>,
+    /// Pack size in bytes (default 16 MiB).
+    pub pack_size: Option<usize>,
+}
+
+/// The outcome of a backup.
+#[derive(Debug, Clone)]
+pub struct BackupResult {
+    /// The new snapshot's id.
+    pub snapshot_id: Id,
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// The parent used, if any.
+    pub parent: Option<Id>,
+    /// Statistics.
+    pub summary: Summary,
+}
+
+fn summary_of(
+    c: &Counters,
+    stats: crate::repository::blob_saver::SaverStats,
+    started: Instant,
+) -> Summary {
+    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    Summary {
+        files_new: g(&c.files_new),
+        files_changed: g(&c.files_changed),
+        files_unmodified: g(&c.files_unmodified),
+        dirs_new: g(&c.dirs_new),
+        dirs_changed: g(&c.dirs_changed),
+        dirs_unmodified: g(&c.dirs_unmodified),
+        data_blobs: stats.data_blobs,
+        tree_blobs: stats.tree_blobs,
+        data_added: stats.data_added,
+        data_added_packed: stats.data_added_packed,
+        total_files_processed: g(&c.files),
+        total_bytes_processed: g(&c.bytes_done),
+        total_duration: started.elapsed().as_secs_f64(),
+        errors: g(&c.errors),
+    }
+}
+
+fn new_snapshot(
+    opts: &BackupOptions,
+    paths: Vec<String>,
+    tree: Id,
+    parent: Option<Id>,
+) -> Snapshot {
+    let mut s = Snapshot::new(opts.time.clone().unwrap_or_else(GoTime::now), tree, paths);
+    s.parent = parent;
+    s.hostname = opts.host.clone().unwrap_or_else(hostname);
+    s.username = username();
+    s.uid = proc_id("Uid:");
+    s.gid = proc_id("Gid:");
+    s.tags = opts.tags.clone();
+    s.excludes = opts.excludes.clone();
+    s.program_version = format!("stash {}", env!("CARGO_PKG_VERSION"));
+    s
+}
+
+fn proc_id(field: &str) -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn store_summary(s: &mut Snapshot, sum: &Summary, start: GoTime) {
+    s.summary = Some(SnapshotSummary {
+        backup_start: start,
+        backup_end: GoTime::now(),
+        files_new: sum.files_new,
+        files_changed: sum.files_changed,
+        files_unmodified: sum.files_unmodified,
+        dirs_new: sum.dirs_new,
+        dirs_changed: sum.dirs_changed,
+        dirs_unmodified: sum.dirs_unmodified,
+        data_blobs: sum.data_blobs as i64,
+        tree_blobs: sum.tree_blobs as i64,
+        data_added: sum.data_added,
+        data_added_packed: sum.data_added_packed,
+        total_files_processed: sum.total_files_processed,
+        total_bytes_processed: sum.total_bytes_processed,
+        ..Default::default()
+    });
+}
+
+/// Backs up files and directories into a new snapshot.
+///
+/// # Errors
+/// Lock conflicts, backend failures, or targets that do not exist.
+pub async fn backup(
+    repo: &Repository,
+    opts: &BackupOptions,
+    counters: Arc<Counters>,
+) -> Result<BackupResult> {
+    if opts.targets.is_empty() {
+        return Err(Error::Usage(
+            "nothing to back up: give at least one path".into(),
+        ));
+    }
+    for t in &opts.targets {
+        std::fs::symlink_metadata(t).map_err(|e| Error::io(t, e))?;
+    }
+    let excludes = Excludes::new(&opts.excludes)?;
+    let lock = repo.lock(false).await?;
+    let res = run(repo, opts, counters, excludes).await;
+    let unlocked = lock.release().await;
+    let r = res?;
+    unlocked?;
+    Ok(r)
+}
+
+async fn find_parent(
+    repo: &Repository,
+    opts: &BackupOptions,
+    paths: &[String],
+) -> Result<Option<(Id, Snapshot)>> {
+    if let Some(p) = &opts.parent {
+        return Ok(Some(
+            repo.find_snapshot(p, &SnapshotFilter::default()).await?,
+        ));
+    }
+    let host = opts.host.clone().unwrap_or_else(hostname);
+    let mut sorted = paths.to_vec();
+    sorted.sort();
+    let all = repo.snapshots().await?;
+    Ok(all.into_iter().rev().find(|(_, s)| {
+        let mut sp = s.paths.clone();
+        sp.sort();
+        s.hostname == host && sp == sorted
+    }))
+}
+
+async fn run(
+    repo: &Repository,
+    opts: &BackupOptions,
+    counters: Arc<Counters>,
+    excludes: Excludes,
+) -> Result<BackupResult> {
+    let started = Instant::now();
+    let start_time = GoTime::now();
+    let mut paths: Vec<String> = opts
+        .targets
+        .iter()
+        .map(|t| {
+            std::path::absolute(t)
+                .map(|p| clean(&p))
+                .unwrap_or_else(|_| t.display().to_string())
+        })
+        .collect();
+    paths.sort();
+    let index = Arc::new(repo.load_index().await?);
+    let parent = find_parent(repo, opts, &paths).await?;
+    let kind = repo
+        .config()
+        .chunker_kind()
+        .map_err(|e| Error::damaged(FileType::Config, "config", e))?;
+    let saver = BlobSaver::new(
+        repo,
+        index.clone(),
+        opts.pack_size.unwrap_or(DEFAULT_PACK_SIZE),
+    );
+    let rt = tokio::runtime::Handle::current();
+    let (repo2, saver2, c2, opts2) = (repo.clone(), saver.clone(), counters.clone(), opts.clone());
+    let parent_tree = parent.as_ref().and_then(|(_, s)| s.tree);
+    let root = tokio::task::spawn_blocking(move || -> Result<Id> {
+        let scanner = Scanner {
+            repo: &repo2,
+            index: &index,
+            rt: &rt,
+            excludes: &excludes,
+            force: opts2.force,
+            counters: &c2,
+        };
+        let mut root = scanner.scan(&opts2.targets, parent_tree);
+        save_files(files_to_read(&mut root), &saver2, &kind, &c2)?;
+        save_tree(root, &saver2, &c2)
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("backup task: {e}")));
+    // Always flush what was stored, so a failed run still indexes its packs.
+    let finished = saver.finish().await;
+    let root = match (root, finished) {
+        (Ok(Ok(r)), Ok(f)) => (r, f),
+        (_, Err(e)) | (Ok(Err(e)), _) | (Err(e), _) => return Err(e),
+    };
+    let (root_id, (stats, _)) = root;
+    let summary = summary_of(&counters, stats, started);
+    let mut snap = new_snapshot(opts, paths, root_id, parent.as_ref().map(|(id, _)| *id));
+    store_summary(&mut snap, &summary, start_time);
+    let snapshot_id = repo.save_json(FileType::Snapshot, &snap).await?;
+    Ok(BackupResult {
+        snapshot_id,
+        snapshot: snap,
+        parent: parent.map(|(id, _)| id),
+        summary,
+    })
+}
+
+/// Lexically cleans an absolute path (`a/./b/../c` -> `a/c`), as Go's filepath.Clean.
+fn clean(p: &std::path::Path) -> String {
+    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(s) => out.push(s),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    let mut s = String::from("/");
+    s.push_str(
+        &out.iter()
+            .map(|c| c.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+    );
+    s
+}
+
+/// Backs up a stream (stdin or a command's output) as a one-file snapshot, the way
+/// restic stores `--stdin`: a root tree with one file node `filename`.
+///
+/// # Errors
+/// As [`backup`], or a read error on the stream.
+pub async fn backup_stdin(
+    repo: &Repository,
+    opts: &BackupOptions,
+    filename: &str,
+    reader: Box<dyn std::io::Read + Send>,
+    counters: Arc<Counters>,
+) -> Result<BackupResult> {
+    if filename.is_empty() || filename.contains('/') {
+        return Err(Error::Usage(format!(
+            "invalid --stdin-filename {filename:?}"
+        )));
+    }
+    let lock = repo.lock(false).await?;
+    let res = run_stdin(repo, opts, filename, reader, counters).await;
+    let unlocked = lock.release().await;
+    let r = res?;
+    unlocked?;
+    Ok(r)
+}
+
+async fn run_stdin(
+    repo: &Repository,
+    opts: &BackupOptions,
+    filename: &str,
+    reader: Box<dyn std::io::Read + Send>,
+    counters: Arc<Counters>,
+) -> Result<BackupResult> {
+    let started = Instant::now();
+    let start_time = GoTime::now();
+    let paths = vec![format!("/{filename}")];
+    let index = Arc::new(repo.load_index().await?);
+    let parent = find_parent(repo, opts, &paths).await?;
+    let kind = repo
+        .config()
+        .chunker_kind()
+        .map_err(|e| Error::damaged(FileType::Config, "config", e))?;
+    let saver = BlobSaver::new(repo, index, opts.pack_size.unwrap_or(DEFAULT_PACK_SIZE));
+    let (saver2, c2, name) = (saver.clone(), counters.clone(), filename.to_string());
+    let root = tokio::task::spawn_blocking(move || -> Result<Id> {
+        let (content, size) = save_stream(reader, &saver2, &kind, &c2).map_err(|e| match e {
+            Error::Io { source, .. } => Error::io("stdin", source),
+            e => e,
+        })?;
+        Counters::add(&c2.files, 1);
+        Counters::add(&c2.files_new, 1);
+        Counters::add(&c2.files_done, 1);
+        let now = GoTime::now();
+        let mut node = Node::new(name.into_bytes(), NodeType::File);
+        node.mode = 0o644;
+        node.mtime = now.clone();
+        node.atime = now.clone();
+        node.ctime = now;
+        node.uid = proc_id("Uid:");
+        node.gid = proc_id("Gid:");
+        node.size = size;
+        node.content = Some(content);
+        let tree = Tree { nodes: vec![node] };
+        let bytes = tree
+            .encode()
+            .map_err(|e| Error::Usage(format!("stdin tree: {e}")))?;
+        Ok(saver2.save(BlobType::Tree, &bytes)?.id)
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("backup task: {e}")));
+    let finished = saver.finish().await;
+    let (root_id, (stats, _)) = match (root, finished) {
+        (Ok(Ok(r)), Ok(f)) => (r, f),
+        (_, Err(e)) | (Ok(Err(e)), _) | (Err(e), _) => return Err(e),
+    };
+    let summary = summary_of(&counters, stats, started);
+    let mut snap = new_snapshot(opts, paths, root_id, parent.as_ref().map(|(id, _)| *id));
+    store_summary(&mut snap, &summary, start_time);
+    let snapshot_id = repo.save_json(FileType::Snapshot, &snap).await?;
+    Ok(BackupResult {
+        snapshot_id,
+        snapshot: snap,
+        parent: parent.map(|(id, _)| id),
+        summary,
+    })
+}

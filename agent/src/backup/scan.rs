@@ -1,0 +1,319 @@
+//! Walks the backup targets into an in-memory tree of nodes, in restic's shape:
+//! a target's path components (without `.`, `..` and the root) become nested
+//! directories, so `/home/u/src` is stored as `home/u/src`, `src` as `src`, and `.`
+//! puts the directory's entries at the snapshot root.
+//!
+//! Each file is compared with the node at the same path in the parent snapshot: if
+//! type, size, mtime, ctime and inode are equal its content list is reused and the
+//! file is never opened.
+
+use std::{
+    ffi::OsStr,
+    os::unix::ffi::OsStrExt,
+    path::{Component, Path, PathBuf},
+    sync::Arc,
+};
+
+use stash_repo_format::{
+    index::IndexLookup,
+    node::{Node, NodeType},
+    tree::Tree,
+    Id,
+};
+
+use super::{exclude::Excludes, node_meta::node_from_metadata, Counters};
+use crate::repository::Repository;
+
+/// An entry of a scanned directory.
+#[derive(Debug)]
+pub enum Item {
+    /// A node needing nothing more (symlink, device, empty or unchanged file).
+    Node(Node),
+    /// A file whose content must be read; `ok` turns false if reading fails.
+    File {
+        /// The node; `content` and `size` are set by the file saver.
+        node: Node,
+        /// Where to read it.
+        path: PathBuf,
+        /// Whether the content was saved.
+        ok: bool,
+    },
+    /// A subdirectory.
+    Dir(Box<Dir>),
+}
+
+impl Item {
+    fn name(&self) -> &[u8] {
+        match self {
+            Item::Node(n) | Item::File { node: n, .. } => &n.name,
+            Item::Dir(d) => d.node.as_ref().map_or(&[][..], |n| &n.name),
+        }
+    }
+}
+
+/// A scanned directory.
+#[derive(Debug, Default)]
+pub struct Dir {
+    /// The directory's own node (`None` for the snapshot root).
+    pub node: Option<Node>,
+    /// Entries, sorted by name bytes when the scan ends.
+    pub items: Vec<Item>,
+    /// The same directory's tree in the parent snapshot.
+    pub parent_subtree: Option<Id>,
+}
+
+/// What the scan needs besides the targets.
+pub struct Scanner<'a> {
+    /// The repository, for parent trees.
+    pub repo: &'a Repository,
+    /// The loaded index.
+    pub index: &'a Arc<IndexLookup>,
+    /// Runtime for parent tree reads.
+    pub rt: &'a tokio::runtime::Handle,
+    /// Exclude patterns.
+    pub excludes: &'a Excludes,
+    /// Re-read files even when unchanged.
+    pub force: bool,
+    /// Shared counters.
+    pub counters: &'a Counters,
+}
+
+fn lookup_node<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
+    let t = tree?;
+    t.nodes
+        .binary_search_by(|n| n.name.as_slice().cmp(name))
+        .ok()
+        .map(|i| &t.nodes[i])
+}
+
+fn unchanged(old: &Node, new: &Node) -> bool {
+    old.node_type == NodeType::File
+        && old.size == new.size
+        && old.mtime == new.mtime
+        && old.ctime == new.ctime
+        && old.inode == new.inode
+        && old.content.is_some()
+}
+
+impl Scanner<'_> {
+    fn warn(&self, path: &Path, e: impl std::fmt::Display) {
+        eprintln!("warning: {}: {e}", path.display());
+        Counters::add(&self.counters.errors, 1);
+    }
+
+    fn parent_tree(&self, id: Option<Id>) -> Option<Tree> {
+        let id = id?;
+        match self.rt.block_on(self.repo.read_tree(self.index, &id)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!(
+                    "warning: parent tree {}: {e}; reading files anew",
+                    id.short()
+                );
+                None
+            }
+        }
+    }
+
+    /// Scans `targets` into a root directory, using `parent_root` (the parent
+    /// snapshot's root tree) for change detection.
+    pub fn scan(&self, targets: &[PathBuf], parent_root: Option<Id>) -> Dir {
+        let mut root = Dir {
+            parent_subtree: parent_root,
+            ..Default::default()
+        };
+        for target in targets {
+            self.add_target(&mut root, target);
+        }
+        sort_dir(&mut root);
+        root
+    }
+
+    fn add_target(&self, root: &mut Dir, target: &Path) {
+        let names: Vec<&OsStr> = target
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let abs = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
+        if names.is_empty() {
+            let parent = self.parent_tree(root.parent_subtree);
+            self.scan_dir_entries(root, target, &abs, parent.as_ref());
+            return;
+        }
+        // Intermediate directories, with their real metadata.
+        let mut dir = root;
+        let mut real = PathBuf::new();
+        let mut comps = target.components().peekable();
+        let mut idx = 0;
+        while let Some(c) = comps.next() {
+            real.push(c.as_os_str());
+            let Component::Normal(name) = c else { continue };
+            idx += 1;
+            if idx == names.len() {
+                break;
+            }
+            let name = name.as_bytes();
+            let pos = dir
+                .items
+                .iter()
+                .position(|i| matches!(i, Item::Dir(_)) && i.name() == name);
+            let pos = match pos {
+                Some(p) => p,
+                None => {
+                    let md = match std::fs::symlink_metadata(&real) {
+                        Ok(m) => m,
+                        Err(e) => return self.warn(&real, e),
+                    };
+                    let parent = self.parent_tree(dir.parent_subtree);
+                    let node = node_from_metadata(name, &real, &md);
+                    let ps = lookup_node(parent.as_ref(), name).and_then(|n| n.subtree);
+                    dir.items.push(Item::Dir(Box::new(Dir {
+                        node: Some(node),
+                        items: Vec::new(),
+                        parent_subtree: ps,
+                    })));
+                    dir.items.len() - 1
+                }
+            };
+            let Item::Dir(d) = &mut dir.items[pos] else {
+                unreachable!("position matched a Dir")
+            };
+            dir = d;
+        }
+        let last = names[names.len() - 1].as_bytes();
+        if dir.items.iter().any(|i| i.name() == last) {
+            eprintln!(
+                "warning: {}: already included by another target",
+                target.display()
+            );
+            return;
+        }
+        let parent = self.parent_tree(dir.parent_subtree);
+        if let Some(item) = self.scan_entry(last, target, &abs, parent.as_ref()) {
+            dir.items.push(item);
+        }
+    }
+
+    /// Scans one entry; `None` if excluded or unreadable.
+    fn scan_entry(
+        &self,
+        name: &[u8],
+        path: &Path,
+        abs: &Path,
+        parent: Option<&Tree>,
+    ) -> Option<Item> {
+        if self.excludes.is_excluded(abs) {
+            return None;
+        }
+        let md = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.warn(path, e);
+                return None;
+            }
+        };
+        let node = node_from_metadata(name, path, &md);
+        let old = lookup_node(parent, name);
+        match node.node_type {
+            NodeType::Dir => {
+                let ps = old
+                    .filter(|o| o.node_type == NodeType::Dir)
+                    .and_then(|o| o.subtree);
+                let mut d = Dir {
+                    node: Some(node),
+                    items: Vec::new(),
+                    parent_subtree: ps,
+                };
+                let ptree = self.parent_tree(ps);
+                self.scan_dir_entries(&mut d, path, abs, ptree.as_ref());
+                Some(Item::Dir(Box::new(d)))
+            }
+            NodeType::File => {
+                Counters::add(&self.counters.files, 1);
+                Counters::add(&self.counters.bytes_total, node.size);
+                let c = self.counters;
+                match old {
+                    Some(o) if !self.force && unchanged(o, &node) => {
+                        let mut n = node;
+                        n.content = o.content.clone();
+                        Counters::add(&c.files_unmodified, 1);
+                        Counters::add(&c.files_done, 1);
+                        Counters::add(&c.bytes_done, n.size);
+                        Some(Item::Node(n))
+                    }
+                    _ => {
+                        Counters::add(
+                            if old.is_some() {
+                                &c.files_changed
+                            } else {
+                                &c.files_new
+                            },
+                            1,
+                        );
+                        if node.size == 0 {
+                            Counters::add(&c.files_done, 1);
+                            return Some(Item::Node(node));
+                        }
+                        Some(Item::File {
+                            node,
+                            path: path.to_path_buf(),
+                            ok: true,
+                        })
+                    }
+                }
+            }
+            _ => Some(Item::Node(node)),
+        }
+    }
+
+    fn scan_dir_entries(&self, dir: &mut Dir, path: &Path, abs: &Path, parent: Option<&Tree>) {
+        let rd = match std::fs::read_dir(path) {
+            Ok(r) => r,
+            Err(e) => return self.warn(path, e),
+        };
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        for e in rd {
+            match e {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => self.warn(path, e),
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            if let Some(item) =
+                self.scan_entry(name.as_bytes(), &path.join(&name), &abs.join(&name), parent)
+            {
+                dir.items.push(item);
+            }
+        }
+    }
+}
+
+fn sort_dir(d: &mut Dir) {
+    d.items.sort_by(|a, b| a.name().cmp(b.name()));
+    for i in &mut d.items {
+        if let Item::Dir(sub) = i {
+            sort_dir(sub);
+        }
+    }
+}
+
+/// Collects the files that need reading, as mutable references for the savers.
+pub fn files_to_read(d: &mut Dir) -> Vec<(&mut Node, &Path, &mut bool)> {
+    let mut out = Vec::new();
+    collect(d, &mut out);
+    out
+}
+
+fn collect<'a>(d: &'a mut Dir, out: &mut Vec<(&'a mut Node, &'a Path, &'a mut bool)>) {
+    for i in &mut d.items {
+        match i {
+            Item::File { node, path, ok } => out.push((node, path.as_path(), ok)),
+            Item::Dir(sub) => collect(sub, out),
+            Item::Node(_) => {}
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Writes the scanned tree bottom-up: each directory's tree blob after its children,
+//! counting directories new, changed or unchanged against the parent snapshot.
+
+use stash_repo_format::{blob::BlobType, tree::Tree, Id};
+
+use super::{
+    scan::{Dir, Item},
+    Counters,
+};
+use crate::{error::Result, repository::BlobSaver};
+
+/// Saves `dir` and everything below it; returns the id of its tree.
+///
+/// # Errors
+/// Saver errors.
+pub fn save_tree(dir: Dir, saver: &BlobSaver, counters: &Counters) -> Result<Id> {
+    let mut nodes = Vec::with_capacity(dir.items.len());
+    for item in dir.items {
+        match item {
+            Item::Node(n) => nodes.push(n),
+            Item::File { node, ok, .. } => {
+                if ok {
+                    nodes.push(node);
+                }
+            }
+            Item::Dir(sub) => {
+                let parent = sub.parent_subtree;
+                let Some(mut node) = sub.node.clone() else {
+                    continue;
+                };
+                let sub = *sub;
+                let id = save_tree(Dir { node: None, ..sub }, saver, counters)?;
+                let c = match parent {
+                    None => &counters.dirs_new,
+                    Some(p) if p == id => &counters.dirs_unmodified,
+                    Some(_) => &counters.dirs_changed,
+                };
+                Counters::add(c, 1);
+                node.subtree = Some(id);
+                nodes.push(node);
+            }
+        }
+    }
+    let tree = Tree { nodes };
+    let bytes = tree.encode().map_err(|e| crate::error::Error::Damaged {
+        ty: "tree",
+        id: "new".into(),
+        source: e,
+    })?;
+    Ok(saver.save(BlobType::Tree, &bytes)?.id)
+}

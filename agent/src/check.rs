@@ -1,0 +1,414 @@
+//! Repository consistency check, as restic's `check`: index files load, every indexed
+//! pack exists with the size its index entries imply, every snapshot's trees load and
+//! every blob they reference is indexed; with `read_data`, every pack is read and
+//! hashed, its header compared with the index, and every blob verified and decoded.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use futures::{stream, StreamExt};
+use serde::Serialize;
+use stash_repo_format::{
+    blob::{self, BlobType},
+    file_type::FileType,
+    index::IndexLookup,
+    node::NodeType,
+    pack::{self, PackedBlob},
+    Id,
+};
+
+use crate::{
+    error::{Error, Result},
+    repository::{index_load::build_lookup, Repository},
+};
+
+/// Which packs to read with `--read-data`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReadData {
+    /// Structure only.
+    None,
+    /// Every pack.
+    All,
+    /// Subset `n` of `t` (1-based), by pack id.
+    Subset(u32, u32),
+    /// A percentage of packs, chosen at random.
+    Percent(f64),
+}
+
+/// Findings.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Errors: the repository is damaged.
+    pub errors: Vec<String>,
+    /// Hints: unusual but harmless (orphaned packs, unused blobs).
+    pub hints: Vec<String>,
+    /// Packs whose data failed verification.
+    pub damaged_packs: Vec<Id>,
+    /// Snapshots that reference missing or damaged data.
+    pub damaged_snapshots: Vec<Id>,
+    /// Packs read.
+    pub packs_read: u64,
+    /// Snapshots checked.
+    pub snapshots: u64,
+}
+
+/// Progress reporting hook.
+pub type OnPack = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Runs the check.
+///
+/// # Errors
+/// Only failures to run it at all (locking, listing); damage goes into the report.
+pub async fn check(
+    repo: &Repository,
+    read_data: ReadData,
+    on_pack: Option<OnPack>,
+) -> Result<CheckReport> {
+    let mut r = CheckReport::default();
+    // Index.
+    let mut files = Vec::new();
+    for id in repo.index_ids().await? {
+        match repo
+            .load_json_bytes(FileType::Index, &id)
+            .await
+            .and_then(|b| {
+                stash_repo_format::index::IndexFile::from_json(&b)
+                    .map_err(|e| Error::damaged(FileType::Index, id, e))
+            }) {
+            Ok(f) => files.push((id, f)),
+            Err(e) => r.errors.push(format!("index {id}: {e}")),
+        }
+    }
+    let mut indexed: HashMap<Id, Vec<PackedBlob>> = HashMap::new();
+    for (_, f) in &files {
+        for p in &f.packs {
+            if indexed.contains_key(&p.id) {
+                r.hints.push(format!(
+                    "pack {} is listed in several index files",
+                    p.id.short()
+                ));
+                continue;
+            }
+            indexed.insert(p.id, p.blobs.iter().map(PackedBlob::from).collect());
+        }
+    }
+    let files = Arc::new(files);
+    let f2 = files.clone();
+    let index: Arc<IndexLookup> = Arc::new(crate::cpu::spawn(move || build_lookup(&f2)).await);
+
+    // Packs.
+    let on_disk: HashMap<Id, u64> = repo
+        .backend()
+        .list(FileType::Pack)
+        .await?
+        .into_iter()
+        .collect();
+    let mut bad_packs: HashSet<Id> = HashSet::new();
+    for (id, blobs) in &indexed {
+        match on_disk.get(id) {
+            None => {
+                r.errors.push(format!("pack {id}: does not exist"));
+                bad_packs.insert(*id);
+            }
+            Some(&size) => {
+                let want = pack::expected_size(blobs);
+                if size != want {
+                    r.errors.push(format!("pack {id}: size {size} does not match the {want} bytes its index entries imply"));
+                    bad_packs.insert(*id);
+                }
+                let mixed = blobs.iter().any(|b| b.ty == BlobType::Data)
+                    && blobs.iter().any(|b| b.ty == BlobType::Tree);
+                if mixed {
+                    r.hints
+                        .push(format!("pack {} mixes data and tree blobs", id.short()));
+                }
+            }
+        }
+    }
+    for id in on_disk.keys() {
+        if !indexed.contains_key(id) {
+            r.hints.push(format!(
+                "pack {} is not referenced by any index (orphaned)",
+                id.short()
+            ));
+        }
+    }
+
+    // Snapshots and trees.
+    let (snaps, bad) = repo.snapshots_with_errors().await?;
+    for e in bad {
+        r.errors.push(e.to_string());
+    }
+    r.snapshots = snaps.len() as u64;
+    let mut used: HashSet<(BlobType, Id)> = HashSet::new();
+    let mut tree_ok: HashMap<Id, bool> = HashMap::new();
+    for (sid, snap) in &snaps {
+        let ok = match snap.tree {
+            Some(t) => walk(repo, &index, t, &mut used, &mut tree_ok, &mut r.errors).await,
+            None => {
+                r.errors.push(format!("snapshot {sid}: has no tree"));
+                false
+            }
+        };
+        if !ok {
+            r.damaged_snapshots.push(*sid);
+        }
+    }
+    let unused = index
+        .iter()
+        .filter(|(t, id, _)| !used.contains(&(*t, *id)))
+        .count();
+    if unused > 0 {
+        r.hints.push(format!(
+            "{unused} blobs are not referenced by any snapshot (prune removes them)"
+        ));
+    }
+
+    // Data.
+    let mut to_read: Vec<Id> = indexed
+        .keys()
+        .filter(|id| !bad_packs.contains(id))
+        .copied()
+        .collect();
+    to_read.sort();
+    to_read = select(to_read, read_data);
+    let total = to_read.len() as u64;
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let indexed = Arc::new(indexed);
+    let results: Vec<(Id, Vec<String>)> = stream::iter(to_read)
+        .map(|id| {
+            let indexed = indexed.clone();
+            let done = done.clone();
+            let on_pack = on_pack.clone();
+            async move {
+                let errs = match repo.backend().read(FileType::Pack, &id, None).await {
+                    Ok(bytes) => {
+                        let key = repo.key().clone();
+                        crate::cpu::spawn(move || {
+                            verify_pack(&key, id, &bytes, indexed.get(&id).map_or(&[][..], |v| v))
+                        })
+                        .await
+                    }
+                    Err(e) => vec![format!("pack {id}: {e}")],
+                };
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if let Some(f) = &on_pack {
+                    f(n, total);
+                }
+                (id, errs)
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    r.packs_read = total;
+    for (id, errs) in results {
+        if !errs.is_empty() {
+            r.damaged_packs.push(id);
+            bad_packs.insert(id);
+            r.errors.extend(errs);
+        }
+    }
+    // Snapshots using damaged packs.
+    if !r.damaged_packs.is_empty() {
+        let damaged: HashSet<Id> = r.damaged_packs.iter().copied().collect();
+        for (sid, snap) in &snaps {
+            if r.damaged_snapshots.contains(sid) {
+                continue;
+            }
+            let mut seen = HashSet::new();
+            let Some(t) = snap.tree else { continue };
+            if uses_packs(repo, &index, t, &damaged, &mut seen).await {
+                r.damaged_snapshots.push(*sid);
+            }
+        }
+        r.damaged_packs.sort();
+    }
+    Ok(r)
+}
+
+fn select(mut packs: Vec<Id>, how: ReadData) -> Vec<Id> {
+    match how {
+        ReadData::None => Vec::new(),
+        ReadData::All => packs,
+        ReadData::Subset(n, t) => packs
+            .into_iter()
+            .filter(|id| u32::from(id.0[0]) % t == (n - 1) % t)
+            .collect(),
+        ReadData::Percent(p) => {
+            use rand::seq::SliceRandom;
+            packs.shuffle(&mut rand::thread_rng());
+            let k = ((packs.len() as f64) * p / 100.0).ceil() as usize;
+            packs.truncate(k.min(packs.len()));
+            packs
+        }
+    }
+}
+
+/// Walks a tree; returns false if anything below it is missing or damaged.
+async fn walk(
+    repo: &Repository,
+    index: &IndexLookup,
+    root: Id,
+    used: &mut HashSet<(BlobType, Id)>,
+    tree_ok: &mut HashMap<Id, bool>,
+    errors: &mut Vec<String>,
+) -> bool {
+    // Iterative post-order is not needed: a tree's verdict is only cached once
+    // computed; a DAG revisit of an unfinished tree cannot happen (no cycles).
+    let mut ok = true;
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        if let Some(&v) = tree_ok.get(&id) {
+            ok &= v;
+            continue;
+        }
+        used.insert((BlobType::Tree, id));
+        let tree = match repo.read_tree(index, &id).await {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(format!("tree {id}: {e}"));
+                tree_ok.insert(id, false);
+                ok = false;
+                continue;
+            }
+        };
+        let mut this_ok = true;
+        for n in &tree.nodes {
+            let name = String::from_utf8_lossy(&n.name);
+            if n.name.is_empty() {
+                errors.push(format!("tree {id}: node with an empty name"));
+                this_ok = false;
+            }
+            match n.node_type {
+                NodeType::File => match &n.content {
+                    None => {
+                        errors.push(format!("tree {id}: file {name:?} has no content list"));
+                        this_ok = false;
+                    }
+                    Some(c) => {
+                        for b in c {
+                            used.insert((BlobType::Data, *b));
+                            if !index.contains(BlobType::Data, b) {
+                                errors.push(format!("tree {id}: file {name:?}: data blob {b} not found in the index"));
+                                this_ok = false;
+                            }
+                        }
+                    }
+                },
+                NodeType::Dir => match n.subtree {
+                    Some(s) if !s.is_null() => stack.push(s),
+                    _ => {
+                        errors.push(format!("tree {id}: directory {name:?} has no subtree"));
+                        this_ok = false;
+                    }
+                },
+                NodeType::Symlink
+                | NodeType::Dev
+                | NodeType::CharDev
+                | NodeType::Fifo
+                | NodeType::Socket => {}
+                ref other => {
+                    errors.push(format!(
+                        "tree {id}: node {name:?} has invalid type {other:?}"
+                    ));
+                    this_ok = false;
+                }
+            }
+        }
+        tree_ok.insert(id, this_ok);
+        ok &= this_ok;
+    }
+    ok
+}
+
+async fn uses_packs(
+    repo: &Repository,
+    index: &IndexLookup,
+    root: Id,
+    damaged: &HashSet<Id>,
+    seen: &mut HashSet<Id>,
+) -> bool {
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        if index
+            .get_all(BlobType::Tree, &id)
+            .iter()
+            .all(|l| damaged.contains(&l.pack))
+        {
+            return true;
+        }
+        let Ok(tree) = repo.read_tree(index, &id).await else {
+            return true;
+        };
+        for n in &tree.nodes {
+            for b in n.content.iter().flatten() {
+                let locs = index.get_all(BlobType::Data, b);
+                if !locs.is_empty() && locs.iter().all(|l| damaged.contains(&l.pack)) {
+                    return true;
+                }
+            }
+            if let Some(s) = n.subtree {
+                stack.push(s);
+            }
+        }
+    }
+    false
+}
+
+/// Verifies one pack's bytes against its id, its header and its index entries.
+fn verify_pack(
+    key: &stash_repo_format::crypto::Key,
+    id: Id,
+    bytes: &[u8],
+    indexed: &[PackedBlob],
+) -> Vec<String> {
+    let mut errs = Vec::new();
+    let got = Id::hash(bytes);
+    if got != id {
+        errs.push(format!(
+            "pack {id}: content hashes to {got} (the file is damaged)"
+        ));
+    }
+    let header = match pack::parse_pack(key, bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            errs.push(format!("pack {id}: header: {e}"));
+            return errs;
+        }
+    };
+    let mut by_key: HashMap<(BlobType, Id, u32), &PackedBlob> = HashMap::new();
+    for b in indexed {
+        by_key.insert((b.ty, b.id, b.offset), b);
+    }
+    for h in &header {
+        match by_key.get(&(h.ty, h.id, h.offset)) {
+            Some(ix) if **ix == *h => {}
+            Some(_) => errs.push(format!(
+                "pack {id}: blob {} differs between header and index",
+                h.id
+            )),
+            None => errs.push(format!(
+                "pack {id}: blob {} is in the header but not in the index",
+                h.id
+            )),
+        }
+        let sealed = &bytes[h.offset as usize..(h.offset + h.length) as usize];
+        if let Err(e) = blob::decode(key, &h.id, sealed, h.uncompressed_length) {
+            errs.push(format!("pack {id}: {} blob {}: {e}", h.ty, h.id));
+        }
+    }
+    if header.len() != indexed.len() {
+        errs.push(format!(
+            "pack {id}: header lists {} blobs, the index {}",
+            header.len(),
+            indexed.len()
+        ));
+    }
+    errs
+}

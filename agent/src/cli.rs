@@ -1,0 +1,184 @@
+//! The `stash` command line: restic's verbs and flag names, one file per command.
+//!
+//! Exit codes (restic's): 0 ok, 1 error, 3 backup finished but some files could not
+//! be read, 10 no repository, 11 lock conflict, 12 wrong password, 130 interrupted.
+
+mod backup;
+mod cat;
+mod check;
+mod init;
+mod key;
+mod ls;
+mod password;
+mod progress;
+mod restore;
+mod snapshots;
+
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    backend::{open_location, Backend},
+    error::Error,
+    repository::{self, Repository},
+};
+
+/// Restic-compatible backups with a native engine.
+#[derive(Debug, Parser)]
+#[command(name = "stash", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, clap::Args, Clone)]
+pub struct Global {
+    /// Repository location (local path, or memory:NAME).
+    #[arg(short = 'r', long = "repo", env = "RESTIC_REPOSITORY", global = true)]
+    repo: Option<String>,
+    /// File holding the repository password.
+    #[arg(
+        short = 'p',
+        long = "password-file",
+        env = "RESTIC_PASSWORD_FILE",
+        global = true
+    )]
+    password_file: Option<std::path::PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new repository.
+    Init(init::Args),
+    /// Back up files, directories or stdin into a new snapshot.
+    Backup(backup::Args),
+    /// Restore a snapshot into a directory.
+    Restore(restore::Args),
+    /// List snapshots.
+    Snapshots(snapshots::Args),
+    /// List the files of a snapshot.
+    Ls(ls::Args),
+    /// Print an internal repository object.
+    Cat(cat::Args),
+    /// Write one file of a snapshot to stdout.
+    Dump(ls::DumpArgs),
+    /// Manage passwords (key files).
+    Key(key::Args),
+    /// Check the repository for errors.
+    Check(check::Args),
+}
+
+impl Global {
+    fn location(&self) -> anyhow::Result<String> {
+        self.repo.clone().ok_or_else(|| {
+            anyhow::anyhow!("no repository given: use -r/--repo or set RESTIC_REPOSITORY")
+        })
+    }
+
+    fn backend(&self, create: bool) -> anyhow::Result<Arc<dyn Backend>> {
+        Ok(open_location(&self.location()?, create)?)
+    }
+
+    async fn open(&self) -> anyhow::Result<Repository> {
+        let backend = self.backend(false)?;
+        if !backend.has_config().await? {
+            return Err(Error::NoRepository(backend.location()).into());
+        }
+        let pw = password::get(self, false)?;
+        Ok(repository::open(backend, pw.as_bytes()).await?)
+    }
+
+    fn print_json(&self, v: &impl serde::Serialize) {
+        if let Ok(s) = serde_json::to_string(v) {
+            println!("{s}");
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    match e.downcast_ref::<Error>() {
+        Some(Error::NoRepository(_)) => 10,
+        Some(Error::Locked(_)) => 11,
+        Some(Error::WrongPassword) => 12,
+        Some(Error::Interrupted) => 130,
+        _ => 1,
+    }
+}
+
+/// Parses arguments, runs the command, returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async move {
+        let run = run(cli);
+        tokio::select! {
+            r = run => match r {
+                Ok(code) => code,
+                Err(e) => {
+                    repository::lock::release_all().await;
+                    eprintln!("error: {}", one_line(&e));
+                    exit_code(&e)
+                }
+            },
+            _ = tokio::signal::ctrl_c() => {
+                repository::lock::release_all().await;
+                eprintln!("interrupted");
+                130
+            }
+        }
+    })
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::run(g, a).await,
+        Command::Backup(a) => backup::run(g, a).await,
+        Command::Restore(a) => restore::run(g, a).await,
+        Command::Snapshots(a) => snapshots::run(g, a).await,
+        Command::Ls(a) => ls::run(g, a).await,
+        Command::Cat(a) => cat::run(g, a).await,
+        Command::Dump(a) => ls::dump(g, a).await,
+        Command::Key(a) => key::run(g, a).await,
+        Command::Check(a) => check::run(g, a).await,
+    }
+}

@@ -1,0 +1,178 @@
+//! `stash backup`
+
+use std::{path::PathBuf, sync::Arc};
+
+use serde_json::json;
+use stash_repo_format::gotime::GoTime;
+
+use super::{progress, Global};
+use crate::backup::{backup, backup_stdin, BackupOptions, Counters};
+
+/// Arguments of `backup`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files and directories to back up.
+    paths: Vec<PathBuf>,
+    /// Host name for the snapshot.
+    #[arg(long, visible_alias = "hostname")]
+    host: Option<String>,
+    /// Tag the snapshot (repeatable; `a,b` adds two tags).
+    #[arg(long = "tag", value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Snapshot time instead of now (`2006-01-02 15:04:05`, local time, or RFC 3339).
+    #[arg(long)]
+    time: Option<String>,
+    /// Exclude paths matching this pattern (repeatable).
+    #[arg(short = 'e', long = "exclude")]
+    exclude: Vec<String>,
+    /// Read patterns to exclude from a file (repeatable).
+    #[arg(long = "exclude-file")]
+    exclude_file: Vec<PathBuf>,
+    /// Re-read all files even when unchanged since the parent snapshot.
+    #[arg(short, long)]
+    force: bool,
+    /// Use this snapshot as the parent instead of the latest one with the same host and paths.
+    #[arg(long)]
+    parent: Option<String>,
+    /// Read the content to back up from stdin.
+    #[arg(long)]
+    stdin: bool,
+    /// File name for the stdin content.
+    #[arg(long = "stdin-filename", default_value = "stdin")]
+    stdin_filename: String,
+    /// Pack size in MiB (4 to 128).
+    #[arg(long = "pack-size", env = "RESTIC_PACK_SIZE")]
+    pack_size: Option<usize>,
+}
+
+fn parse_time(s: &str) -> anyhow::Result<GoTime> {
+    if let Ok(t) = GoTime::parse(s) {
+        return Ok(t);
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .map_err(|_| anyhow::anyhow!("invalid --time {s:?}: use \"2006-01-02 15:04:05\""))?;
+    let local = naive
+        .and_local_timezone(chrono::Local)
+        .earliest()
+        .ok_or_else(|| anyhow::anyhow!("invalid --time {s:?}: not a valid local time"))?;
+    Ok(GoTime::new(local.fixed_offset()))
+}
+
+pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
+    let mut excludes = a.exclude.clone();
+    for f in &a.exclude_file {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+        excludes.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    if let Some(p) = a.pack_size {
+        anyhow::ensure!(
+            (4..=128).contains(&p),
+            "--pack-size must be between 4 and 128 MiB"
+        );
+    }
+    let opts = BackupOptions {
+        targets: a.paths.clone(),
+        host: a.host.clone(),
+        tags: a.tags.iter().filter(|t| !t.is_empty()).cloned().collect(),
+        time: a.time.as_deref().map(parse_time).transpose()?,
+        excludes,
+        force: a.force,
+        parent: a.parent.clone(),
+        pack_size: a.pack_size.map(|m| m << 20),
+    };
+    if a.stdin && !a.paths.is_empty() {
+        anyhow::bail!("--stdin and paths cannot be used together");
+    }
+    let repo = g.open().await?;
+    let counters = Arc::new(Counters::default());
+    let c = counters.clone();
+    let bar = progress::start(g, move || {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            c.bytes_done.load(Relaxed),
+            c.bytes_total.load(Relaxed),
+            format!(
+                "{}/{} files",
+                c.files_done.load(Relaxed),
+                c.files.load(Relaxed)
+            ),
+        )
+    });
+    let res = if a.stdin {
+        backup_stdin(
+            &repo,
+            &opts,
+            &a.stdin_filename,
+            Box::new(std::io::stdin()),
+            counters,
+        )
+        .await
+    } else {
+        backup(&repo, &opts, counters).await
+    };
+    drop(bar);
+    let r = res?;
+    let s = &r.summary;
+    if g.json {
+        let mut v = serde_json::to_value(s)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("message_type".into(), json!("summary"));
+            o.insert("snapshot_id".into(), json!(r.snapshot_id.to_string()));
+            if let Some(p) = r.parent {
+                o.insert("parent".into(), json!(p.to_string()));
+            }
+        }
+        g.print_json(&v);
+    } else if !g.quiet {
+        if let Some(p) = r.parent {
+            println!("using parent snapshot {}", p.short());
+        }
+        println!(
+            "Files:       {:>6} new, {:>6} changed, {:>6} unmodified",
+            s.files_new, s.files_changed, s.files_unmodified
+        );
+        println!(
+            "Dirs:        {:>6} new, {:>6} changed, {:>6} unmodified",
+            s.dirs_new, s.dirs_changed, s.dirs_unmodified
+        );
+        println!(
+            "Added to the repository: {} ({} stored)",
+            human(s.data_added),
+            human(s.data_added_packed)
+        );
+        println!(
+            "\nprocessed {} files, {} in {:.2}s",
+            s.total_files_processed,
+            human(s.total_bytes_processed),
+            s.total_duration
+        );
+        println!("snapshot {} saved", r.snapshot_id.short());
+    }
+    if s.errors > 0 {
+        eprintln!("Warning: at least one source file could not be read");
+        return Ok(3);
+    }
+    Ok(0)
+}
+
+/// Bytes in restic's style (binary units).
+pub fn human(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.3} {}", U[i])
+    }
+}

@@ -1,0 +1,102 @@
+//! `stash snapshots`
+
+use serde_json::json;
+
+use super::Global;
+use crate::repository::files::SnapshotFilter;
+
+/// Arguments of `snapshots`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only snapshots of this host (repeatable).
+    #[arg(long)]
+    host: Vec<String>,
+    /// Only snapshots with these tags (`a,b` needs both; repeat for either).
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Only snapshots with this path (repeatable).
+    #[arg(long)]
+    path: Vec<String>,
+    /// Only the latest n snapshots per host and paths.
+    #[arg(long)]
+    latest: Option<usize>,
+}
+
+pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
+    let repo = g.open().await?;
+    let filter = SnapshotFilter {
+        hosts: a.host.clone(),
+        paths: a.path.clone(),
+        tags: a
+            .tag
+            .iter()
+            .map(|t| t.split(',').map(String::from).collect())
+            .collect(),
+    };
+    let mut snaps: Vec<_> = repo
+        .snapshots()
+        .await?
+        .into_iter()
+        .filter(|(_, s)| filter.matches(s))
+        .collect();
+    if let Some(n) = a.latest {
+        let mut seen: std::collections::HashMap<(String, Vec<String>), usize> = Default::default();
+        let mut keep = Vec::new();
+        for (id, s) in snaps.into_iter().rev() {
+            let mut p = s.paths.clone();
+            p.sort();
+            let c = seen.entry((s.hostname.clone(), p)).or_default();
+            if *c < n {
+                *c += 1;
+                keep.push((id, s));
+            }
+        }
+        keep.reverse();
+        snaps = keep;
+    }
+    if g.json {
+        let v: Vec<serde_json::Value> = snaps
+            .iter()
+            .map(|(id, s)| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("id".into(), json!(id.to_string()));
+                    o.insert("short_id".into(), json!(id.short()));
+                }
+                v
+            })
+            .collect();
+        g.print_json(&v);
+        return Ok(0);
+    }
+    println!(
+        "{:<8}  {:<19}  {:<12}  {:<12}  Paths",
+        "ID", "Time", "Host", "Tags"
+    );
+    println!("{}", "-".repeat(72));
+    for (id, s) in &snaps {
+        let time = s
+            .time
+            .datetime()
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        for (i, p) in s.paths.iter().enumerate() {
+            if i == 0 {
+                println!(
+                    "{:<8}  {:<19}  {:<12}  {:<12}  {}",
+                    id.short(),
+                    time,
+                    s.hostname,
+                    s.tags.join(","),
+                    p
+                );
+            } else {
+                println!("{:<8}  {:<19}  {:<12}  {:<12}  {}", "", "", "", "", p);
+            }
+        }
+    }
+    println!("{}", "-".repeat(72));
+    println!("{} snapshots", snaps.len());
+    Ok(0)
+}

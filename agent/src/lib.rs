@@ -1,0 +1,21 @@
+//! The stash engine: reads and writes restic repositories natively.
+//!
+//! - [`backend`]: opaque bytes on a store (local disk, memory, cloud via `object_store`).
+//! - [`repository`]: an open repository: keys, config, encrypted files, the index,
+//!   the blob saver, locks.
+//! - [`backup`], [`restore`], [`check`]: the operations.
+//! - [`cpu`]: the only bridge from async code to the CPU pool.
+//!
+//! The `stash` binary ([`cli`]) is a thin client of this library.
+
+pub mod backend;
+pub mod backup;
+pub mod check;
+pub mod cli;
+pub mod cpu;
+pub mod error;
+pub mod repository;
+pub mod restore;
+mod sys;
+
+pub use error::{Error, Result};

@@ -1,0 +1,5 @@
+//! `stash`: restic-compatible backups with a native engine.
+
+fn main() {
+    std::process::exit(stash_agent::cli::main());
+}

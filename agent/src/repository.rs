@@ -1,0 +1,140 @@
+//! An open repository: backend, master key and config, with typed access to its
+//! encrypted files and blobs.
+//!
+//! Opening ([`open`]) searches the key files for one the password unlocks. The index
+//! ([`index_load`]) is loaded on demand into an immutable [`IndexLookup`]; blobs are
+//! read through it ([`Repository::read_blob`]) and written through a [`BlobSaver`].
+
+pub mod blob_saver;
+pub mod files;
+pub mod index_load;
+pub mod lock;
+pub mod open;
+
+use std::sync::Arc;
+
+use stash_repo_format::{
+    blob::{self, BlobType},
+    config::Config,
+    crypto::Key,
+    index::IndexLookup,
+    Id,
+};
+
+use crate::{
+    backend::Backend,
+    error::{Error, Result},
+};
+
+pub use blob_saver::BlobSaver;
+pub use open::{init, open, InitOptions};
+
+/// An open repository.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    key: Key,
+    config: Config,
+    key_id: Id,
+}
+
+impl Repository {
+    /// The storage backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The master key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The repository config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The key file the password opened.
+    pub fn key_id(&self) -> Id {
+        self.key_id
+    }
+
+    /// Zstd level for blobs, or `None` in a version 1 repository.
+    pub fn compression(&self) -> Option<i32> {
+        self.config
+            .compression()
+            .then_some(stash_repo_format::compress::DEFAULT_LEVEL)
+    }
+
+    /// Reads, verifies and decodes one blob.
+    ///
+    /// # Errors
+    /// [`Error::MissingBlob`] if it is not indexed, a backend error, or
+    /// [`Error::BadBlob`] when every stored copy fails to decode.
+    pub async fn read_blob(&self, index: &IndexLookup, ty: BlobType, id: &Id) -> Result<Vec<u8>> {
+        let locs = index.get_all(ty, id);
+        if locs.is_empty() {
+            return Err(Error::MissingBlob {
+                ty: ty.as_str(),
+                id: *id,
+            });
+        }
+        let mut last = None;
+        for loc in locs {
+            let range = u64::from(loc.offset)..u64::from(loc.offset) + u64::from(loc.length);
+            let sealed = match self
+                .backend
+                .read(
+                    stash_repo_format::file_type::FileType::Pack,
+                    &loc.pack,
+                    Some(range),
+                )
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let key = self.key.clone();
+            let id = *id;
+            let res = crate::cpu::spawn(move || {
+                blob::decode(&key, &id, &sealed, loc.uncompressed_length)
+            })
+            .await;
+            match res {
+                Ok(plain) => return Ok(plain),
+                Err(source) => {
+                    last = Some(Error::BadBlob {
+                        ty: ty.as_str(),
+                        id,
+                        pack: loc.pack,
+                        source,
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or(Error::MissingBlob {
+            ty: ty.as_str(),
+            id: *id,
+        }))
+    }
+
+    /// Reads and decodes a tree.
+    ///
+    /// # Errors
+    /// As [`Repository::read_blob`], or [`Error::Damaged`] for a malformed tree.
+    pub async fn read_tree(
+        &self,
+        index: &IndexLookup,
+        id: &Id,
+    ) -> Result<stash_repo_format::tree::Tree> {
+        let bytes = self.read_blob(index, BlobType::Tree, id).await?;
+        stash_repo_format::tree::Tree::decode(&bytes).map_err(|e| Error::Damaged {
+            ty: "tree",
+            id: id.to_string(),
+            source: e,
+        })
+    }
+}

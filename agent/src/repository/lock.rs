@@ -1,0 +1,200 @@
+//! Repository locks, following restic's protocol: a lock is an encrypted file in
+//! `locks/`; an exclusive lock conflicts with every other lock, a shared one only with
+//! exclusive locks. Held locks are refreshed every 5 minutes (a new file, then the old
+//! one deleted) and removed when the guard is released, also on Ctrl-C through
+//! [`release_all`].
+//!
+//! Stale locks (not refreshed for 30 minutes, or held by a process of this host that
+//! no longer exists) do not block us: they are removed, and the removal is reported.
+
+use std::{
+    sync::{Arc, Mutex, OnceLock, PoisonError},
+    time::Duration,
+};
+
+use stash_repo_format::{file_type::FileType, gotime::GoTime, lock::Lock, Id};
+use tokio::task::JoinHandle;
+
+use super::{
+    open::{hostname, username},
+    Repository,
+};
+use crate::error::{Error, Result};
+
+const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+/// restic re-checks for a conflicting lock this long after writing its own.
+const RECHECK_AFTER: Duration = Duration::from_millis(200);
+
+type Held = (Repository, Arc<Mutex<Id>>);
+
+fn registry() -> &'static Mutex<Vec<Held>> {
+    static R: OnceLock<Mutex<Vec<Held>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// A held lock. Call [`LockGuard::release`] when done; [`release_all`] covers
+/// interrupted runs.
+#[derive(Debug)]
+pub struct LockGuard {
+    repo: Repository,
+    current: Arc<Mutex<Id>>,
+    refresher: JoinHandle<()>,
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn new_lock(exclusive: bool) -> Lock {
+    Lock {
+        time: GoTime::now(),
+        exclusive,
+        hostname: hostname(),
+        username: username(),
+        pid: std::process::id(),
+        uid: current_uid(),
+        gid: current_gid(),
+    }
+}
+
+fn current_uid() -> u32 {
+    proc_status_field("Uid:")
+}
+
+fn current_gid() -> u32 {
+    proc_status_field("Gid:")
+}
+
+fn proc_status_field(name: &str) -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Describes a lock for messages.
+pub fn describe(id: &Id, l: &Lock) -> String {
+    format!(
+        "{} lock {} by PID {} on {} by {} created at {}",
+        if l.exclusive { "exclusive" } else { "shared" },
+        id.short(),
+        l.pid,
+        l.hostname,
+        l.username,
+        l.time
+    )
+}
+
+impl Repository {
+    /// All readable lock files (zero-byte files are skipped, as restic does).
+    ///
+    /// # Errors
+    /// Backend errors; an unreadable lock file is an error naming it.
+    pub async fn list_locks(&self) -> Result<Vec<(Id, Lock)>> {
+        let mut out = Vec::new();
+        for (id, size) in self.backend().list(FileType::Lock).await? {
+            if size == 0 {
+                continue;
+            }
+            match self.load_json::<Lock>(FileType::Lock, &id).await {
+                Ok(l) => out.push((id, l)),
+                // Deleted between list and read: its holder released it.
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn check_conflicts(&self, exclusive: bool, own: Option<&Id>) -> Result<()> {
+        let now = GoTime::now();
+        let host = hostname();
+        for (id, l) in self.list_locks().await? {
+            if Some(&id) == own {
+                continue;
+            }
+            if l.is_stale(&now, &host, pid_alive) {
+                eprintln!("removing stale {}", describe(&id, &l));
+                self.backend().remove(FileType::Lock, &id).await?;
+                continue;
+            }
+            if exclusive || l.exclusive {
+                return Err(Error::Locked(describe(&id, &l)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a lock, shared or exclusive.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] naming a conflicting live lock; backend errors.
+    pub async fn lock(&self, exclusive: bool) -> Result<LockGuard> {
+        self.check_conflicts(exclusive, None).await?;
+        let id = self.save_json(FileType::Lock, &new_lock(exclusive)).await?;
+        tokio::time::sleep(RECHECK_AFTER).await;
+        if let Err(e) = self.check_conflicts(exclusive, Some(&id)).await {
+            let _ = self.backend().remove(FileType::Lock, &id).await;
+            return Err(e);
+        }
+        let current = Arc::new(Mutex::new(id));
+        let refresher = tokio::spawn(refresh_loop(self.clone(), current.clone(), exclusive));
+        registry()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((self.clone(), current.clone()));
+        Ok(LockGuard {
+            repo: self.clone(),
+            current,
+            refresher,
+        })
+    }
+}
+
+async fn refresh_loop(repo: Repository, current: Arc<Mutex<Id>>, exclusive: bool) {
+    loop {
+        tokio::time::sleep(REFRESH_EVERY).await;
+        match repo.save_json(FileType::Lock, &new_lock(exclusive)).await {
+            Ok(new) => {
+                let old = std::mem::replace(
+                    &mut *current.lock().unwrap_or_else(PoisonError::into_inner),
+                    new,
+                );
+                if let Err(e) = repo.backend().remove(FileType::Lock, &old).await {
+                    tracing::warn!("removing old lock {}: {e}", old.short());
+                }
+            }
+            Err(e) => tracing::warn!("refreshing lock: {e}"),
+        }
+    }
+}
+
+impl LockGuard {
+    /// Stops refreshing and deletes the lock file.
+    ///
+    /// # Errors
+    /// Backend errors while deleting.
+    pub async fn release(self) -> Result<()> {
+        self.refresher.abort();
+        let id = *self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        registry()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(_, c)| !Arc::ptr_eq(c, &self.current));
+        self.repo.backend().remove(FileType::Lock, &id).await
+    }
+}
+
+/// Deletes every lock this process holds; for Ctrl-C and fatal errors.
+pub async fn release_all() {
+    let held: Vec<Held> =
+        std::mem::take(&mut *registry().lock().unwrap_or_else(PoisonError::into_inner));
+    for (repo, cur) in held {
+        let id = *cur.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = repo.backend().remove(FileType::Lock, &id).await;
+    }
+}

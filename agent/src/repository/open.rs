@@ -1,0 +1,151 @@
+//! Creating and opening repositories: key files first, then the config.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use stash_repo_format::{
+    config::Config,
+    crypto::Key,
+    file_type::FileType,
+    key::{KdfParams, KeyFile},
+    FormatError, Id,
+};
+
+use super::Repository;
+use crate::{
+    backend::Backend,
+    error::{Error, Result},
+};
+
+/// restic tries at most this many key files per open.
+const MAX_KEYS_TRIED: usize = 20;
+
+/// Choices for a new repository.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Format version, 1 or 2.
+    pub version: u32,
+    /// Use FastCDC instead of restic's Rabin chunker for new data.
+    pub fastcdc: bool,
+    /// scrypt parameters for the first key (default if `None`).
+    pub kdf: Option<KdfParams>,
+}
+
+/// Host name for key and lock files (and the default snapshot host).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// User name for key and lock files.
+pub fn username() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default()
+}
+
+/// Writes a new key file for `master` under `password`; returns its id.
+///
+/// # Errors
+/// Key derivation or backend errors.
+pub async fn add_key(
+    backend: &Arc<dyn Backend>,
+    master: &Key,
+    password: &[u8],
+    params: KdfParams,
+) -> Result<Id> {
+    let master = master.clone();
+    let password = password.to_vec();
+    let kf = crate::cpu::spawn(move || {
+        KeyFile::create(&master, &password, params, &username(), &hostname())
+    })
+    .await
+    .map_err(|e| Error::damaged(FileType::Key, "new", e))?;
+    let bytes = kf.to_bytes();
+    let id = Id::hash(&bytes);
+    backend
+        .write(FileType::Key, &id, Bytes::from(bytes))
+        .await?;
+    Ok(id)
+}
+
+/// Creates a repository in an empty location.
+///
+/// # Errors
+/// [`Error::AlreadyInitialized`] if a config exists; backend errors.
+pub async fn init(
+    backend: Arc<dyn Backend>,
+    password: &[u8],
+    opts: InitOptions,
+) -> Result<Repository> {
+    if backend.has_config().await? {
+        return Err(Error::AlreadyInitialized(backend.location()));
+    }
+    let version = if opts.version == 0 { 2 } else { opts.version };
+    let config = Config::new(version, opts.fastcdc).map_err(|e| Error::Usage(e.to_string()))?;
+    backend.create().await?;
+    let key = Key::random();
+    let key_id = add_key(&backend, &key, password, opts.kdf.unwrap_or_default()).await?;
+    let sealed = key.seal(&config.to_json());
+    backend
+        .write(FileType::Config, &Id::default(), Bytes::from(sealed))
+        .await?;
+    Ok(Repository {
+        backend,
+        key,
+        config,
+        key_id,
+    })
+}
+
+/// Tries each key file with `password` and returns the master key and key id.
+async fn find_key(backend: &Arc<dyn Backend>, password: &[u8]) -> Result<(Key, Id)> {
+    let mut keys = backend.list(FileType::Key).await?;
+    keys.sort_by_key(|(id, _)| *id);
+    let mut damaged = None;
+    for (id, _) in keys.into_iter().take(MAX_KEYS_TRIED) {
+        let bytes = backend.read(FileType::Key, &id, None).await?;
+        let kf = match KeyFile::from_bytes(&bytes) {
+            Ok(k) => k,
+            Err(e) => {
+                damaged = Some(Error::damaged(FileType::Key, id, e));
+                continue;
+            }
+        };
+        let pw = password.to_vec();
+        match crate::cpu::spawn(move || kf.open(&pw)).await {
+            Ok(k) => return Ok((k, id)),
+            Err(FormatError::MacMismatch) => continue,
+            Err(e) => damaged = Some(Error::damaged(FileType::Key, id, e)),
+        }
+    }
+    Err(damaged.unwrap_or(Error::WrongPassword))
+}
+
+/// Opens an existing repository with `password`.
+///
+/// # Errors
+/// [`Error::NoRepository`] without a config, [`Error::WrongPassword`] if no key
+/// opens, [`Error::Damaged`] for an unreadable config.
+pub async fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+    if !backend.has_config().await? {
+        return Err(Error::NoRepository(backend.location()));
+    }
+    let (key, key_id) = find_key(&backend, password).await?;
+    let sealed = backend.read(FileType::Config, &Id::default(), None).await?;
+    let plain = key
+        .open(&sealed)
+        .map_err(|e| Error::damaged(FileType::Config, "config", e))?;
+    let config =
+        Config::from_json(&plain).map_err(|e| Error::damaged(FileType::Config, "config", e))?;
+    Ok(Repository {
+        backend,
+        key,
+        config,
+        key_id,
+    })
+}

@@ -1,0 +1,35 @@
+//! The few system calls std does not offer: creating fifos and device nodes.
+//! This is the only module with `unsafe`; each call passes a NUL-terminated path
+//! that lives for the duration of the call.
+#![allow(unsafe_code)]
+
+use std::{ffi::CString, io, os::unix::ffi::OsStrExt, path::Path};
+
+fn cpath(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// Creates a named pipe.
+pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let r = unsafe { libc::mkfifo(c.as_ptr(), mode as libc::mode_t) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Creates a block or character device node (needs privileges).
+pub fn mknod(path: &Path, mode: u32, dev: u64) -> io::Result<()> {
+    let c = cpath(path)?;
+    // SAFETY: as in `mkfifo`; mknod reads only its arguments.
+    let r = unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, dev as libc::dev_t) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

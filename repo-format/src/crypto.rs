@@ -1,0 +1,269 @@
+//! Authenticated encryption of every repository object: AES-256-CTR, then
+//! Poly1305-AES over the ciphertext (restic's encrypt-then-MAC construction).
+//!
+//! Layout of a sealed object: `IV(16) || CT || MAC(16)`. The IV is the initial
+//! 128-bit big-endian counter block and also the Poly1305-AES nonce. The MAC is
+//! always verified before any byte is decrypted, so damaged or forged data is never
+//! handed to a parser.
+
+use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use poly1305::Poly1305;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{FormatError, Result};
+
+/// Bytes added to a plaintext by sealing: IV and MAC.
+pub const OVERHEAD: usize = 32;
+const IV_LEN: usize = 16;
+const MAC_LEN: usize = 16;
+
+type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
+
+/// The repository master key, or a user key derived from a password: one AES-256 key
+/// for encryption and a Poly1305-AES key pair (`k` for AES-128, `r` for Poly1305).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key {
+    encrypt: [u8; 32],
+    mac_k: [u8; 16],
+    mac_r: [u8; 16],
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+impl Key {
+    /// A fresh random key, as `init` creates for a new repository.
+    pub fn random() -> Self {
+        let mut k = Key {
+            encrypt: [0; 32],
+            mac_k: [0; 16],
+            mac_r: [0; 16],
+        };
+        let mut rng = rand::thread_rng();
+        rng.fill_bytes(&mut k.encrypt);
+        rng.fill_bytes(&mut k.mac_k);
+        rng.fill_bytes(&mut k.mac_r);
+        k
+    }
+
+    /// Splits 64 bytes of KDF output into encryption key, MAC `k` and MAC `r`.
+    pub fn from_kdf_output(dk: &[u8; 64]) -> Self {
+        let mut k = Key {
+            encrypt: [0; 32],
+            mac_k: [0; 16],
+            mac_r: [0; 16],
+        };
+        k.encrypt.copy_from_slice(&dk[..32]);
+        k.mac_k.copy_from_slice(&dk[32..48]);
+        k.mac_r.copy_from_slice(&dk[48..64]);
+        k
+    }
+
+    fn mac(&self, iv: &[u8; IV_LEN], ciphertext: &[u8]) -> [u8; MAC_LEN] {
+        let mut s = aes::cipher::generic_array::GenericArray::clone_from_slice(iv);
+        aes::Aes128::new((&self.mac_k).into()).encrypt_block(&mut s);
+        let mut poly_key = [0u8; 32];
+        poly_key[..16].copy_from_slice(&self.mac_r);
+        poly_key[16..].copy_from_slice(&s);
+        // The poly1305 crate clamps r itself, as restic >= 0.17 relies on Go's doing.
+        let mac = Poly1305::new((&poly_key).into());
+        let tag = mac.compute_unpadded(ciphertext);
+        tag.into()
+    }
+
+    /// Encrypts `plaintext` under a fresh random IV.
+    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+        let mut iv = [0u8; IV_LEN];
+        loop {
+            rand::thread_rng().fill_bytes(&mut iv);
+            if iv != [0u8; IV_LEN] {
+                break;
+            }
+        }
+        out.extend_from_slice(&iv);
+        out.extend_from_slice(plaintext);
+        Aes256Ctr::new((&self.encrypt).into(), (&iv).into()).apply_keystream(&mut out[IV_LEN..]);
+        let tag = self.mac(&iv, &out[IV_LEN..]);
+        out.extend_from_slice(&tag);
+        out
+    }
+
+    /// Verifies and decrypts a sealed object.
+    ///
+    /// # Errors
+    /// [`FormatError::Truncated`] for fewer than 32 bytes, [`FormatError::MacMismatch`]
+    /// when the MAC does not verify (wrong key or damaged data), and
+    /// [`FormatError::Invalid`] for an all-zero IV, which restic refuses too.
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>> {
+        let mut buf = sealed.to_vec();
+        let n = self.open_in_place(&mut buf)?;
+        buf.truncate(IV_LEN + n);
+        buf.drain(..IV_LEN);
+        Ok(buf)
+    }
+
+    /// Verifies and decrypts in place. On success the plaintext is
+    /// `buf[16..16 + n]` where `n` is the returned length.
+    ///
+    /// # Errors
+    /// As [`Key::open`].
+    pub fn open_in_place(&self, buf: &mut [u8]) -> Result<usize> {
+        if buf.len() < OVERHEAD {
+            return Err(FormatError::Truncated {
+                what: "encrypted object",
+                detail: format!("{} bytes, at least 32 needed", buf.len()),
+            });
+        }
+        let (iv_bytes, rest) = buf.split_at_mut(IV_LEN);
+        let mut iv = [0u8; IV_LEN];
+        iv.copy_from_slice(iv_bytes);
+        if iv == [0u8; IV_LEN] {
+            return Err(FormatError::invalid("encrypted object", "all-zero IV"));
+        }
+        let ct_len = rest.len() - MAC_LEN;
+        let (ct, tag) = rest.split_at_mut(ct_len);
+        let expected = self.mac(&iv, ct);
+        if !constant_time_eq(&expected, tag) {
+            return Err(FormatError::MacMismatch);
+        }
+        Aes256Ctr::new((&self.encrypt).into(), (&iv).into()).apply_keystream(ct);
+        Ok(ct_len)
+    }
+
+    /// The master key JSON restic stores (encrypted) in key files.
+    pub fn to_json(&self) -> MasterKeyJson {
+        MasterKeyJson {
+            mac: MacJson {
+                k: B64.encode(self.mac_k),
+                r: B64.encode(self.mac_r),
+            },
+            encrypt: B64.encode(self.encrypt),
+        }
+    }
+
+    /// Parses and validates restic's master key JSON.
+    ///
+    /// # Errors
+    /// [`FormatError::Invalid`] for wrong lengths or all-zero parts.
+    pub fn from_json(j: &MasterKeyJson) -> Result<Self> {
+        fn part<const N: usize>(s: &str, name: &str) -> Result<[u8; N]> {
+            let v = B64
+                .decode(s)
+                .map_err(|e| FormatError::invalid("master key", format!("{name}: {e}")))?;
+            let a: [u8; N] = v.try_into().map_err(|_| {
+                FormatError::invalid("master key", format!("{name}: expected {N} bytes"))
+            })?;
+            if a == [0u8; N] {
+                return Err(FormatError::invalid(
+                    "master key",
+                    format!("{name} is all zero"),
+                ));
+            }
+            Ok(a)
+        }
+        Ok(Key {
+            encrypt: part(&j.encrypt, "encrypt")?,
+            mac_k: part(&j.mac.k, "mac.k")?,
+            mac_r: part(&j.mac.r, "mac.r")?,
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `{"mac":{"k":..,"r":..},"encrypt":..}` as restic writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MasterKeyJson {
+    /// Poly1305-AES key pair.
+    pub mac: MacJson,
+    /// AES-256 key, base64.
+    pub encrypt: String,
+}
+
+/// The MAC part of [`MasterKeyJson`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MacJson {
+    /// AES-128 key for the nonce encryption, base64.
+    pub k: String,
+    /// Poly1305 multiplier, base64.
+    pub r: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip() {
+        let k = Key::random();
+        for len in [0usize, 1, 15, 16, 17, 1000] {
+            let pt: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let sealed = k.seal(&pt);
+            assert_eq!(sealed.len(), len + OVERHEAD);
+            assert_eq!(k.open(&sealed).unwrap(), pt);
+        }
+    }
+
+    #[test]
+    fn tamper_and_wrong_key_fail() {
+        let k = Key::random();
+        let mut sealed = k.seal(b"hello world");
+        assert!(matches!(
+            Key::random().open(&sealed),
+            Err(FormatError::MacMismatch)
+        ));
+        for i in 0..sealed.len() {
+            sealed[i] ^= 1;
+            assert!(k.open(&sealed).is_err(), "flip at {i} accepted");
+            sealed[i] ^= 1;
+        }
+        assert!(k.open(&sealed[..31]).is_err());
+        assert!(k.open(&[]).is_err());
+    }
+
+    #[test]
+    fn zero_iv_rejected() {
+        let k = Key::random();
+        assert!(k.open(&[0u8; 40]).is_err());
+    }
+
+    /// Poly1305-AES test vector from Bernstein's paper (the 2nd of its examples):
+    /// checks the r || AES_k(nonce) key construction restic uses.
+    #[test]
+    fn poly1305_aes_vector() {
+        let h = |s: &str| hex::decode(s).unwrap();
+        let mut key = Key::random();
+        key.mac_k
+            .copy_from_slice(&h("ec074c835580741701425b623235add6"));
+        key.mac_r
+            .copy_from_slice(&h("851fc40c3467ac0be05cc20404f3f700"));
+        let nonce: [u8; 16] = h("fb447350c4e868c52ac3275cf9d4327e").try_into().unwrap();
+        let tag = key.mac(&nonce, &h("f3f6"));
+        assert_eq!(hex::encode(tag), "f4c633c3044fc145f84f335cb81953de");
+    }
+
+    #[test]
+    fn master_key_json_round_trip() {
+        let k = Key::random();
+        let j = serde_json::to_string(&k.to_json()).unwrap();
+        assert!(j.starts_with("{\"mac\":{\"k\":"));
+        let back: MasterKeyJson = serde_json::from_str(&j).unwrap();
+        assert_eq!(Key::from_json(&back).unwrap(), k);
+        let zero = MasterKeyJson {
+            mac: MacJson {
+                k: B64.encode([0u8; 16]),
+                r: B64.encode([1u8; 16]),
+            },
+            encrypt: B64.encode([1u8; 32]),
+        };
+        assert!(Key::from_json(&zero).is_err());
+    }
+}

@@ -1,0 +1,315 @@
+//! Pack files: sealed blobs back to back, then the sealed header listing them, then
+//! the header's length as LE32. Offsets are implied by the order of header entries.
+//!
+//! [`PackWriter`] assembles a pack in memory; [`parse_header`] reads one from its
+//! tail. Neither does any I/O.
+
+use crate::{
+    blob::{BlobType, EncodedBlob},
+    crypto::{Key, OVERHEAD},
+    error::{FormatError, Result},
+    id::Id,
+};
+
+/// Header entry size for uncompressed blobs (type, LE32 length, id).
+pub const ENTRY_LEN: usize = 37;
+/// Header entry size for compressed blobs (adds LE32 uncompressed length).
+pub const ENTRY_LEN_COMPRESSED: usize = 41;
+/// restic's upper bound for the encrypted header, trailer included.
+pub const MAX_HEADER_LEN: usize = 16 * 1024 * 1024 + 4;
+/// How many trailing bytes a reader fetches first: the trailer and a header of up to
+/// 15 compressed entries, as restic does.
+pub const EAGER_TAIL: usize = 15 * ENTRY_LEN_COMPRESSED + OVERHEAD + 4;
+
+/// Where a blob sits in a pack, as the header and index describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackedBlob {
+    /// Blob type.
+    pub ty: BlobType,
+    /// Blob id.
+    pub id: Id,
+    /// Byte offset of the sealed blob in the pack.
+    pub offset: u32,
+    /// Sealed length.
+    pub length: u32,
+    /// Plaintext length for compressed blobs.
+    pub uncompressed_length: Option<u32>,
+}
+
+impl PackedBlob {
+    /// Length of this blob's header entry.
+    pub fn entry_len(&self) -> usize {
+        if self.uncompressed_length.is_some() {
+            ENTRY_LEN_COMPRESSED
+        } else {
+            ENTRY_LEN
+        }
+    }
+
+    /// Plaintext length (the stored length minus overhead when uncompressed).
+    pub fn data_length(&self) -> u32 {
+        self.uncompressed_length
+            .unwrap_or_else(|| self.length.saturating_sub(OVERHEAD as u32))
+    }
+}
+
+/// The size a pack must have given its blobs: what `check` compares to the real size.
+pub fn expected_size(blobs: &[PackedBlob]) -> u64 {
+    blobs
+        .iter()
+        .map(|b| u64::from(b.length) + b.entry_len() as u64)
+        .sum::<u64>()
+        + OVERHEAD as u64
+        + 4
+}
+
+/// Collects sealed blobs of one type into a pack.
+#[derive(Debug, Default)]
+pub struct PackWriter {
+    buf: Vec<u8>,
+    blobs: Vec<PackedBlob>,
+    header_len: usize,
+}
+
+/// A finished pack: its id, bytes and contents.
+#[derive(Debug)]
+pub struct FinishedPack {
+    /// SHA-256 of `bytes`.
+    pub id: Id,
+    /// The whole file.
+    pub bytes: Vec<u8>,
+    /// The blobs it holds, in order.
+    pub blobs: Vec<PackedBlob>,
+}
+
+impl PackWriter {
+    /// An empty writer with room for `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        PackWriter {
+            buf: Vec::with_capacity(capacity),
+            ..Default::default()
+        }
+    }
+
+    /// Appends a sealed blob.
+    ///
+    /// # Errors
+    /// [`FormatError::Invalid`] when the pack would exceed what LE32 offsets or the
+    /// header size limit allow; the caller should finish this pack first.
+    pub fn add(&mut self, blob: &EncodedBlob) -> Result<()> {
+        let offset = u32::try_from(self.buf.len())
+            .map_err(|_| FormatError::invalid("pack", "pack larger than 4 GiB"))?;
+        let length = u32::try_from(blob.sealed.len())
+            .map_err(|_| FormatError::invalid("pack", "blob larger than 4 GiB"))?;
+        let pb = PackedBlob {
+            ty: blob.ty,
+            id: blob.id,
+            offset,
+            length,
+            uncompressed_length: blob.uncompressed_length,
+        };
+        if self.header_len + pb.entry_len() + OVERHEAD + 4 > MAX_HEADER_LEN {
+            return Err(FormatError::invalid("pack", "header full"));
+        }
+        self.header_len += pb.entry_len();
+        self.buf.extend_from_slice(&blob.sealed);
+        self.blobs.push(pb);
+        Ok(())
+    }
+
+    /// Bytes so far, header not counted.
+    pub fn size(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Number of blobs.
+    pub fn count(&self) -> usize {
+        self.blobs.len()
+    }
+
+    /// Whether one more entry of the largest kind still fits the header limit.
+    pub fn header_has_room(&self) -> bool {
+        self.header_len + ENTRY_LEN_COMPRESSED + OVERHEAD + 4 <= MAX_HEADER_LEN
+    }
+
+    /// Seals the header, appends it and its length, and hashes the pack.
+    pub fn finish(mut self, key: &Key) -> FinishedPack {
+        let mut header = Vec::with_capacity(self.header_len);
+        for b in &self.blobs {
+            let t = match (b.ty, b.uncompressed_length.is_some()) {
+                (BlobType::Data, false) => 0u8,
+                (BlobType::Tree, false) => 1,
+                (BlobType::Data, true) => 2,
+                (BlobType::Tree, true) => 3,
+            };
+            header.push(t);
+            header.extend_from_slice(&b.length.to_le_bytes());
+            if let Some(u) = b.uncompressed_length {
+                header.extend_from_slice(&u.to_le_bytes());
+            }
+            header.extend_from_slice(b.id.as_bytes());
+        }
+        let sealed = key.seal(&header);
+        self.buf.extend_from_slice(&sealed);
+        self.buf
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        FinishedPack {
+            id: Id::hash(&self.buf),
+            bytes: self.buf,
+            blobs: self.blobs,
+        }
+    }
+}
+
+/// From the last bytes of a pack (at least 4), the length of its sealed header.
+///
+/// # Errors
+/// [`FormatError::Invalid`] when the trailer is impossible for a pack of `pack_size`.
+pub fn header_len_from_trailer(tail: &[u8], pack_size: u64) -> Result<usize> {
+    if tail.len() < 4 || pack_size < (4 + OVERHEAD + ENTRY_LEN) as u64 {
+        return Err(FormatError::Truncated {
+            what: "pack",
+            detail: format!("{pack_size} bytes is too small for a pack"),
+        });
+    }
+    let t = &tail[tail.len() - 4..];
+    let hlen = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize;
+    if hlen < OVERHEAD || hlen as u64 > pack_size - 4 || hlen > MAX_HEADER_LEN - 4 {
+        return Err(FormatError::invalid(
+            "pack",
+            format!("header length {hlen} impossible for a pack of {pack_size} bytes"),
+        ));
+    }
+    Ok(hlen)
+}
+
+/// Decrypts and parses a sealed header, computing each blob's offset.
+///
+/// # Errors
+/// MAC failure, a truncated or unknown entry, or blobs that overrun the space before
+/// the header (`data_len` = pack size - header - 4).
+pub fn parse_header(key: &Key, sealed_header: &[u8], data_len: u64) -> Result<Vec<PackedBlob>> {
+    let plain = key.open(sealed_header)?;
+    let mut out = Vec::with_capacity(plain.len() / ENTRY_LEN);
+    let mut pos = 0usize;
+    let mut offset = 0u64;
+    let rd = |p: &[u8], at: usize| u32::from_le_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
+    while pos < plain.len() {
+        let (ty, compressed) = match plain[pos] {
+            0 => (BlobType::Data, false),
+            1 => (BlobType::Tree, false),
+            2 => (BlobType::Data, true),
+            3 => (BlobType::Tree, true),
+            t => {
+                return Err(FormatError::invalid(
+                    "pack header",
+                    format!("unknown blob type {t}"),
+                ))
+            }
+        };
+        let len = if compressed {
+            ENTRY_LEN_COMPRESSED
+        } else {
+            ENTRY_LEN
+        };
+        if pos + len > plain.len() {
+            return Err(FormatError::Truncated {
+                what: "pack header",
+                detail: format!(
+                    "entry at {pos} needs {len} bytes, {} left",
+                    plain.len() - pos
+                ),
+            });
+        }
+        let length = rd(&plain, pos + 1);
+        let (uncompressed_length, id_at) = if compressed {
+            (Some(rd(&plain, pos + 5)), pos + 9)
+        } else {
+            (None, pos + 5)
+        };
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&plain[id_at..id_at + 32]);
+        if offset + u64::from(length) > data_len {
+            return Err(FormatError::invalid(
+                "pack header",
+                format!("blob {} overruns the pack", Id(id).short()),
+            ));
+        }
+        out.push(PackedBlob {
+            ty,
+            id: Id(id),
+            offset: offset as u32,
+            length,
+            uncompressed_length,
+        });
+        offset += u64::from(length);
+        pos += len;
+    }
+    Ok(out)
+}
+
+/// Parses a whole pack held in memory.
+///
+/// # Errors
+/// As [`header_len_from_trailer`] and [`parse_header`].
+pub fn parse_pack(key: &Key, pack: &[u8]) -> Result<Vec<PackedBlob>> {
+    let hlen = header_len_from_trailer(pack, pack.len() as u64)?;
+    let start = pack.len() - 4 - hlen;
+    parse_header(key, &pack[start..pack.len() - 4], start as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob;
+
+    #[test]
+    fn write_then_parse() {
+        let key = Key::random();
+        let mut w = PackWriter::default();
+        let datas: Vec<Vec<u8>> = vec![b"one".to_vec(), vec![9u8; 5000], Vec::new()];
+        for (i, d) in datas.iter().enumerate() {
+            let c = (i % 2 == 1).then_some(3);
+            w.add(&blob::encode(&key, BlobType::Data, Id::hash(d), d, c))
+                .unwrap();
+        }
+        let p = w.finish(&key);
+        assert_eq!(p.id, Id::hash(&p.bytes));
+        assert_eq!(expected_size(&p.blobs), p.bytes.len() as u64);
+        let parsed = parse_pack(&key, &p.bytes).unwrap();
+        assert_eq!(parsed, p.blobs);
+        for (b, d) in parsed.iter().zip(&datas) {
+            let s = &p.bytes[b.offset as usize..(b.offset + b.length) as usize];
+            assert_eq!(
+                &blob::decode(&key, &b.id, s, b.uncompressed_length).unwrap(),
+                d
+            );
+        }
+    }
+
+    #[test]
+    fn damaged_packs_are_errors() {
+        let key = Key::random();
+        let mut w = PackWriter::default();
+        w.add(&blob::encode(
+            &key,
+            BlobType::Tree,
+            Id::hash(b"t"),
+            b"t",
+            None,
+        ))
+        .unwrap();
+        let p = w.finish(&key).bytes;
+        for cut in 0..p.len() {
+            assert!(parse_pack(&key, &p[cut + 1..]).is_err());
+            assert!(parse_pack(&key, &p[..cut]).is_err());
+        }
+        let mut bad = p.clone();
+        let n = bad.len();
+        bad[n - 1] = 0xff;
+        assert!(parse_pack(&key, &bad).is_err());
+        let mut bad = p;
+        bad[40] ^= 1;
+        assert!(parse_pack(&key, &bad).is_err());
+    }
+}
