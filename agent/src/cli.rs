@@ -6,13 +6,16 @@
 mod backup;
 mod cat;
 mod check;
+mod forget;
 mod init;
 mod key;
 mod ls;
 mod password;
+mod prune;
 mod progress;
 mod restore;
 mod snapshots;
+mod unlock;
 
 use std::sync::Arc;
 
@@ -76,6 +79,12 @@ enum Command {
     Key(key::Args),
     /// Check the repository for errors.
     Check(check::Args),
+    /// Remove snapshots by id or retention policy.
+    Forget(forget::Args),
+    /// Remove unneeded data from the repository.
+    Prune(prune::Args),
+    /// Remove stale locks.
+    Unlock(unlock::Args),
 }
 
 impl Global {
@@ -180,5 +189,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Dump(a) => ls::dump(g, a).await,
         Command::Key(a) => key::run(g, a).await,
         Command::Check(a) => check::run(g, a).await,
+        Command::Forget(a) => forget::run(g, a).await,
+        Command::Prune(a) => prune::run(g, a).await,
+        Command::Unlock(a) => unlock::run(g, a).await,
     }
 }

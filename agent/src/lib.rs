@@ -14,6 +14,7 @@ pub mod check;
 pub mod cli;
 pub mod cpu;
 pub mod error;
+pub mod prune;
 pub mod repository;
 pub mod restore;
 mod sys;

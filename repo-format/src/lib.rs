@@ -23,6 +23,8 @@ pub mod key;
 pub mod lock;
 pub mod node;
 pub mod pack;
+pub mod prune;
+pub mod retention;
 pub mod snapshot;
 pub mod tree;
 pub mod unpacked;

@@ -303,7 +303,10 @@ async fn upload_loop(
     }
     while let Some(done) = tasks.join_next().await {
         match done.map_err(|e| Error::Usage(format!("upload task: {e}")))? {
-            Ok(p) => pending.push(p),
+            Ok(p) => {
+                out.packs += 1;
+                pending.push(p);
+            }
             Err(e) => {
                 first_err.get_or_insert(e);
             }

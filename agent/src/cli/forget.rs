@@ -1,0 +1,212 @@
+//! `stash forget`: remove snapshots by id or by retention policy.
+
+use serde_json::json;
+use stash_repo_format::{
+    file_type::FileType,
+    gotime::GoTime,
+    retention::{apply_policy, group_snapshots, Count, Duration, GroupBy, Policy},
+    Id,
+};
+
+use super::Global;
+use crate::repository::files::SnapshotFilter;
+
+/// Arguments of `forget`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Snapshots to remove explicitly (ids or prefixes).
+    ids: Vec<String>,
+    /// Keep the last n snapshots (`unlimited` for all).
+    #[arg(short = 'l', long = "keep-last", value_parser = parse_count, default_value = "0")]
+    keep_last: Count,
+    /// Keep the last n hourly snapshots.
+    #[arg(short = 'H', long = "keep-hourly", value_parser = parse_count, default_value = "0")]
+    keep_hourly: Count,
+    /// Keep the last n daily snapshots.
+    #[arg(short = 'd', long = "keep-daily", value_parser = parse_count, default_value = "0")]
+    keep_daily: Count,
+    /// Keep the last n weekly snapshots.
+    #[arg(short = 'w', long = "keep-weekly", value_parser = parse_count, default_value = "0")]
+    keep_weekly: Count,
+    /// Keep the last n monthly snapshots.
+    #[arg(short = 'm', long = "keep-monthly", value_parser = parse_count, default_value = "0")]
+    keep_monthly: Count,
+    /// Keep the last n yearly snapshots.
+    #[arg(short = 'y', long = "keep-yearly", value_parser = parse_count, default_value = "0")]
+    keep_yearly: Count,
+    /// Keep snapshots newer than this duration before the latest (e.g. 1y5m7d2h).
+    #[arg(long = "keep-within", value_parser = parse_duration)]
+    keep_within: Option<Duration>,
+    /// Keep hourly snapshots within this duration.
+    #[arg(long = "keep-within-hourly", value_parser = parse_duration)]
+    keep_within_hourly: Option<Duration>,
+    /// Keep daily snapshots within this duration.
+    #[arg(long = "keep-within-daily", value_parser = parse_duration)]
+    keep_within_daily: Option<Duration>,
+    /// Keep weekly snapshots within this duration.
+    #[arg(long = "keep-within-weekly", value_parser = parse_duration)]
+    keep_within_weekly: Option<Duration>,
+    /// Keep monthly snapshots within this duration.
+    #[arg(long = "keep-within-monthly", value_parser = parse_duration)]
+    keep_within_monthly: Option<Duration>,
+    /// Keep yearly snapshots within this duration.
+    #[arg(long = "keep-within-yearly", value_parser = parse_duration)]
+    keep_within_yearly: Option<Duration>,
+    /// Keep snapshots with all of these tags (repeatable: any of the lists).
+    #[arg(long = "keep-tag")]
+    keep_tag: Vec<String>,
+    /// Only consider snapshots of this host (repeatable).
+    #[arg(long)]
+    host: Vec<String>,
+    /// Only consider snapshots with these tags (repeatable).
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Only consider snapshots with this path (repeatable).
+    #[arg(long)]
+    path: Vec<String>,
+    /// Group snapshots by these fields: host, paths, tags (comma-separated; '' for one group).
+    #[arg(short = 'g', long = "group-by", default_value = "host,paths")]
+    group_by: String,
+    /// Only print what would be removed.
+    #[arg(short = 'n', long = "dry-run")]
+    dry_run: bool,
+    /// Run prune afterwards.
+    #[arg(long)]
+    prune: bool,
+    /// Allow an empty policy to remove all snapshots (needs a filter).
+    #[arg(long = "unsafe-allow-remove-all")]
+    unsafe_allow_remove_all: bool,
+    #[command(flatten)]
+    prune_opts: super::prune::PruneArgs,
+}
+
+fn parse_count(s: &str) -> Result<Count, String> {
+    if s == "unlimited" {
+        return Ok(-1);
+    }
+    match s.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n),
+        Ok(-1) => Ok(-1),
+        _ => Err(format!("invalid count {s:?}: a number >= 0 or 'unlimited'")),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    Duration::parse(s).map_err(|e| e.to_string())
+}
+
+impl Args {
+    fn policy(&self) -> Policy {
+        Policy {
+            last: self.keep_last,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            yearly: self.keep_yearly,
+            within: self.keep_within.unwrap_or_default(),
+            within_hourly: self.keep_within_hourly.unwrap_or_default(),
+            within_daily: self.keep_within_daily.unwrap_or_default(),
+            within_weekly: self.keep_within_weekly.unwrap_or_default(),
+            within_monthly: self.keep_within_monthly.unwrap_or_default(),
+            within_yearly: self.keep_within_yearly.unwrap_or_default(),
+            tags: self.keep_tag.iter().map(|t| t.split(',').map(String::from).collect()).collect(),
+        }
+    }
+}
+
+pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
+    let repo = g.open().await?;
+    let policy = a.policy();
+    let by = GroupBy::parse(&a.group_by)?;
+    let filter = SnapshotFilter {
+        hosts: a.host.clone(),
+        paths: a.path.clone(),
+        tags: a.tag.iter().map(|t| t.split(',').map(String::from).collect()).collect(),
+    };
+    let has_filter = !a.host.is_empty() || !a.path.is_empty() || !a.tag.is_empty();
+    if policy.is_empty() && a.ids.is_empty() && !a.unsafe_allow_remove_all {
+        if !g.quiet {
+            eprintln!("no policy was specified, no snapshots will be removed");
+        }
+        if !a.prune {
+            return Ok(0);
+        }
+    }
+    anyhow::ensure!(
+        !(a.unsafe_allow_remove_all && policy.is_empty() && !has_filter),
+        "--unsafe-allow-remove-all needs a snapshot filter (--host, --tag or --path)"
+    );
+    let lock = repo.lock(true).await?;
+    let res = async {
+        let mut remove: Vec<Id> = Vec::new();
+        let mut report = Vec::new();
+        if !a.ids.is_empty() {
+            for s in &a.ids {
+                remove.push(repo.resolve_prefix(FileType::Snapshot, s).await?);
+            }
+        } else if !policy.is_empty() || a.unsafe_allow_remove_all {
+            let snaps: Vec<_> = repo.snapshots().await?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
+            let now = GoTime::now();
+            for (key, group) in group_snapshots(snaps, by) {
+                let decisions = if policy.is_empty() {
+                    group.iter().map(|(id, _)| (*id, false, Vec::new())).collect::<Vec<_>>()
+                } else {
+                    apply_policy(&group, &policy, &now).into_iter().map(|d| (d.id, d.keep, d.reasons)).collect()
+                };
+                if !policy.is_empty() && decisions.iter().all(|d| !d.1) {
+                    anyhow::bail!(
+                        "refusing to delete last snapshot of snapshot group {}",
+                        serde_json::to_string(&key)?
+                    );
+                }
+                let snap_of = |id: &Id| group.iter().find(|(i, _)| i == id).map(|(_, s)| s.clone());
+                let keep: Vec<_> = decisions.iter().filter(|d| d.1).collect();
+                let rm: Vec<_> = decisions.iter().filter(|d| !d.1).collect();
+                if !g.json && !g.quiet {
+                    println!("snapshots for {}:", serde_json::to_string(&key)?);
+                    println!("keep {} snapshots:", keep.len());
+                    for (id, _, why) in &keep {
+                        if let Some(s) = snap_of(id) {
+                            println!("  {}  {}  {}  {}", id.short(), s.time, s.hostname, why.join(", "));
+                        }
+                    }
+                    println!("remove {} snapshots:", rm.len());
+                    for (id, _, _) in &rm {
+                        if let Some(s) = snap_of(id) {
+                            println!("  {}  {}  {}", id.short(), s.time, s.hostname);
+                        }
+                    }
+                }
+                remove.extend(rm.iter().map(|d| d.0));
+                report.push(json!({
+                    "host": key.hostname, "paths": key.paths, "tags": key.tags,
+                    "keep": keep.iter().map(|d| d.0.to_string()).collect::<Vec<_>>(),
+                    "remove": rm.iter().map(|d| d.0.to_string()).collect::<Vec<_>>(),
+                    "reasons": keep.iter().map(|d| json!({"snapshot": d.0.to_string(), "matches": d.2})).collect::<Vec<_>>(),
+                }));
+            }
+        }
+        if a.dry_run {
+            if !g.json && !g.quiet {
+                println!("would have removed {} snapshots", remove.len());
+            }
+        } else {
+            repo.remove_all(FileType::Snapshot, &remove).await?;
+            if !g.json && !g.quiet {
+                println!("removed {} snapshots", remove.len());
+            }
+        }
+        if g.json {
+            g.print_json(&report);
+        }
+        if a.prune && !a.dry_run {
+            super::prune::prune_locked(g, &repo, &a.prune_opts).await?;
+        }
+        Ok(())
+    }
+    .await;
+    lock.release().await?;
+    res?;
+    Ok(0)
+}
