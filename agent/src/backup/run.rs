@@ -19,8 +19,8 @@ use stash_repo_format::{
 
 use super::{
     exclude::Excludes,
-    file_saver::{save_files, save_stream},
-    scan::{files_to_read, Scanner},
+    file_saver::{save_stream, with_savers},
+    scan::{apply_results, Scanner},
     tree_saver::save_tree,
     Counters, Summary,
 };
@@ -221,16 +221,21 @@ async fn run(
     let (repo2, saver2, c2, opts2) = (repo.clone(), saver.clone(), counters.clone(), opts.clone());
     let parent_tree = parent.as_ref().and_then(|(_, s)| s.tree);
     let root = tokio::task::spawn_blocking(move || -> Result<Id> {
-        let scanner = Scanner {
-            repo: &repo2,
-            index: &index,
-            rt: &rt,
-            excludes: &excludes,
-            force: opts2.force,
-            counters: &c2,
-        };
-        let mut root = scanner.scan(&opts2.targets, parent_tree);
-        save_files(files_to_read(&mut root), &saver2, &kind, &c2)?;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (mut root, mut results) = with_savers(workers, &saver2, &kind, &c2, |jobs| {
+            let scanner = Scanner {
+                repo: &repo2,
+                index: &index,
+                rt: &rt,
+                excludes: &excludes,
+                force: opts2.force,
+                counters: &c2,
+                jobs,
+                next_slot: std::cell::Cell::new(0),
+            };
+            scanner.scan(&opts2.targets, parent_tree)
+        })?;
+        apply_results(&mut root, &mut results);
         save_tree(root, &saver2, &c2)
     })
     .await

@@ -29,14 +29,13 @@ use crate::repository::Repository;
 pub enum Item {
     /// A node needing nothing more (symlink, device, empty or unchanged file).
     Node(Node),
-    /// A file whose content must be read; `ok` turns false if reading fails.
+    /// A file whose content must be read; the file savers fill in `content` and
+    /// `size` from the result stored under `slot`.
     File {
-        /// The node; `content` and `size` are set by the file saver.
+        /// The node.
         node: Node,
-        /// Where to read it.
-        path: PathBuf,
-        /// Whether the content was saved.
-        ok: bool,
+        /// The job number the file was sent to the savers under.
+        slot: usize,
     },
     /// A subdirectory.
     Dir(Box<Dir>),
@@ -76,6 +75,10 @@ pub struct Scanner<'a> {
     pub force: bool,
     /// Shared counters.
     pub counters: &'a Counters,
+    /// Where files to read are sent, as (slot, path), while the scan goes on.
+    pub jobs: &'a std::sync::mpsc::SyncSender<(usize, PathBuf)>,
+    /// Next job number.
+    pub next_slot: std::cell::Cell<usize>,
 }
 
 fn lookup_node<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
@@ -257,11 +260,11 @@ impl Scanner<'_> {
                             Counters::add(&c.files_done, 1);
                             return Some(Item::Node(node));
                         }
-                        Some(Item::File {
-                            node,
-                            path: path.to_path_buf(),
-                            ok: true,
-                        })
+                        let slot = self.next_slot.get();
+                        self.next_slot.set(slot + 1);
+                        // The savers only stop early on a fatal error, reported at the end.
+                        let _ = self.jobs.send((slot, path.to_path_buf()));
+                        Some(Item::File { node, slot })
                     }
                 }
             }
@@ -301,19 +304,22 @@ fn sort_dir(d: &mut Dir) {
     }
 }
 
-/// Collects the files that need reading, as mutable references for the savers.
-pub fn files_to_read(d: &mut Dir) -> Vec<(&mut Node, &Path, &mut bool)> {
-    let mut out = Vec::new();
-    collect(d, &mut out);
-    out
-}
-
-fn collect<'a>(d: &'a mut Dir, out: &mut Vec<(&'a mut Node, &'a Path, &'a mut bool)>) {
-    for i in &mut d.items {
-        match i {
-            Item::File { node, path, ok } => out.push((node, path.as_path(), ok)),
-            Item::Dir(sub) => collect(sub, out),
-            Item::Node(_) => {}
+/// Applies the savers' results: fills content and size, and drops files that
+/// could not be read (`None`).
+pub fn apply_results(d: &mut Dir, results: &mut [Option<(Vec<Id>, u64)>]) {
+    d.items.retain_mut(|i| match i {
+        Item::File { node, slot } => match results.get_mut(*slot).and_then(Option::take) {
+            Some((content, size)) => {
+                node.content = Some(content);
+                node.size = size;
+                true
+            }
+            None => false,
+        },
+        Item::Dir(sub) => {
+            apply_results(sub, results);
+            true
         }
-    }
+        Item::Node(_) => true,
+    });
 }

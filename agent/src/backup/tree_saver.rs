@@ -17,12 +17,7 @@ pub fn save_tree(dir: Dir, saver: &BlobSaver, counters: &Counters) -> Result<Id>
     let mut nodes = Vec::with_capacity(dir.items.len());
     for item in dir.items {
         match item {
-            Item::Node(n) => nodes.push(n),
-            Item::File { node, ok, .. } => {
-                if ok {
-                    nodes.push(node);
-                }
-            }
+            Item::Node(n) | Item::File { node: n, .. } => nodes.push(n),
             Item::Dir(sub) => {
                 let parent = sub.parent_subtree;
                 let Some(mut node) = sub.node.clone() else {
