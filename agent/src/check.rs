@@ -200,7 +200,7 @@ pub async fn check(
                 (id, errs)
             }
         })
-        .buffer_unordered(4)
+        .buffer_unordered(3)
         .collect()
         .await;
     r.packs_read = total;

@@ -36,7 +36,7 @@ pub const DEFAULT_PACK_SIZE: usize = 16 << 20;
 /// restic flushes an index file at this many blobs.
 const INDEX_FLUSH_BLOBS: usize = 50_000;
 /// Packs uploading at once.
-const UPLOAD_CONCURRENCY: usize = 3;
+const UPLOAD_CONCURRENCY: usize = 2;
 const SHARDS: usize = 64;
 
 /// What saving a blob did.

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// Packs read at once.
-const CONCURRENCY: usize = 4;
+const CONCURRENCY: usize = 3;
 
 /// Restore progress counters.
 #[derive(Debug, Default)]

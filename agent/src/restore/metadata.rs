@@ -58,24 +58,32 @@ fn apply_one(path: &Path, node: &Node, root: bool) -> u64 {
     warnings
 }
 
-/// Applies all metadata; returns the number of warnings printed.
+/// Applies all metadata; returns the number of warnings printed. Files and other
+/// entries in parallel; directories after them, one depth level at a time from the
+/// deepest, so a directory's times are set after everything inside it.
 pub fn apply(plan: &Plan) -> u64 {
+    use rayon::prelude::*;
     let root = is_root();
-    let mut warnings = 0;
-    for f in &plan.files {
-        if f.hardlink_to.is_none() {
-            warnings += apply_one(&f.path, &f.node, root);
-        }
+    let files: u64 = plan
+        .files
+        .par_iter()
+        .filter(|f| f.hardlink_to.is_none())
+        .map(|f| apply_one(&f.path, &f.node, root))
+        .sum();
+    let others: u64 = plan
+        .others
+        .par_iter()
+        .filter(|(p, _)| std::fs::symlink_metadata(p).is_ok())
+        .map(|(p, n)| apply_one(p, n, root))
+        .sum();
+    let mut by_depth: std::collections::BTreeMap<usize, Vec<&(std::path::PathBuf, Node)>> = Default::default();
+    for d in &plan.dirs {
+        by_depth.entry(d.0.components().count()).or_default().push(d);
     }
-    for (p, n) in &plan.others {
-        if std::fs::symlink_metadata(p).is_ok() {
-            warnings += apply_one(p, n, root);
-        }
-    }
-    let mut dirs: Vec<&(std::path::PathBuf, Node)> = plan.dirs.iter().collect();
-    dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
-    for (p, n) in dirs {
-        warnings += apply_one(p, n, root);
-    }
-    warnings
+    let dirs: u64 = by_depth
+        .values()
+        .rev()
+        .map(|level| level.par_iter().map(|(p, n)| apply_one(p, n, root)).sum::<u64>())
+        .sum();
+    files + others + dirs
 }
