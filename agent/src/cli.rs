@@ -11,8 +11,8 @@ mod init;
 mod key;
 mod ls;
 mod password;
-mod prune;
 mod progress;
+mod prune;
 mod restore;
 mod snapshots;
 mod unlock;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::{
-    backend::{open_location, Backend},
+    backend::{open_location_with, Backend, OpenOptions},
     error::Error,
     repository::{self, Repository},
 };
@@ -40,7 +40,9 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, clap::Args, Clone)]
 pub struct Global {
-    /// Repository location (local path, or memory:NAME).
+    /// Repository location: a local path, s3:HOST/BUCKET[/PREFIX],
+    /// s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX], gs:BUCKET:/PREFIX,
+    /// azure:CONTAINER:/PREFIX, or memory:NAME.
     #[arg(short = 'r', long = "repo", env = "RESTIC_REPOSITORY", global = true)]
     repo: Option<String>,
     /// File holding the repository password.
@@ -51,6 +53,11 @@ pub struct Global {
         global = true
     )]
     password_file: Option<std::path::PathBuf>,
+    /// Directory holding a storage Secret mounted as files (AWS_ACCESS_KEY_ID,
+    /// GOOGLE_SERVICE_ACCOUNT_JSON_KEY, AZURE_ACCOUNT_KEY, CA_CERT_DATA, ...);
+    /// environment variables take precedence over its files.
+    #[arg(long = "secret-dir", env = "STASH_SECRET_DIR", global = true)]
+    secret_dir: Option<std::path::PathBuf>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -60,6 +67,7 @@ pub struct Global {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Create a new repository.
     Init(init::Args),
@@ -95,7 +103,11 @@ impl Global {
     }
 
     fn backend(&self, create: bool) -> anyhow::Result<Arc<dyn Backend>> {
-        Ok(open_location(&self.location()?, create)?)
+        let opts = OpenOptions {
+            secret_dir: self.secret_dir.clone(),
+            ..OpenOptions::default()
+        };
+        Ok(open_location_with(&self.location()?, create, &opts)?)
     }
 
     async fn open(&self) -> anyhow::Result<Repository> {
@@ -126,6 +138,7 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 
 /// Parses arguments, runs the command, returns the exit code.
 pub fn main() -> i32 {
+    crate::sys::limit_malloc_caching();
     let cli = Cli::parse();
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
@@ -143,7 +156,7 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let run = run(cli);
         tokio::select! {
             r = run => match r {
@@ -160,7 +173,10 @@ pub fn main() -> i32 {
                 130
             }
         }
-    })
+    });
+    // A blocking task may still wait on stdin or a file: do not wait for it.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 fn one_line(e: &anyhow::Error) -> String {

@@ -17,6 +17,6 @@ pub mod error;
 pub mod prune;
 pub mod repository;
 pub mod restore;
-mod sys;
+pub mod sys;
 
 pub use error::{Error, Result};

@@ -57,7 +57,10 @@ pub async fn used_blobs(repo: &Repository, index: &IndexLookup) -> Result<HashSe
     let mut used = HashSet::new();
     let mut stack: Vec<Id> = Vec::new();
     for (sid, s) in &snaps {
-        stack.push(s.tree.ok_or_else(|| Error::Snapshot(format!("{sid} has no tree")))?);
+        stack.push(
+            s.tree
+                .ok_or_else(|| Error::Snapshot(format!("{sid} has no tree")))?,
+        );
     }
     while let Some(id) = stack.pop() {
         if !used.insert((BlobType::Tree, id)) {
@@ -81,7 +84,11 @@ pub async fn used_blobs(repo: &Repository, index: &IndexLookup) -> Result<HashSe
 /// # Errors
 /// Planning refusals ([`Error::Check`]), backend errors, or a blob to repack that
 /// fails verification (nothing is deleted then).
-pub async fn prune(repo: &Repository, opts: &PruneOptions, dry_run: bool) -> Result<(PrunePlan, PruneReport)> {
+pub async fn prune(
+    repo: &Repository,
+    opts: &PruneOptions,
+    dry_run: bool,
+) -> Result<(PrunePlan, PruneReport)> {
     let files = repo.load_index_files().await?;
     let mut seen = HashSet::new();
     let mut indexed: Vec<(Id, Vec<PackedBlob>)> = Vec::new();
@@ -95,7 +102,12 @@ pub async fn prune(repo: &Repository, opts: &PruneOptions, dry_run: bool) -> Res
     let files = Arc::new(files);
     let f2 = files.clone();
     let index = crate::cpu::spawn(move || build_lookup(&f2)).await;
-    let on_disk: HashMap<Id, u64> = repo.backend().list(FileType::Pack).await?.into_iter().collect();
+    let on_disk: HashMap<Id, u64> = repo
+        .backend()
+        .list(FileType::Pack)
+        .await?
+        .into_iter()
+        .collect();
     let used = used_blobs(repo, &index).await?;
     let mut opts = *opts;
     opts.compression = repo.config().compression();
@@ -184,18 +196,25 @@ async fn repack(repo: &Repository, plan: &PrunePlan, saver: &BlobSaver) -> Resul
             tokio::task::spawn_blocking(move || -> Result<()> {
                 for b in &blobs {
                     let end = (b.offset as usize).checked_add(b.length as usize);
-                    let sealed = end.and_then(|e| bytes.get(b.offset as usize..e)).ok_or_else(|| Error::BadBlob {
-                        ty: b.ty.as_str(),
-                        id: b.id,
-                        pack,
-                        source: stash_repo_format::FormatError::invalid("pack", "blob beyond the end of the pack"),
-                    })?;
-                    let plain = blob::decode(&key, &b.id, sealed, b.uncompressed_length).map_err(|source| Error::BadBlob {
-                        ty: b.ty.as_str(),
-                        id: b.id,
-                        pack,
-                        source,
-                    })?;
+                    let sealed = end
+                        .and_then(|e| bytes.get(b.offset as usize..e))
+                        .ok_or_else(|| Error::BadBlob {
+                            ty: b.ty.as_str(),
+                            id: b.id,
+                            pack,
+                            source: stash_repo_format::FormatError::invalid(
+                                "pack",
+                                "blob beyond the end of the pack",
+                            ),
+                        })?;
+                    let plain = blob::decode(&key, &b.id, sealed, b.uncompressed_length).map_err(
+                        |source| Error::BadBlob {
+                            ty: b.ty.as_str(),
+                            id: b.id,
+                            pack,
+                            source,
+                        },
+                    )?;
                     saver.save_with_id(b.ty, b.id, &plain)?;
                 }
                 Ok(())

@@ -72,7 +72,10 @@ pub fn decompress_exact(what: &'static str, frame: &[u8], len: usize) -> Result<
         }
     };
     if out.len() != len {
-        return Err(err(what, format!("inflated to {} bytes, header says {len}", out.len())));
+        return Err(err(
+            what,
+            format!("inflated to {} bytes, header says {len}", out.len()),
+        ));
     }
     Ok(out)
 }

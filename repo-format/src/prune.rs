@@ -41,13 +41,19 @@ impl MaxUnused {
             return Ok(MaxUnused::Unlimited);
         }
         if let Some(p) = s.strip_suffix('%') {
-            let v: f64 = p.parse().map_err(|_| format!("invalid --max-unused {s:?}"))?;
+            let v: f64 = p
+                .parse()
+                .map_err(|_| format!("invalid --max-unused {s:?}"))?;
             if !(0.0..100.0).contains(&v) {
-                return Err(format!("--max-unused {s:?}: percentage must be in [0, 100)"));
+                return Err(format!(
+                    "--max-unused {s:?}: percentage must be in [0, 100)"
+                ));
             }
             return Ok(MaxUnused::Percent(v));
         }
-        parse_size(s).map(MaxUnused::Bytes).ok_or_else(|| format!("invalid --max-unused {s:?}"))
+        parse_size(s)
+            .map(MaxUnused::Bytes)
+            .ok_or_else(|| format!("invalid --max-unused {s:?}"))
     }
 
     fn limit(self, used: u64) -> u64 {
@@ -111,7 +117,9 @@ pub enum PlanError {
         expected: u64,
     },
     /// A pack holding needed blobs is missing.
-    #[error("pack {pack} is missing but holds {blobs} blobs that snapshots use; refusing to prune")]
+    #[error(
+        "pack {pack} is missing but holds {blobs} blobs that snapshots use; refusing to prune"
+    )]
     MissingNeeded {
         /// The pack.
         pack: Id,
@@ -167,7 +175,10 @@ pub struct PrunePlan {
 impl PrunePlan {
     /// Whether nothing would change.
     pub fn is_noop(&self) -> bool {
-        self.delete.is_empty() && self.unreferenced.is_empty() && self.repack.is_empty() && self.missing_unneeded.is_empty()
+        self.delete.is_empty()
+            && self.unreferenced.is_empty()
+            && self.repack.is_empty()
+            && self.missing_unneeded.is_empty()
     }
 }
 
@@ -207,8 +218,11 @@ pub fn plan(
             used_bytes: 0,
             unused_bytes: 0,
             tree: blobs.iter().any(|b| b.ty == BlobType::Tree),
-            mixed: blobs.iter().any(|b| b.ty == BlobType::Tree) && blobs.iter().any(|b| b.ty == BlobType::Data),
-            uncompressed: blobs.iter().any(|b| b.uncompressed_length.is_none() && b.length > 32),
+            mixed: blobs.iter().any(|b| b.ty == BlobType::Tree)
+                && blobs.iter().any(|b| b.ty == BlobType::Data),
+            uncompressed: blobs
+                .iter()
+                .any(|b| b.uncompressed_length.is_none() && b.length > 32),
             _blobs: blobs,
         };
         let exists = on_disk.get(id);
@@ -229,7 +243,11 @@ pub fn plan(
             Some(&size) => {
                 let want = expected_size(blobs);
                 if size != want {
-                    return Err(PlanError::SizeMismatch { pack: *id, actual: size, expected: want });
+                    return Err(PlanError::SizeMismatch {
+                        pack: *id,
+                        actual: size,
+                        expected: want,
+                    });
                 }
             }
         }
@@ -241,7 +259,12 @@ pub fn plan(
             let holder = indexed
                 .iter()
                 .find(|(_, bl)| bl.iter().any(|b| b.ty == *ty && b.id == *id))
-                .map(|(pid, bl)| (*pid, bl.iter().filter(|b| used.contains(&(b.ty, b.id))).count()));
+                .map(|(pid, bl)| {
+                    (
+                        *pid,
+                        bl.iter().filter(|b| used.contains(&(b.ty, b.id))).count(),
+                    )
+                });
             return Err(match holder {
                 Some((pack, blobs)) => PlanError::MissingNeeded { pack, blobs },
                 None => PlanError::MissingBlob { ty: *ty, id: *id },
@@ -249,7 +272,11 @@ pub fn plan(
         }
     }
     let indexed_ids: HashSet<Id> = indexed.iter().map(|(id, _)| *id).collect();
-    p.unreferenced = on_disk.keys().filter(|id| !indexed_ids.contains(id)).copied().collect();
+    p.unreferenced = on_disk
+        .keys()
+        .filter(|id| !indexed_ids.contains(id))
+        .copied()
+        .collect();
     p.unreferenced.sort();
 
     let mut candidates = Vec::new();
@@ -269,7 +296,8 @@ pub fn plan(
         }
         candidates.push((c, forced));
     }
-    p.stats.unused_blobs = indexed.iter().map(|(_, b)| b.len() as u64).sum::<u64>() - p.stats.used_blobs;
+    p.stats.unused_blobs =
+        indexed.iter().map(|(_, b)| b.len() as u64).sum::<u64>() - p.stats.used_blobs;
     let limit = opts.max_unused.limit(p.stats.used_bytes);
     let mut unused_left: u64 = candidates.iter().map(|(c, _)| c.unused_bytes).sum();
     // Forced and tree packs first, then data packs by decreasing unused/used ratio.
@@ -330,7 +358,10 @@ mod tests {
     }
 
     fn disk(packs: &[(Id, Vec<PackedBlob>)]) -> HashMap<Id, u64> {
-        packs.iter().map(|(id, b)| (*id, expected_size(b))).collect()
+        packs
+            .iter()
+            .map(|(id, b)| (*id, expected_size(b)))
+            .collect()
     }
 
     #[test]
@@ -338,13 +369,24 @@ mod tests {
         let d = BlobType::Data;
         let packs = vec![
             pack(1, vec![blob(d, 1, 1000, true), blob(d, 2, 1000, true)]), // all used
-            pack(2, vec![blob(d, 3, 1000, true)]),                          // unused
-            pack(3, vec![blob(d, 4, 100, true), blob(d, 5, 5000, true)]),   // mostly unused
-            pack(4, vec![blob(BlobType::Tree, 6, 100, true), blob(BlobType::Tree, 7, 100, true)]), // partly
+            pack(2, vec![blob(d, 3, 1000, true)]),                         // unused
+            pack(3, vec![blob(d, 4, 100, true), blob(d, 5, 5000, true)]),  // mostly unused
+            pack(
+                4,
+                vec![
+                    blob(BlobType::Tree, 6, 100, true),
+                    blob(BlobType::Tree, 7, 100, true),
+                ],
+            ), // partly
         ];
-        let used: HashSet<_> = [(d, Id([1; 32])), (d, Id([2; 32])), (d, Id([4; 32])), (BlobType::Tree, Id([6; 32]))]
-            .into_iter()
-            .collect();
+        let used: HashSet<_> = [
+            (d, Id([1; 32])),
+            (d, Id([2; 32])),
+            (d, Id([4; 32])),
+            (BlobType::Tree, Id([6; 32])),
+        ]
+        .into_iter()
+        .collect();
         let mut on = disk(&packs);
         on.insert(Id([9; 32]), 500);
         let p = plan(&packs, &on, &used, &PruneOptions::default()).unwrap();
@@ -355,9 +397,15 @@ mod tests {
         assert_eq!(p.keep, vec![packs[0].0]);
         assert_eq!(p.stats.used_blobs, 4);
         // With unlimited unused space only the tree pack is repacked.
-        let o = PruneOptions { max_unused: MaxUnused::Unlimited, ..Default::default() };
+        let o = PruneOptions {
+            max_unused: MaxUnused::Unlimited,
+            ..Default::default()
+        };
         let p = plan(&packs, &on, &used, &o).unwrap();
-        assert_eq!(p.repack.iter().map(|r| r.0).collect::<Vec<_>>(), vec![packs[3].0]);
+        assert_eq!(
+            p.repack.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![packs[3].0]
+        );
     }
 
     #[test]
@@ -367,19 +415,29 @@ mod tests {
         let used: HashSet<_> = [(d, Id([1; 32]))].into_iter().collect();
         let mut on = disk(&packs);
         on.insert(packs[0].0, 5);
-        assert!(matches!(plan(&packs, &on, &used, &PruneOptions::default()), Err(PlanError::SizeMismatch { .. })));
+        assert!(matches!(
+            plan(&packs, &on, &used, &PruneOptions::default()),
+            Err(PlanError::SizeMismatch { .. })
+        ));
         assert!(matches!(
             plan(&packs, &HashMap::new(), &used, &PruneOptions::default()),
             Err(PlanError::MissingNeeded { .. })
         ));
         let used: HashSet<_> = [(d, Id([77; 32]))].into_iter().collect();
-        assert!(matches!(plan(&packs, &disk(&packs), &used, &PruneOptions::default()), Err(PlanError::MissingBlob { .. })));
+        assert!(matches!(
+            plan(&packs, &disk(&packs), &used, &PruneOptions::default()),
+            Err(PlanError::MissingBlob { .. })
+        ));
     }
 
     #[test]
     fn duplicates_count_once_and_missing_unneeded_dropped() {
         let d = BlobType::Data;
-        let packs = vec![pack(1, vec![blob(d, 1, 1000, true)]), pack(2, vec![blob(d, 1, 1000, true)]), pack(3, vec![blob(d, 2, 10, true)])];
+        let packs = vec![
+            pack(1, vec![blob(d, 1, 1000, true)]),
+            pack(2, vec![blob(d, 1, 1000, true)]),
+            pack(3, vec![blob(d, 2, 10, true)]),
+        ];
         let used: HashSet<_> = [(d, Id([1; 32]))].into_iter().collect();
         let mut on = disk(&packs);
         on.remove(&packs[2].0);

@@ -56,9 +56,16 @@ pub struct Policy {
 impl Policy {
     /// Whether no rule is set (such a policy keeps everything).
     pub fn is_empty(&self) -> bool {
-        [self.last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly]
-            .iter()
-            .all(|c| *c == 0)
+        [
+            self.last,
+            self.hourly,
+            self.daily,
+            self.weekly,
+            self.monthly,
+            self.yearly,
+        ]
+        .iter()
+        .all(|c| *c == 0)
             && self.tags.is_empty()
             && [
                 &self.within,
@@ -90,7 +97,10 @@ fn always(_: &DateTime<FixedOffset>, nr: usize) -> i64 {
     nr as i64
 }
 fn ymdh(d: &DateTime<FixedOffset>, _: usize) -> i64 {
-    i64::from(d.year()) * 1_000_000 + i64::from(d.month()) * 10_000 + i64::from(d.day()) * 100 + i64::from(d.hour())
+    i64::from(d.year()) * 1_000_000
+        + i64::from(d.month()) * 10_000
+        + i64::from(d.day()) * 100
+        + i64::from(d.hour())
 }
 fn ymd(d: &DateTime<FixedOffset>, _: usize) -> i64 {
     i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day())
@@ -107,16 +117,21 @@ fn y(d: &DateTime<FixedOffset>, _: usize) -> i64 {
 }
 
 /// The newest snapshot time that is not in the future: the reference for windows.
-fn latest_time(times: &[DateTime<FixedOffset>], now: &DateTime<FixedOffset>) -> Option<DateTime<FixedOffset>> {
+fn latest_time(
+    times: &[DateTime<FixedOffset>],
+    now: &DateTime<FixedOffset>,
+) -> Option<DateTime<FixedOffset>> {
     times.iter().filter(|t| *t < now).max().copied()
 }
 
 /// Applies `policy` to one group of snapshots. Returns decisions newest first.
 pub fn apply_policy(snaps: &[(Id, Snapshot)], policy: &Policy, now: &GoTime) -> Vec<Decision> {
-    let mut list: Vec<(Id, DateTime<FixedOffset>, &Snapshot)> =
-        snaps.iter().map(|(id, s)| (*id, s.time.datetime(), s)).collect();
+    let mut list: Vec<(Id, DateTime<FixedOffset>, &Snapshot)> = snaps
+        .iter()
+        .map(|(id, s)| (*id, s.time.datetime(), s))
+        .collect();
     // Newest first; stable for equal instants, as Go's sort.Stable.
-    list.sort_by(|a, b| b.1.cmp(&a.1));
+    list.sort_by_key(|e| std::cmp::Reverse(e.1));
     if policy.is_empty() {
         return list
             .iter()
@@ -129,7 +144,8 @@ pub fn apply_policy(snaps: &[(Id, Snapshot)], policy: &Policy, now: &GoTime) -> 
     }
     let times: Vec<_> = list.iter().map(|e| e.1).collect();
     // With every snapshot in the future Go's zero time is the reference.
-    let latest = latest_time(&times, &now.datetime()).unwrap_or_else(|| GoTime::default().datetime());
+    let latest =
+        latest_time(&times, &now.datetime()).unwrap_or_else(|| GoTime::default().datetime());
     let mut buckets: [(Count, Bucker, Option<i64>, &str); 6] = [
         (policy.last, always, None, "last snapshot"),
         (policy.hourly, ymdh, None, "hourly snapshot"),
@@ -150,7 +166,13 @@ pub fn apply_policy(snaps: &[(Id, Snapshot)], policy: &Policy, now: &GoTime) -> 
     for (nr, (id, t, snap)) in list.iter().enumerate() {
         let mut reasons = Vec::new();
         for l in &policy.tags {
-            if l.iter().all(|tag| if tag.is_empty() { snap.tags.is_empty() } else { snap.tags.contains(tag) }) {
+            if l.iter().all(|tag| {
+                if tag.is_empty() {
+                    snap.tags.is_empty()
+                } else {
+                    snap.tags.contains(tag)
+                }
+            }) {
                 reasons.push(format!("has tags [{}]", l.join(" ")));
             }
         }
@@ -167,7 +189,11 @@ pub fn apply_policy(snaps: &[(Id, Snapshot)], policy: &Policy, now: &GoTime) -> 
                     if b.0 > 0 {
                         b.0 -= 1;
                     }
-                    reasons.push(if fresh { b.3.to_string() } else { format!("oldest {}", b.3) });
+                    reasons.push(if fresh {
+                        b.3.to_string()
+                    } else {
+                        format!("oldest {}", b.3)
+                    });
                 }
             }
         }

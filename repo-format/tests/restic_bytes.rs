@@ -18,7 +18,9 @@ use stash_repo_format::{
 
 fn files(dir: &Path) -> Vec<(Id, Vec<u8>)> {
     let mut out = Vec::new();
-    let Ok(rd) = fs::read_dir(dir) else { return out };
+    let Ok(rd) = fs::read_dir(dir) else {
+        return out;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -33,14 +35,21 @@ fn files(dir: &Path) -> Vec<(Id, Vec<u8>)> {
 }
 
 fn check_repo(name: &str, version: u32) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name);
     let keys = files(&root.join("keys"));
     assert_eq!(keys.len(), 1);
     let kf = KeyFile::from_bytes(&keys[0].1).unwrap();
     assert!(kf.open(b"wrong").is_err());
     let master = kf.open(b"fixture").unwrap();
 
-    let config = Config::from_json(&master.open(&fs::read(root.join("config")).unwrap()).unwrap()).unwrap();
+    let config = Config::from_json(
+        &master
+            .open(&fs::read(root.join("config")).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(config.version, version);
     assert!(config.polynomial().unwrap().is_irreducible());
 
@@ -63,12 +72,21 @@ fn check_repo(name: &str, version: u32) {
         assert_eq!(header, from_index, "pack {id}: header and index agree");
         assert_eq!(pack::expected_size(&header), bytes.len() as u64);
         for b in header {
-            assert_eq!(b.uncompressed_length.is_some(), version == 2, "compression matches the version");
+            assert_eq!(
+                b.uncompressed_length.is_some(),
+                version == 2,
+                "compression matches the version"
+            );
             let sealed = &bytes[b.offset as usize..(b.offset + b.length) as usize];
             let plain = blob::decode(&master, &b.id, sealed, b.uncompressed_length).unwrap();
             if b.ty == BlobType::Tree {
                 let tree = Tree::decode(&plain).unwrap();
-                assert_eq!(tree.encode().unwrap(), plain, "tree {} re-encodes byte for byte", b.id);
+                assert_eq!(
+                    tree.encode().unwrap(),
+                    plain,
+                    "tree {} re-encodes byte for byte",
+                    b.id
+                );
                 trees += 1;
             }
         }
@@ -80,7 +98,13 @@ fn check_repo(name: &str, version: u32) {
         let json = unpacked::decode("snapshot", master.open(&bytes).unwrap()).unwrap();
         let s = Snapshot::decode(&json).unwrap();
         let tree = s.tree.unwrap();
-        assert!(indexed.values().flatten().any(|b| b.id == tree && b.ty == BlobType::Tree), "snapshot {id}");
+        assert!(
+            indexed
+                .values()
+                .flatten()
+                .any(|b| b.id == tree && b.ty == BlobType::Tree),
+            "snapshot {id}"
+        );
     }
 }
 

@@ -1,4 +1,4 @@
-//! [`Backend`] over any `object_store` store (local disk, memory; cloud stores later),
+//! [`Backend`] over any `object_store` store (local disk, memory, S3, GCS, Azure),
 //! under a key prefix, in restic's default layout.
 
 use std::{ops::Range, sync::Arc};
@@ -24,26 +24,78 @@ pub struct ObjectStoreBackend {
     local_root: Option<std::path::PathBuf>,
 }
 
+/// The messages of an error and its sources, joined.
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        out.push_str(&err.to_string());
+        out.push('\n');
+        cur = err.source();
+    }
+    out
+}
+
+/// The HTTP status in an error's message chain (`object_store` keeps its HTTP
+/// error type private; its message reads "...status code: 400 Bad Request...").
+fn http_status(chain: &str) -> Option<u16> {
+    let i = chain.find("status code: ")?;
+    chain[i + 13..]
+        .chars()
+        .take(3)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+/// Whether retrying might help: not for errors about the request itself (bad
+/// path, missing permission, a precondition, an unsupported feature, an HTTP
+/// 4xx other than 408 and 429, a TLS certificate the client does not trust); yes
+/// for everything else (5xx, timeouts, broken connections, I/O errors).
+pub fn is_transient(e: &object_store::Error) -> bool {
+    match e {
+        object_store::Error::AlreadyExists { .. }
+        | object_store::Error::Precondition { .. }
+        | object_store::Error::NotModified { .. }
+        | object_store::Error::NotSupported { .. }
+        | object_store::Error::NotImplemented
+        | object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. }
+        | object_store::Error::InvalidPath { .. }
+        | object_store::Error::UnknownConfigurationKey { .. } => false,
+        e => {
+            let chain = chain_text(e);
+            let client_error = matches!(
+                http_status(&chain),
+                Some(s) if (400..500).contains(&s) && s != 408 && s != 429
+            );
+            !client_error && !chain.to_ascii_lowercase().contains("certificate")
+        }
+    }
+}
+
+/// Where cloud clients look for instance credentials when none are configured.
+const METADATA_HOSTS: [&str; 2] = ["169.254.169.254", "metadata.google.internal"];
+
 fn map_err(op: &'static str, path: &Path, e: object_store::Error) -> Error {
     match e {
         object_store::Error::NotFound { .. } => Error::NotFound(path.to_string()),
-        e => {
-            let transient = !matches!(
-                e,
-                object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. }
-                    | object_store::Error::NotSupported { .. }
-                    | object_store::Error::PermissionDenied { .. }
-                    | object_store::Error::Unauthenticated { .. }
-                    | object_store::Error::InvalidPath { .. }
-            );
-            Error::Backend {
-                op,
-                path: path.to_string(),
-                source: Box::new(e),
-                transient,
-            }
-        }
+        e if METADATA_HOSTS.iter().any(|h| chain_text(&e).contains(h)) => Error::Backend {
+            op,
+            path: path.to_string(),
+            transient: is_transient(&e),
+            source: format!(
+                "{e} (no credentials were configured, so the instance metadata service \
+                 was asked; set them in the environment or --secret-dir)"
+            )
+            .into(),
+        },
+        e => Error::Backend {
+            op,
+            path: path.to_string(),
+            transient: is_transient(&e),
+            source: Box::new(e),
+        },
     }
 }
 
@@ -65,6 +117,16 @@ impl ObjectStoreBackend {
         self
     }
 
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The key prefix (no leading or trailing slash; empty for the root).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     fn key(&self, rel: &str) -> Path {
         if self.prefix.is_empty() {
             Path::from(rel)
@@ -75,6 +137,20 @@ impl ObjectStoreBackend {
 
     fn path(&self, ty: FileType, id: &Id) -> Path {
         self.key(&ty.path(id))
+    }
+
+    /// Ok if the existing config holds exactly `data`.
+    async fn same_config(&self, path: &Path, data: &Bytes) -> Result<()> {
+        let existing = self.read(FileType::Config, &Id::default(), None).await?;
+        if existing == *data {
+            return Ok(());
+        }
+        Err(Error::Backend {
+            op: "write",
+            path: path.to_string(),
+            source: "a different config file already exists".into(),
+            transient: false,
+        })
     }
 }
 
@@ -114,8 +190,17 @@ impl Backend for ObjectStoreBackend {
             .get_opts(&path, opts)
             .await
             .map_err(|e| map_err("read", &path, e))?;
+        let size = res.meta.size;
         let bytes = res.bytes().await.map_err(|e| map_err("read", &path, e))?;
         if let Some(r) = range {
+            if r.end > size {
+                return Err(Error::Backend {
+                    op: "read",
+                    path: path.to_string(),
+                    source: format!("range {r:?} goes past the end of the {size}-byte file").into(),
+                    transient: false,
+                });
+            }
             if bytes.len() as u64 != r.end - r.start {
                 return Err(Error::Backend {
                     op: "read",
@@ -129,21 +214,44 @@ impl Backend for ObjectStoreBackend {
         Ok(bytes)
     }
 
+    /// Create-only put. Where the store cannot do create-only (S3 with
+    /// `AWS_CONDITIONAL_PUT=disabled`), content-addressed files are overwritten
+    /// (same name, same bytes) and the config is written only after checking it is
+    /// absent. An existing file counts as written: for content-addressed files it
+    /// holds these bytes; the config must hold exactly these bytes (a retried write
+    /// whose first answer was lost), anything else is an error.
     async fn write(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()> {
         let path = self.path(ty, id);
-        let opts = PutOptions {
+        let create = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self
+        let res = self
             .store
-            .put_opts(&path, PutPayload::from(data), opts)
-            .await
-        {
+            .put_opts(&path, PutPayload::from(data.clone()), create)
+            .await;
+        let res = match res {
+            Err(object_store::Error::NotImplemented) => {
+                if ty == FileType::Config && self.has_config().await? {
+                    return self.same_config(&path, &data).await;
+                }
+                self.store
+                    .put_opts(&path, PutPayload::from(data.clone()), PutOptions::default())
+                    .await
+            }
+            r => r,
+        };
+        match res {
             Ok(_) => Ok(()),
-            // Names are content hashes: an existing file already holds these bytes.
-            // The config is the one name that is not, and `init` checks for it first.
             Err(object_store::Error::AlreadyExists { .. }) if ty != FileType::Config => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => self.same_config(&path, &data).await,
+            // A put answered "not found": the bucket or container is missing.
+            Err(e @ object_store::Error::NotFound { .. }) => Err(Error::Backend {
+                op: "write",
+                path: path.to_string(),
+                source: format!("{e} (does the bucket or container exist?)").into(),
+                transient: false,
+            }),
             Err(e) => Err(map_err("write", &path, e)),
         }
     }
@@ -183,5 +291,55 @@ impl Backend for ObjectStoreBackend {
             .map_err(|e| Error::Usage(format!("create task failed: {e}")))??;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generic(msg: &str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: msg.to_string().into(),
+        }
+    }
+
+    #[test]
+    fn transient_classification() {
+        let msg = |s: &str| {
+            format!("Error performing PUT http://h/b/k in 1ms - Server returned non-2xx status code: {s}: <Error/>")
+        };
+        assert_eq!(http_status(&msg("403 Forbidden")), Some(403));
+        assert_eq!(http_status("connection reset"), None);
+        assert!(!is_transient(&generic(&msg("400 Bad Request"))));
+        assert!(!is_transient(&generic(&msg("416 Range Not Satisfiable"))));
+        assert!(is_transient(&generic(&msg("429 Too Many Requests"))));
+        assert!(is_transient(&generic(&msg("408 Request Timeout"))));
+        assert!(is_transient(&generic(&msg("503 Service Unavailable"))));
+        assert!(is_transient(&generic(
+            "error sending request: connection reset by peer"
+        )));
+        assert!(!is_transient(&generic(
+            "error sending request: invalid peer certificate: UnknownIssuer"
+        )));
+        assert!(!is_transient(&object_store::Error::NotImplemented));
+        assert!(!is_transient(&object_store::Error::PermissionDenied {
+            path: "p".into(),
+            source: "no".into()
+        }));
+    }
+
+    #[test]
+    fn missing_credentials_get_a_hint() {
+        let e = map_err(
+            "stat",
+            &Path::from("config"),
+            generic("Error performing PUT http://169.254.169.254/latest/api/token - 403"),
+        );
+        assert!(
+            e.to_string().contains("no credentials were configured"),
+            "{e}"
+        );
     }
 }

@@ -22,8 +22,11 @@ use crate::{
 /// Files queued ahead of the workers.
 pub const QUEUE: usize = 256;
 
-/// Per slot: the content and size of a saved file, `None` if it could not be read.
-pub type Results = Vec<Option<(Vec<Id>, u64)>>;
+/// The content and size of a saved file, `None` if it could not be read.
+pub type Saved = Option<(Vec<Id>, u64)>;
+
+/// Per slot, what saving the file gave.
+pub type Results = Vec<Saved>;
 
 /// Runs `scan` on this thread while `workers` threads save the files it sends.
 /// Returns the scan's value and the results by slot.
@@ -39,14 +42,18 @@ pub fn with_savers<T>(
 ) -> Result<(T, Results)> {
     let (tx, rx) = mpsc::sync_channel::<(usize, PathBuf)>(QUEUE);
     let rx = Mutex::new(rx);
-    let results: Mutex<Vec<(usize, Option<(Vec<Id>, u64)>)>> = Mutex::default();
+    let results: Mutex<Vec<(usize, Saved)>> = Mutex::default();
     let fatal: Mutex<Option<Error>> = Mutex::default();
     let out = std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
             s.spawn(|| loop {
                 let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                 let Ok((slot, path)) = job else { break };
-                if fatal.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+                if fatal
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some()
+                {
                     continue;
                 }
                 let r = match save_file(&path, saver, kind, counters) {
@@ -60,11 +67,17 @@ pub fn with_savers<T>(
                         None
                     }
                     Err(e) => {
-                        fatal.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+                        fatal
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .get_or_insert(e);
                         None
                     }
                 };
-                results.lock().unwrap_or_else(PoisonError::into_inner).push((slot, r));
+                results
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((slot, r));
             });
         }
         let v = scan(&tx);
@@ -84,7 +97,12 @@ pub fn with_savers<T>(
     Ok((out, by_slot))
 }
 
-fn save_file(path: &std::path::Path, saver: &BlobSaver, kind: &ChunkerKind, counters: &Counters) -> Result<(Vec<Id>, u64)> {
+fn save_file(
+    path: &std::path::Path,
+    saver: &BlobSaver,
+    kind: &ChunkerKind,
+    counters: &Counters,
+) -> Result<(Vec<Id>, u64)> {
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
     save_stream(f, saver, kind, counters).map_err(|e| match e {
         Error::Io { source, .. } => Error::io(path, source),
@@ -96,7 +114,12 @@ fn save_file(path: &std::path::Path, saver: &BlobSaver, kind: &ChunkerKind, coun
 ///
 /// # Errors
 /// Read errors (as [`Error::Io`] with an empty path) or saver errors.
-pub fn save_stream(reader: impl Read, saver: &BlobSaver, kind: &ChunkerKind, counters: &Counters) -> Result<(Vec<Id>, u64)> {
+pub fn save_stream(
+    reader: impl Read,
+    saver: &BlobSaver,
+    kind: &ChunkerKind,
+    counters: &Counters,
+) -> Result<(Vec<Id>, u64)> {
     let mut content = Vec::new();
     let mut size = 0u64;
     let mut chunks = ChunkReader::new(kind, reader);

@@ -47,6 +47,23 @@ fn lookup(file: &str, id: u32) -> String {
         .unwrap_or_default()
 }
 
+/// The name of user `uid` (empty if unknown).
+pub fn user_name(uid: u32) -> String {
+    lookup("/etc/passwd", uid)
+}
+
+/// This process's real uid.
+pub fn current_uid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
 /// The node type of a file system entry.
 pub fn node_type(md: &Metadata) -> NodeType {
     let ft = md.file_type();
@@ -93,7 +110,7 @@ pub fn node_from_metadata(name: &[u8], path: &Path, md: &Metadata) -> Node {
     let ctime = GoTime::from_unix(md.ctime(), md.ctime_nsec() as u32);
     let mut node = Node::new(name.to_vec(), ty.clone());
     node.mode = go_mode_from_posix(md.mode());
-    node.atime = mtime.clone();
+    node.atime = mtime;
     node.mtime = mtime;
     node.ctime = ctime;
     node.uid = md.uid();
@@ -119,9 +136,8 @@ pub fn node_from_metadata(name: &[u8], path: &Path, md: &Metadata) -> Node {
             node.links = md.nlink();
             node.device = md.rdev();
         }
-        _ => {
-            node.links = md.nlink();
-        }
+        // restic records no link count for fifos and sockets.
+        _ => {}
     }
     node.extended_attributes = xattrs(path);
     node

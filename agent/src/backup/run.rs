@@ -98,7 +98,7 @@ fn new_snapshot(
     tree: Id,
     parent: Option<Id>,
 ) -> Snapshot {
-    let mut s = Snapshot::new(opts.time.clone().unwrap_or_else(GoTime::now), tree, paths);
+    let mut s = Snapshot::new(opts.time.unwrap_or_else(GoTime::now), tree, paths);
     s.parent = parent;
     s.hostname = opts.host.clone().unwrap_or_else(hostname);
     s.username = username();
@@ -137,7 +137,6 @@ fn store_summary(s: &mut Snapshot, sum: &Summary, start: GoTime) {
         data_added_packed: sum.data_added_packed,
         total_files_processed: sum.total_files_processed,
         total_bytes_processed: sum.total_bytes_processed,
-        ..Default::default()
     });
 }
 
@@ -335,8 +334,8 @@ async fn run_stdin(
         let now = GoTime::now();
         let mut node = Node::new(name.into_bytes(), NodeType::File);
         node.mode = 0o644;
-        node.mtime = now.clone();
-        node.atime = now.clone();
+        node.mtime = now;
+        node.atime = now;
         node.ctime = now;
         node.uid = proc_id("Uid:");
         node.gid = proc_id("Gid:");

@@ -149,9 +149,9 @@ impl Scanner<'_> {
         // Intermediate directories, with their real metadata.
         let mut dir = root;
         let mut real = PathBuf::new();
-        let mut comps = target.components().peekable();
+        let comps = target.components().peekable();
         let mut idx = 0;
-        while let Some(c) = comps.next() {
+        for c in comps {
             real.push(c.as_os_str());
             let Component::Normal(name) = c else { continue };
             idx += 1;
@@ -256,10 +256,6 @@ impl Scanner<'_> {
                             },
                             1,
                         );
-                        if node.size == 0 {
-                            Counters::add(&c.files_done, 1);
-                            return Some(Item::Node(node));
-                        }
                         let slot = self.next_slot.get();
                         self.next_slot.set(slot + 1);
                         // The savers only stop early on a fatal error, reported at the end.

@@ -110,7 +110,11 @@ impl Args {
             within_weekly: self.keep_within_weekly.unwrap_or_default(),
             within_monthly: self.keep_within_monthly.unwrap_or_default(),
             within_yearly: self.keep_within_yearly.unwrap_or_default(),
-            tags: self.keep_tag.iter().map(|t| t.split(',').map(String::from).collect()).collect(),
+            tags: self
+                .keep_tag
+                .iter()
+                .map(|t| t.split(',').map(String::from).collect())
+                .collect(),
         }
     }
 }
@@ -122,7 +126,11 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let filter = SnapshotFilter {
         hosts: a.host.clone(),
         paths: a.path.clone(),
-        tags: a.tag.iter().map(|t| t.split(',').map(String::from).collect()).collect(),
+        tags: a
+            .tag
+            .iter()
+            .map(|t| t.split(',').map(String::from).collect())
+            .collect(),
     };
     let has_filter = !a.host.is_empty() || !a.path.is_empty() || !a.tag.is_empty();
     if policy.is_empty() && a.ids.is_empty() && !a.unsafe_allow_remove_all {

@@ -54,7 +54,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
                     Err(e) => eprintln!("warning: key {id}: {e}"),
                 }
             }
-            rows.sort_by(|a, b| a.1.created.cmp(&b.1.created));
+            rows.sort_by_key(|a| a.1.created);
             if g.json {
                 let v: Vec<_> = rows
                     .iter()

@@ -79,15 +79,18 @@ async fn walk(
     repo: &Repository,
     index: &IndexLookup,
     tree: Id,
-    prefix: &str,
-    out: &mut Vec<(String, Node)>,
+    prefix: &[u8],
+    out: &mut Vec<(Vec<u8>, Node)>,
 ) -> anyhow::Result<()> {
-    let mut stack = vec![(tree, prefix.to_string())];
+    let mut stack = vec![(tree, prefix.to_vec())];
     while let Some((id, pre)) = stack.pop() {
         let t = repo.read_tree(index, &id).await?;
         let mut subdirs = Vec::new();
         for n in t.nodes {
-            let path = format!("{pre}/{}", name_of(&n));
+            // Raw name bytes: restic prints names exactly as stored.
+            let mut path = pre.clone();
+            path.push(b'/');
+            path.extend_from_slice(&n.name);
             if let Some(s) = n.subtree {
                 subdirs.push((s, path.clone()));
             }
@@ -105,13 +108,13 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         .await?;
     let index = repo.load_index().await?;
     let mut entries = Vec::new();
-    walk(&repo, &index, root_of(&id, &snap)?, "", &mut entries).await?;
+    walk(&repo, &index, root_of(&id, &snap)?, b"", &mut entries).await?;
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let keep = |p: &str| {
+    let keep = |p: &[u8]| {
         a.dirs.is_empty()
             || a.dirs.iter().any(|d| {
-                let d = d.trim_end_matches('/');
-                p == d || p.starts_with(&format!("{d}/"))
+                let d = d.trim_end_matches('/').as_bytes();
+                p == d || (p.starts_with(d) && p.get(d.len()) == Some(&b'/'))
             })
     };
     let mut stdout = std::io::stdout().lock();
@@ -130,7 +133,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     for (path, n) in entries.iter().filter(|(p, _)| keep(p)) {
         if g.json {
             let v = json!({
-                "name": name_of(n), "type": n.node_type.as_str(), "path": path,
+                "name": name_of(n), "type": n.node_type.as_str(), "path": String::from_utf8_lossy(path),
                 "uid": n.uid, "gid": n.gid, "size": n.size, "mode": n.mode,
                 "mtime": n.mtime, "atime": n.atime, "ctime": n.ctime, "struct_type": "node",
             });
@@ -141,20 +144,24 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
                 .datetime()
                 .with_timezone(&chrono::Local)
                 .format("%Y-%m-%d %H:%M:%S");
-            let mut line = format!(
-                "{} {:>5} {:>5} {:>12} {t} {path}",
+            let line = format!(
+                "{} {:>5} {:>5} {:>12} {t} ",
                 mode_string(n),
                 n.uid,
                 n.gid,
                 n.size
             );
+            let mut line = line.into_bytes();
+            line.extend_from_slice(path);
             if n.node_type == NodeType::Symlink {
-                line.push_str(" -> ");
-                line.push_str(&String::from_utf8_lossy(&n.link_target));
+                line.extend_from_slice(b" -> ");
+                line.extend_from_slice(&n.link_target);
             }
-            writeln!(stdout, "{line}")?;
+            line.push(b'\n');
+            stdout.write_all(&line)?;
         } else {
-            writeln!(stdout, "{path}")?;
+            stdout.write_all(path)?;
+            stdout.write_all(b"\n")?;
         }
     }
     Ok(0)

@@ -1,5 +1,6 @@
 //! Where the password comes from: `RESTIC_PASSWORD`, `--password-file` /
-//! `RESTIC_PASSWORD_FILE` (surrounding whitespace trimmed, as restic does), a prompt
+//! `RESTIC_PASSWORD_FILE` (surrounding whitespace trimmed, as restic does), the
+//! `RESTIC_PASSWORD` file of a `--secret-dir`, a prompt
 //! on a terminal, or one line of stdin otherwise.
 
 use std::io::{BufRead, IsTerminal};
@@ -17,6 +18,11 @@ pub fn get(g: &Global, confirm: bool) -> anyhow::Result<String> {
         let s = std::fs::read_to_string(f)
             .with_context(|| format!("reading password file {}", f.display()))?;
         return Ok(s.trim().to_string());
+    }
+    if let Some(dir) = &g.secret_dir {
+        if let Some(p) = crate::backend::secret_dir::read(dir)?.password() {
+            return Ok(p.to_string());
+        }
     }
     prompt("enter password for repository: ", confirm)
 }

@@ -36,14 +36,21 @@ fn options(a: &PruneArgs) -> anyhow::Result<PruneOptions> {
         max_repack_bytes: a
             .max_repack_size
             .as_deref()
-            .map(|s| parse_size(s).ok_or_else(|| anyhow::anyhow!("invalid --max-repack-size {s:?}")))
+            .map(|s| {
+                parse_size(s).ok_or_else(|| anyhow::anyhow!("invalid --max-repack-size {s:?}"))
+            })
             .transpose()?,
         repack_uncompressed: a.repack_uncompressed,
         compression: true,
     })
 }
 
-async fn run_prune(g: &Global, repo: &Repository, a: &PruneArgs, dry_run: bool) -> anyhow::Result<()> {
+async fn run_prune(
+    g: &Global,
+    repo: &Repository,
+    a: &PruneArgs,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     let (plan, report) = prune(repo, &options(a)?, dry_run).await?;
     let s = &report.stats;
     if g.json {
@@ -55,7 +62,11 @@ async fn run_prune(g: &Global, repo: &Repository, a: &PruneArgs, dry_run: bool) 
         }));
     } else if !g.quiet {
         println!("used:   {:>8} blobs, {}", s.used_blobs, human(s.used_bytes));
-        println!("unused: {:>8} blobs, {}", s.unused_blobs, human(s.unused_bytes));
+        println!(
+            "unused: {:>8} blobs, {}",
+            s.unused_blobs,
+            human(s.unused_bytes)
+        );
         println!(
             "{}: delete {} packs ({} unreferenced), repack {} packs ({} to copy), keep {} packs",
             if dry_run { "would" } else { "plan" },
@@ -65,7 +76,11 @@ async fn run_prune(g: &Global, repo: &Repository, a: &PruneArgs, dry_run: bool) 
             human(s.repack_bytes),
             plan.keep.len()
         );
-        println!("frees {}, unused space left {}", human(s.freed_bytes), human(s.unused_after));
+        println!(
+            "frees {}, unused space left {}",
+            human(s.freed_bytes),
+            human(s.unused_after)
+        );
         if !dry_run {
             println!(
                 "done: {} packs deleted, {} written, {} index files replaced",

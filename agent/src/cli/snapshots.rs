@@ -81,7 +81,13 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             .with_timezone(&chrono::Local)
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
-        for (i, p) in s.paths.iter().enumerate() {
+        let no_path = [String::new()];
+        let paths = if s.paths.is_empty() {
+            &no_path[..]
+        } else {
+            &s.paths[..]
+        };
+        for (i, p) in paths.iter().enumerate() {
             if i == 0 {
                 println!(
                     "{:<8}  {:<19}  {:<12}  {:<12}  {}",

@@ -19,7 +19,9 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let host = hostname();
     let mut removed = 0;
     for (id, l) in repo.list_locks().await? {
-        let stale = l.is_stale(&now, &host, |pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        let stale = l.is_stale(&now, &host, |pid| {
+            std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
         if a.remove_all || stale {
             repo.backend().remove(FileType::Lock, &id).await?;
             removed += 1;

@@ -136,17 +136,22 @@ impl Repository {
     pub async fn lock(&self, exclusive: bool) -> Result<LockGuard> {
         self.check_conflicts(exclusive, None).await?;
         let id = self.save_json(FileType::Lock, &new_lock(exclusive)).await?;
-        tokio::time::sleep(RECHECK_AFTER).await;
-        if let Err(e) = self.check_conflicts(exclusive, Some(&id)).await {
-            let _ = self.backend().remove(FileType::Lock, &id).await;
-            return Err(e);
-        }
+        // Registered at once, so an interruption from here on removes the file.
         let current = Arc::new(Mutex::new(id));
-        let refresher = tokio::spawn(refresh_loop(self.clone(), current.clone(), exclusive));
         registry()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((self.clone(), current.clone()));
+        tokio::time::sleep(RECHECK_AFTER).await;
+        if let Err(e) = self.check_conflicts(exclusive, Some(&id)).await {
+            registry()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|(_, c)| !Arc::ptr_eq(c, &current));
+            let _ = self.backend().remove(FileType::Lock, &id).await;
+            return Err(e);
+        }
+        let refresher = tokio::spawn(refresh_loop(self.clone(), current.clone(), exclusive));
         Ok(LockGuard {
             repo: self.clone(),
             current,

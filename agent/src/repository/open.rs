@@ -45,7 +45,11 @@ pub fn hostname() -> String {
 pub fn username() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default()
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            crate::backup::node_meta::user_name(crate::backup::node_meta::current_uid())
+        })
 }
 
 /// Writes a new key file for `master` under `password`; returns its id.

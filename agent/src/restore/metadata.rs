@@ -76,14 +76,23 @@ pub fn apply(plan: &Plan) -> u64 {
         .filter(|(p, _)| std::fs::symlink_metadata(p).is_ok())
         .map(|(p, n)| apply_one(p, n, root))
         .sum();
-    let mut by_depth: std::collections::BTreeMap<usize, Vec<&(std::path::PathBuf, Node)>> = Default::default();
+    let mut by_depth: std::collections::BTreeMap<usize, Vec<&(std::path::PathBuf, Node)>> =
+        Default::default();
     for d in &plan.dirs {
-        by_depth.entry(d.0.components().count()).or_default().push(d);
+        by_depth
+            .entry(d.0.components().count())
+            .or_default()
+            .push(d);
     }
     let dirs: u64 = by_depth
         .values()
         .rev()
-        .map(|level| level.par_iter().map(|(p, n)| apply_one(p, n, root)).sum::<u64>())
+        .map(|level| {
+            level
+                .par_iter()
+                .map(|(p, n)| apply_one(p, n, root))
+                .sum::<u64>()
+        })
         .sum();
     files + others + dirs
 }

@@ -218,19 +218,22 @@ pub fn create_entries(plan: &mut Plan, target: &Path) -> Result<()> {
     // Regular files in parallel (file creation is mostly kernel time), then hard
     // links, which need their target to exist.
     use rayon::prelude::*;
-    plan.files.par_iter().filter(|f| f.hardlink_to.is_none()).try_for_each(|f| {
-        if let Some(parent) = f.path.parent() {
-            if !parent.is_dir() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    plan.files
+        .par_iter()
+        .filter(|f| f.hardlink_to.is_none())
+        .try_for_each(|f| {
+            if let Some(parent) = f.path.parent() {
+                if !parent.is_dir() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
             }
-        }
-        replace(&f.path);
-        let file = std::fs::File::create(&f.path).map_err(|e| Error::io(&f.path, e))?;
-        if f.length > 0 {
-            file.set_len(f.length).map_err(|e| Error::io(&f.path, e))?;
-        }
-        Ok::<_, Error>(())
-    })?;
+            replace(&f.path);
+            let file = std::fs::File::create(&f.path).map_err(|e| Error::io(&f.path, e))?;
+            if f.length > 0 {
+                file.set_len(f.length).map_err(|e| Error::io(&f.path, e))?;
+            }
+            Ok::<_, Error>(())
+        })?;
     for f in plan.files.iter().filter(|f| f.hardlink_to.is_some()) {
         if let Some(parent) = f.path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;

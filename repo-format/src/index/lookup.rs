@@ -1,7 +1,8 @@
 //! The in-memory blob index: for each blob type a vector of 48-byte entries sorted by
-//! id, plus a 65 536-slot table of where each two-byte id prefix starts, so a lookup
-//! is one table read and a short binary search. Packs are stored once and referred
-//! to by number. Memory: 48 bytes per blob plus 32 bytes per pack and 512 KiB fixed.
+//! id, plus a table of where each id prefix starts, sized to about four entries per
+//! slot (ids are uniform hashes), so a lookup is one table read and a search over a
+//! few neighbouring entries. Packs are stored once and referred to by number.
+//! Memory: 48 bytes per blob, at most 2 bytes per blob for the table, 32 per pack.
 //!
 //! The structure is immutable once built, so readers need no lock; blobs added by a
 //! running backup are tracked by the agent beside it.
@@ -44,31 +45,41 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Table {
     entries: Vec<Entry>,
-    /// `starts[p]` = first entry whose id begins with the two bytes `p`; 65 537 slots.
+    /// `starts[p]` = first entry whose id's top `bits` bits are `p`; 2^bits + 1 slots.
     starts: Vec<u32>,
+    bits: u32,
 }
 
 impl Table {
     fn build(mut entries: Vec<Entry>) -> Self {
         entries.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack.cmp(&b.pack)));
         entries.shrink_to_fit();
-        let mut starts = vec![0u32; 65_537];
+        let n = entries.len();
+        let bits = (usize::BITS - n.leading_zeros())
+            .saturating_sub(2)
+            .clamp(4, 24);
+        let slots = 1usize << bits;
+        let mut starts = vec![0u32; slots + 1];
         let mut i = 0usize;
-        for (p, slot) in starts.iter_mut().enumerate().take(65_536) {
-            while i < entries.len() && prefix(&entries[i].id) < p {
+        for (p, slot) in starts.iter_mut().enumerate().take(slots) {
+            while i < n && prefix(&entries[i].id, bits) < p {
                 i += 1;
             }
             *slot = i as u32;
         }
-        starts[65_536] = entries.len() as u32;
-        Table { entries, starts }
+        starts[slots] = n as u32;
+        Table {
+            entries,
+            starts,
+            bits,
+        }
     }
 
     fn range(&self, id: &Id) -> &[Entry] {
         if self.entries.is_empty() {
             return &[];
         }
-        let p = prefix(&id.0);
+        let p = prefix(&id.0, self.bits);
         let slice = &self.entries[self.starts[p] as usize..self.starts[p + 1] as usize];
         let lo = slice.partition_point(|e| e.id < id.0);
         let hi = lo + slice[lo..].partition_point(|e| e.id == id.0);
@@ -76,8 +87,9 @@ impl Table {
     }
 }
 
-fn prefix(id: &[u8; 32]) -> usize {
-    (usize::from(id[0]) << 8) | usize::from(id[1])
+/// The top `bits` bits of an id.
+fn prefix(id: &[u8; 32], bits: u32) -> usize {
+    (u32::from_be_bytes([id[0], id[1], id[2], id[3]]) >> (32 - bits)) as usize
 }
 
 /// Immutable blob id -> location map for both blob types.

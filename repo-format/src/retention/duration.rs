@@ -71,17 +71,33 @@ impl Duration {
 
 /// Go's `t.AddDate(years, months, days)`: month overflow carries into years, day
 /// overflow into months, in `t`'s own offset.
-fn add_date(t: &DateTime<FixedOffset>, years: i64, months: i64, days: i64) -> Option<DateTime<FixedOffset>> {
+fn add_date(
+    t: &DateTime<FixedOffset>,
+    years: i64,
+    months: i64,
+    days: i64,
+) -> Option<DateTime<FixedOffset>> {
     let m = i64::from(t.month0()) + months;
     let y = i64::from(t.year()) + years + m.div_euclid(12);
-    let first = NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, u32::try_from(m.rem_euclid(12)).ok()? + 1, 1)?;
+    let first = NaiveDate::from_ymd_opt(
+        i32::try_from(y).ok()?,
+        u32::try_from(m.rem_euclid(12)).ok()? + 1,
+        1,
+    )?;
     let date = first.checked_add_signed(TimeDelta::try_days(i64::from(t.day()) - 1 + days)?)?;
-    date.and_time(t.time()).and_local_timezone(*t.offset()).single()
+    date.and_time(t.time())
+        .and_local_timezone(*t.offset())
+        .single()
 }
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, u) in [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')] {
+        for (n, u) in [
+            (self.years, 'y'),
+            (self.months, 'm'),
+            (self.days, 'd'),
+            (self.hours, 'h'),
+        ] {
             if n != 0 {
                 write!(f, "{n}{u}")?;
             }
@@ -109,9 +125,17 @@ mod tests {
     fn go_calendar_normalization() {
         let t = DateTime::parse_from_rfc3339("2021-03-31T10:00:00+02:00").unwrap();
         // Go: 2021-03-31 minus 1 month = 2021-02-31 = 2021-03-03.
-        let d = Duration { months: 1, ..Default::default() };
+        let d = Duration {
+            months: 1,
+            ..Default::default()
+        };
         assert_eq!(d.before(&t).to_rfc3339(), "2021-03-03T10:00:00+02:00");
-        let d = Duration { years: 1, days: 1, hours: 11, ..Default::default() };
+        let d = Duration {
+            years: 1,
+            days: 1,
+            hours: 11,
+            ..Default::default()
+        };
         assert_eq!(d.before(&t).to_rfc3339(), "2020-03-29T23:00:00+02:00");
     }
 }

@@ -45,7 +45,12 @@ impl GroupBy {
                 "host" | "hosts" => g.host = true,
                 "path" | "paths" => g.paths = true,
                 "tag" | "tags" => g.tags = true,
-                o => return Err(FormatError::invalid("group-by", format!("unknown field {o:?}"))),
+                o => {
+                    return Err(FormatError::invalid(
+                        "group-by",
+                        format!("unknown field {o:?}"),
+                    ))
+                }
             }
         }
         Ok(g)
@@ -67,7 +72,10 @@ pub struct GroupKey {
 }
 
 /// Splits snapshots into groups, in order of first appearance.
-pub fn group_snapshots(snaps: Vec<(Id, Snapshot)>, by: GroupBy) -> Vec<(GroupKey, Vec<(Id, Snapshot)>)> {
+pub fn group_snapshots(
+    snaps: Vec<(Id, Snapshot)>,
+    by: GroupBy,
+) -> Vec<(GroupKey, Vec<(Id, Snapshot)>)> {
     let mut out: Vec<(GroupKey, Vec<(Id, Snapshot)>)> = Vec::new();
     for (id, s) in snaps {
         let sorted = |v: &Vec<String>| {

@@ -1,0 +1,17 @@
+//! Cross-component integration tests of the `stash` binary, with Debian's `restic`
+//! (0.14) as the oracle. restic must be installed: tests that need it fail, they do
+//! not skip.
+//!
+//! - `util`: locating/building `target/<profile>/stash`, running stash and restic
+//!   with a clean environment, the rich source tree and the tree comparison.
+//! - `restic_compat`: what stash writes restic checks and restores and vice versa,
+//!   FastCDC repositories, `--stdin`, `--exclude`, path forms, committed fixtures.
+//! - `roundtrip`: stash alone: backup/restore, partial restores, dump, ls, cat, keys.
+//! - `damage`: wrong passwords, missing repositories, damaged repository files.
+//! - `locks`: lock cleanup, Ctrl-C, live and stale locks of restic and stash.
+
+mod damage;
+mod locks;
+mod restic_compat;
+mod roundtrip;
+mod util;
