@@ -135,6 +135,29 @@ impl ObjectStoreBackend {
         }
     }
 
+    /// On a local directory, flushes a just-written file and its directory to disk:
+    /// object_store's local store renames a temporary file into place without fsync,
+    /// and a write must be durable before it is reported done (restic syncs too).
+    async fn sync_local(&self, ty: FileType, id: &Id) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let file = root.join(ty.path(id));
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            std::fs::File::open(&file)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&file, e))?;
+            if let Some(dir) = file.parent() {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| Error::io(dir, e))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Usage(format!("sync task: {e}")))?
+    }
+
     fn path(&self, ty: FileType, id: &Id) -> Path {
         self.key(&ty.path(id))
     }
@@ -242,7 +265,7 @@ impl Backend for ObjectStoreBackend {
             r => r,
         };
         match res {
-            Ok(_) => Ok(()),
+            Ok(_) => self.sync_local(ty, id).await,
             Err(object_store::Error::AlreadyExists { .. }) if ty != FileType::Config => Ok(()),
             Err(object_store::Error::AlreadyExists { .. }) => self.same_config(&path, &data).await,
             // A put answered "not found": the bucket or container is missing.
