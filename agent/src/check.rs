@@ -206,14 +206,15 @@ pub async fn check(
     r.packs_read = total;
     for (id, errs) in results {
         if !errs.is_empty() {
-            r.damaged_packs.push(id);
             bad_packs.insert(id);
             r.errors.extend(errs);
         }
     }
-    // Snapshots using damaged packs.
+    // Missing, wrong-sized and unreadable packs alike: name them and the snapshots
+    // whose data lives only in them.
+    r.damaged_packs = bad_packs.iter().copied().collect();
     if !r.damaged_packs.is_empty() {
-        let damaged: HashSet<Id> = r.damaged_packs.iter().copied().collect();
+        let damaged: HashSet<Id> = bad_packs;
         for (sid, snap) in &snaps {
             if r.damaged_snapshots.contains(sid) {
                 continue;

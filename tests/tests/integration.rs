@@ -9,9 +9,11 @@
 //! - `roundtrip`: stash alone: backup/restore, partial restores, dump, ls, cat, keys.
 //! - `damage`: wrong passwords, missing repositories, damaged repository files.
 //! - `locks`: lock cleanup, Ctrl-C, live and stale locks of restic and stash.
+//! - `maintenance`: forget parity with restic, forget --prune, SIGKILL safety, concurrency.
 
 mod damage;
 mod locks;
+mod maintenance;
 mod restic_compat;
 mod roundtrip;
 mod util;
