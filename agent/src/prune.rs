@@ -16,7 +16,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 use stash_repo_format::{
     blob::{self, BlobType},
     file_type::FileType,
-    index::{IndexBlob, IndexFile, IndexLookup, IndexPack},
+    index::{IndexBlob, IndexFile, IndexLookup, IndexLookupBuilder, IndexPack},
     pack::PackedBlob,
     prune::{plan, PruneOptions, PrunePlan},
     Id,
@@ -24,7 +24,7 @@ use stash_repo_format::{
 
 use crate::{
     error::{Error, Result},
-    repository::{blob_saver::DEFAULT_PACK_SIZE, index_load::build_lookup, BlobSaver, Repository},
+    repository::{blob_saver::DEFAULT_PACK_SIZE, BlobSaver, Repository},
 };
 
 /// Blobs per index file written by prune (restic's flush size).
@@ -99,9 +99,17 @@ pub async fn prune(
             }
         }
     }
-    let files = Arc::new(files);
-    let f2 = files.clone();
-    let index = crate::cpu::spawn(move || build_lookup(&f2)).await;
+    // Keep only the ids of the parsed index files: the blobs live on in `indexed`.
+    let old_index_files: Vec<Id> = files.iter().map(|(id, _)| *id).collect();
+    drop(files);
+    let index = {
+        let mut b = IndexLookupBuilder::default();
+        for (pack, blobs) in &indexed {
+            let entries: Vec<IndexBlob> = blobs.iter().map(IndexBlob::from).collect();
+            b.add_pack(*pack, &entries);
+        }
+        b.build()
+    };
     let on_disk: HashMap<Id, u64> = repo
         .backend()
         .list(FileType::Pack)
@@ -158,9 +166,8 @@ pub async fn prune(
     if !batch.is_empty() {
         write_index(repo, batch).await?;
     }
-    let old: Vec<Id> = files
-        .iter()
-        .map(|(id, _)| *id)
+    let old: Vec<Id> = old_index_files
+        .into_iter()
         .filter(|id| !new_index_files.contains(id))
         .collect();
     repo.remove_all(FileType::Index, &old).await?;
