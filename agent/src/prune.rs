@@ -16,7 +16,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 use stash_repo_format::{
     blob::{self, BlobType},
     file_type::FileType,
-    index::{IndexBlob, IndexFile, IndexLookup, IndexLookupBuilder, IndexPack},
+    index::{IndexBlob, IndexLookup, IndexLookupBuilder, IndexPack},
     pack::PackedBlob,
     prune::{plan, PruneOptions, PrunePlan},
     Id,
@@ -24,7 +24,10 @@ use stash_repo_format::{
 
 use crate::{
     error::{Error, Result},
-    repository::{blob_saver::DEFAULT_PACK_SIZE, BlobSaver, Repository},
+    repository::{
+        blob_saver::{write_index, DEFAULT_PACK_SIZE},
+        BlobSaver, Repository,
+    },
 };
 
 /// Blobs per index file written by prune (restic's flush size).
@@ -180,15 +183,6 @@ pub async fn prune(
     repo.remove_all(FileType::Pack, &doomed).await?;
     report.packs_deleted = doomed.len() as u64;
     Ok((plan, report))
-}
-
-async fn write_index(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id> {
-    let f = IndexFile {
-        supersedes: Vec::new(),
-        packs,
-    };
-    let json = crate::cpu::spawn(move || f.to_json()).await;
-    repo.save_json_bytes(FileType::Index, json).await
 }
 
 async fn repack(repo: &Repository, plan: &PrunePlan, saver: &BlobSaver) -> Result<()> {

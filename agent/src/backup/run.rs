@@ -239,21 +239,50 @@ async fn run(
     })
     .await
     .map_err(|e| Error::Usage(format!("backup task: {e}")));
-    // Always flush what was stored, so a failed run still indexes its packs.
-    let finished = saver.finish().await;
-    let root = match (root, finished) {
-        (Ok(Ok(r)), Ok(f)) => (r, f),
+    finish(Finish {
+        repo,
+        opts,
+        saver: &saver,
+        root,
+        counters: &counters,
+        paths,
+        parent,
+        started,
+        start_time,
+    })
+    .await
+}
+
+/// What the last step of a backup needs.
+struct Finish<'a> {
+    repo: &'a Repository,
+    opts: &'a BackupOptions,
+    saver: &'a BlobSaver,
+    root: Result<Result<Id>>,
+    counters: &'a Counters,
+    paths: Vec<String>,
+    parent: Option<(Id, Snapshot)>,
+    started: Instant,
+    start_time: GoTime,
+}
+
+/// Flushes packs and index (always, so a failed run still indexes what it stored),
+/// then, only if everything succeeded, writes the snapshot.
+async fn finish(f: Finish<'_>) -> Result<BackupResult> {
+    let finished = f.saver.finish().await;
+    let (root_id, (stats, _)) = match (f.root, finished) {
+        (Ok(Ok(r)), Ok(x)) => (r, x),
         (_, Err(e)) | (Ok(Err(e)), _) | (Err(e), _) => return Err(e),
     };
-    let (root_id, (stats, _)) = root;
-    let summary = summary_of(&counters, stats, started);
-    let mut snap = new_snapshot(opts, paths, root_id, parent.as_ref().map(|(id, _)| *id));
-    store_summary(&mut snap, &summary, start_time);
-    let snapshot_id = repo.save_json(FileType::Snapshot, &snap).await?;
+    let summary = summary_of(f.counters, stats, f.started);
+    let parent = f.parent.map(|(id, _)| id);
+    let mut snap = new_snapshot(f.opts, f.paths, root_id, parent);
+    store_summary(&mut snap, &summary, f.start_time);
+    let snapshot_id = f.repo.save_json(FileType::Snapshot, &snap).await?;
     Ok(BackupResult {
         snapshot_id,
         snapshot: snap,
-        parent: parent.map(|(id, _)| id),
+        parent,
         summary,
     })
 }
@@ -349,19 +378,16 @@ async fn run_stdin(
     })
     .await
     .map_err(|e| Error::Usage(format!("backup task: {e}")));
-    let finished = saver.finish().await;
-    let (root_id, (stats, _)) = match (root, finished) {
-        (Ok(Ok(r)), Ok(f)) => (r, f),
-        (_, Err(e)) | (Ok(Err(e)), _) | (Err(e), _) => return Err(e),
-    };
-    let summary = summary_of(&counters, stats, started);
-    let mut snap = new_snapshot(opts, paths, root_id, parent.as_ref().map(|(id, _)| *id));
-    store_summary(&mut snap, &summary, start_time);
-    let snapshot_id = repo.save_json(FileType::Snapshot, &snap).await?;
-    Ok(BackupResult {
-        snapshot_id,
-        snapshot: snap,
-        parent: parent.map(|(id, _)| id),
-        summary,
+    finish(Finish {
+        repo,
+        opts,
+        saver: &saver,
+        root,
+        counters: &counters,
+        paths,
+        parent,
+        started,
+        start_time,
     })
+    .await
 }

@@ -322,7 +322,11 @@ async fn upload_loop(
     }
 }
 
-async fn write_index(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id> {
+/// Writes one index file naming `packs`; returns its id.
+///
+/// # Errors
+/// Backend errors.
+pub async fn write_index(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id> {
     let f = IndexFile {
         supersedes: Vec::new(),
         packs,
