@@ -54,6 +54,16 @@ pub struct CheckReport {
     pub snapshots: u64,
 }
 
+thread_local! {
+    /// Per verifying thread: blobs are decoded only to be checked, into one set of
+    /// buffers.
+    static DECODE: std::cell::RefCell<blob::DecodeBuffers> = std::cell::RefCell::default();
+}
+
+/// Packs read and verified at once: one per core keeps the cores busy while the
+/// next pack is read; each costs its size in memory.
+const READ_AHEAD: usize = 2;
+
 /// Progress reporting hook.
 pub type OnPack = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
@@ -136,26 +146,48 @@ pub async fn check(
         }
     }
 
+    // Data, read while the trees are walked: the walk is latency bound, reading
+    // and verifying packs keeps the cores busy meanwhile.
+    let mut to_read: Vec<Id> = indexed
+        .keys()
+        .filter(|id| !bad_packs.contains(id))
+        .copied()
+        .collect();
+    to_read.sort();
+    to_read = select(to_read, read_data);
+    let total = to_read.len() as u64;
+    let indexed = Arc::new(indexed);
+    let reading = read_packs(repo, to_read, indexed, on_pack);
+
     // Snapshots and trees.
-    let (snaps, bad) = repo.snapshots_with_errors().await?;
-    for e in bad {
-        r.errors.push(e.to_string());
-    }
-    r.snapshots = snaps.len() as u64;
-    let mut used: HashSet<(BlobType, Id)> = HashSet::new();
-    let mut tree_ok: HashMap<Id, bool> = HashMap::new();
-    for (sid, snap) in &snaps {
-        let ok = match snap.tree {
-            Some(t) => walk(repo, &index, t, &mut used, &mut tree_ok, &mut r.errors).await,
-            None => {
-                r.errors.push(format!("snapshot {sid}: has no tree"));
-                false
-            }
-        };
-        if !ok {
-            r.damaged_snapshots.push(*sid);
+    let walking = async {
+        let mut errors = Vec::new();
+        let mut damaged = Vec::new();
+        let (snaps, bad) = repo.snapshots_with_errors().await?;
+        for e in bad {
+            errors.push(e.to_string());
         }
-    }
+        let mut used: HashSet<(BlobType, Id)> = HashSet::new();
+        let mut tree_ok: HashMap<Id, bool> = HashMap::new();
+        for (sid, snap) in &snaps {
+            let ok = match snap.tree {
+                Some(t) => walk(repo, &index, t, &mut used, &mut tree_ok, &mut errors).await,
+                None => {
+                    errors.push(format!("snapshot {sid}: has no tree"));
+                    false
+                }
+            };
+            if !ok {
+                damaged.push(*sid);
+            }
+        }
+        Ok::<_, Error>((snaps, used, errors, damaged))
+    };
+    let (walked, results) = tokio::join!(walking, reading);
+    let (snaps, used, errors, damaged) = walked?;
+    r.errors.extend(errors);
+    r.damaged_snapshots = damaged;
+    r.snapshots = snaps.len() as u64;
     let unused = index
         .iter()
         .filter(|(t, id, _)| !used.contains(&(*t, *id)))
@@ -165,44 +197,6 @@ pub async fn check(
             "{unused} blobs are not referenced by any snapshot (prune removes them)"
         ));
     }
-
-    // Data.
-    let mut to_read: Vec<Id> = indexed
-        .keys()
-        .filter(|id| !bad_packs.contains(id))
-        .copied()
-        .collect();
-    to_read.sort();
-    to_read = select(to_read, read_data);
-    let total = to_read.len() as u64;
-    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let indexed = Arc::new(indexed);
-    let results: Vec<(Id, Vec<String>)> = stream::iter(to_read)
-        .map(|id| {
-            let indexed = indexed.clone();
-            let done = done.clone();
-            let on_pack = on_pack.clone();
-            async move {
-                let errs = match repo.backend().read(FileType::Pack, &id, None).await {
-                    Ok(bytes) => {
-                        let key = repo.key().clone();
-                        crate::cpu::spawn(move || {
-                            verify_pack(&key, id, &bytes, indexed.get(&id).map_or(&[][..], |v| v))
-                        })
-                        .await
-                    }
-                    Err(e) => vec![format!("pack {id}: {e}")],
-                };
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if let Some(f) = &on_pack {
-                    f(n, total);
-                }
-                (id, errs)
-            }
-        })
-        .buffer_unordered(3)
-        .collect()
-        .await;
     r.packs_read = total;
     for (id, errs) in results {
         if !errs.is_empty() {
@@ -228,6 +222,43 @@ pub async fn check(
         r.damaged_packs.sort();
     }
     Ok(r)
+}
+
+/// Reads and verifies `packs`, a few at once; the errors found per pack.
+async fn read_packs(
+    repo: &Repository,
+    packs: Vec<Id>,
+    indexed: Arc<HashMap<Id, Vec<PackedBlob>>>,
+    on_pack: Option<OnPack>,
+) -> Vec<(Id, Vec<String>)> {
+    let total = packs.len() as u64;
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    stream::iter(packs)
+        .map(|id| {
+            let indexed = indexed.clone();
+            let done = done.clone();
+            let on_pack = on_pack.clone();
+            async move {
+                let errs = match repo.backend().read(FileType::Pack, &id, None).await {
+                    Ok(bytes) => {
+                        let key = repo.key().clone();
+                        crate::cpu::spawn(move || {
+                            verify_pack(&key, id, &bytes, indexed.get(&id).map_or(&[][..], |v| v))
+                        })
+                        .await
+                    }
+                    Err(e) => vec![format!("pack {id}: {e}")],
+                };
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if let Some(f) = &on_pack {
+                    f(n, total);
+                }
+                (id, errs)
+            }
+        })
+        .buffer_unordered(READ_AHEAD)
+        .collect()
+        .await
 }
 
 fn select(mut packs: Vec<Id>, how: ReadData) -> Vec<Id> {
@@ -400,7 +431,16 @@ fn verify_pack(
             )),
         }
         let sealed = &bytes[h.offset as usize..(h.offset + h.length) as usize];
-        if let Err(e) = blob::decode(key, &h.id, sealed, h.uncompressed_length) {
+        let decoded = DECODE.with(|buf| {
+            blob::decode_into(
+                key,
+                &h.id,
+                sealed,
+                h.uncompressed_length,
+                &mut buf.borrow_mut(),
+            )
+        });
+        if let Err(e) = decoded {
             errs.push(format!("pack {id}: {} blob {}: {e}", h.ty, h.id));
         }
     }

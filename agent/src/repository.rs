@@ -10,6 +10,7 @@ pub mod files;
 pub mod index_load;
 pub mod lock;
 pub mod open;
+mod pack_buffers;
 
 use std::sync::Arc;
 
@@ -26,7 +27,10 @@ use crate::{
     error::{Error, Result},
 };
 
-pub use blob_saver::BlobSaver;
+/// Sealed size up to which [`Repository::read_blob`] decodes in place.
+pub const INLINE_DECODE: usize = 16 << 10;
+
+pub use blob_saver::{BlobSaver, WorkerSaver};
 pub use open::{init, open, InitOptions};
 
 /// An open repository.
@@ -66,7 +70,9 @@ impl Repository {
             .then_some(stash_repo_format::compress::DEFAULT_LEVEL)
     }
 
-    /// Reads, verifies and decodes one blob.
+    /// Reads, verifies and decodes one blob. Blobs up to [`INLINE_DECODE`] bytes
+    /// (most trees) are decoded on the calling task: that takes microseconds, less
+    /// than handing them to the CPU pool and back.
     ///
     /// # Errors
     /// [`Error::MissingBlob`] if it is not indexed, a backend error, or
@@ -97,12 +103,14 @@ impl Repository {
                     continue;
                 }
             };
-            let key = self.key.clone();
             let id = *id;
-            let res = crate::cpu::spawn(move || {
-                blob::decode(&key, &id, &sealed, loc.uncompressed_length)
-            })
-            .await;
+            let res = if sealed.len() <= INLINE_DECODE {
+                blob::decode(&self.key, &id, &sealed, loc.uncompressed_length)
+            } else {
+                let key = self.key.clone();
+                crate::cpu::spawn(move || blob::decode(&key, &id, &sealed, loc.uncompressed_length))
+                    .await
+            };
             match res {
                 Ok(plain) => return Ok(plain),
                 Err(source) => {
@@ -137,4 +145,27 @@ impl Repository {
             source: e,
         })
     }
+}
+
+/// A fresh version 2 repository in a named in-memory store, with a cheap key.
+#[cfg(test)]
+pub(crate) async fn memory_repo(name: &str) -> Repository {
+    let backend = crate::backend::location::open_location(&format!("memory:{name}"), false)
+        .expect("memory backend");
+    let kdf = Some(stash_repo_format::key::KdfParams {
+        n: 1024,
+        r: 8,
+        p: 1,
+    });
+    init(
+        backend,
+        b"pw",
+        InitOptions {
+            version: 2,
+            fastcdc: false,
+            kdf,
+        },
+    )
+    .await
+    .expect("init")
 }

@@ -68,15 +68,31 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: Arc<fetch::Progress>,
 ) -> Result<RestoreSummary> {
+    restore_when(repo, root, opts, progress, async { Ok(()) }).await
+}
+
+/// As [`restore`], writing nothing before `ready` resolves: the caller's lock
+/// re-check overlaps loading the index and planning.
+///
+/// # Errors
+/// As [`restore`], or `ready`'s error.
+pub async fn restore_when(
+    repo: &Repository,
+    root: Id,
+    opts: &RestoreOptions,
+    progress: Arc<fetch::Progress>,
+    ready: impl std::future::Future<Output = Result<()>>,
+) -> Result<RestoreSummary> {
     let includes = Excludes::new(&opts.include)?;
     let excludes = Excludes::new(&opts.exclude)?;
     let index = Arc::new(repo.load_index().await?);
-    std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let root = match &opts.subpath {
         Some(p) => plan::find_subtree(repo, &index, root, p).await?,
         None => root,
     };
     let mut p = plan::build(repo, &index, root, &opts.target, &includes, &excludes).await?;
+    ready.await?;
+    std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let mut summary = RestoreSummary::default();
     let target = opts.target.clone();
     let p2 = tokio::task::spawn_blocking(move || -> Result<plan::Plan> {

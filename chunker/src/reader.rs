@@ -130,6 +130,26 @@ impl<R: Read> ChunkReader<R> {
         }
     }
 
+    /// As [`ChunkReader::new`], reading into `buf` (its contents are ignored). Hand
+    /// the buffer of one file's reader to the next with [`ChunkReader::into_buffer`]:
+    /// a worker chunking many files then allocates and first-touches its window once.
+    pub fn with_buffer(kind: &ChunkerKind, reader: R, buf: Vec<u8>) -> Self {
+        ChunkReader {
+            reader,
+            cutter: kind.cutter(),
+            window: Window {
+                buf,
+                ..Window::default()
+            },
+            done: false,
+        }
+    }
+
+    /// The read buffer, for [`ChunkReader::with_buffer`].
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.window.buf
+    }
+
     /// As [`ChunkReader::new`], but reports an unusable polynomial up front.
     ///
     /// # Errors
@@ -196,3 +216,38 @@ impl<R: Read> Iterator for ChunkReader<R> {
 }
 
 impl<R: Read> FusedIterator for ChunkReader<R> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reused_dirty_buffer_cuts_like_a_fresh_one() {
+        let kind = ChunkerKind::Rabin(Polynomial(0x3DA3358B4DC173));
+        let first = noise(5 << 20, 1);
+        let second = noise(3 << 20, 2);
+        let fresh: Vec<Vec<u8>> = ChunkReader::new(&kind, &second[..])
+            .collect::<io::Result<_>>()
+            .unwrap();
+        let mut r = ChunkReader::new(&kind, &first[..]);
+        while r.next_chunk().unwrap().is_some() {}
+        let buf = r.into_buffer();
+        assert!(!buf.is_empty());
+        let reused: Vec<Vec<u8>> = ChunkReader::with_buffer(&kind, &second[..], buf)
+            .collect::<io::Result<_>>()
+            .unwrap();
+        assert_eq!(reused, fresh);
+        assert!(fresh.len() > 1);
+    }
+}

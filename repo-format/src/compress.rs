@@ -10,6 +10,10 @@
 
 use std::{cell::RefCell, io::Read};
 
+use zstd::zstd_safe::{
+    self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, InBuffer, OutBuffer, ResetDirective,
+};
+
 use crate::error::{FormatError, Result};
 
 /// Default level, the equivalent of restic's `--compression auto`.
@@ -19,8 +23,7 @@ pub const DEFAULT_LEVEL: i32 = 3;
 pub const MAX_UNPACKED: u64 = 4 << 30;
 
 thread_local! {
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-        const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<(i32, CCtx<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { RefCell::new(None) };
 }
@@ -34,16 +37,56 @@ fn err(what: &'static str, e: impl ToString) -> FormatError {
 
 /// Compresses `data` into one zstd frame.
 pub fn compress(data: &[u8], level: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    compress_append(data, level, &mut out);
+    out
+}
+
+/// Compresses `data` into one zstd frame held in `out` (previous contents are
+/// replaced). Reusing `out` across calls keeps the hot path free of allocations
+/// and of first-touch page faults.
+pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) {
+    out.clear();
+    compress_append(data, level, out);
+}
+
+/// Appends one zstd frame of `data` to `out`, writing it in place: a pack buffer
+/// receives the frame where it will be encrypted, with no intermediate copy.
+/// The frame records the content size, like the one-shot API's.
+pub fn compress_append(data: &[u8], level: i32, out: &mut Vec<u8>) {
     let level = level.clamp(1, 19);
-    let pooled = COMPRESSOR.with(|cell| {
+    let start = out.len();
+    out.reserve(zstd_safe::compress_bound(data.len()));
+    let done = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
-            *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
+            let mut c = CCtx::create();
+            *slot = c
+                .set_parameter(CParameter::CompressionLevel(level))
+                .ok()
+                .map(|_| (level, c));
         }
-        slot.as_mut().and_then(|(_, c)| c.compress(data).ok())
+        let Some((_, c)) = slot.as_mut() else {
+            return false;
+        };
+        let ended = (|| {
+            c.reset(ResetDirective::SessionOnly)?;
+            c.set_pledged_src_size(Some(data.len() as u64))?;
+            let mut input = InBuffer::around(data);
+            let mut output = OutBuffer::around_pos(out, start);
+            // With room for the bound, one call ends the frame; anything left
+            // pending means it did not.
+            c.compress_stream2(&mut output, &mut input, ZSTD_EndDirective::ZSTD_e_end)
+        })();
+        matches!(ended, Ok(0))
     });
-    // Encoding into a Vec cannot fail for valid levels; fall back to a one-off context.
-    pooled.unwrap_or_else(|| zstd::stream::encode_all(data, DEFAULT_LEVEL).unwrap_or_default())
+    if !done {
+        // Cannot happen for valid levels and a buffer of the bound's size; fall back
+        // to a one-off encoder all the same rather than store a broken frame.
+        out.truncate(start);
+        let frame = zstd::stream::encode_all(data, DEFAULT_LEVEL).unwrap_or_default();
+        out.extend_from_slice(&frame);
+    }
 }
 
 /// Decompresses a blob that must inflate to exactly `len` bytes.
@@ -51,33 +94,52 @@ pub fn compress(data: &[u8], level: i32) -> Vec<u8> {
 /// # Errors
 /// [`FormatError::Decompress`] for a bad frame or any other length.
 pub fn decompress_exact(what: &'static str, frame: &[u8], len: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decompress_exact_into(what, frame, len, &mut out)?;
+    Ok(out)
+}
+
+/// As [`decompress_exact`], into `out` (replacing its contents): a reader that
+/// only verifies or copies the plaintext reuses one buffer for every blob.
+///
+/// # Errors
+/// As [`decompress_exact`].
+pub fn decompress_exact_into(
+    what: &'static str,
+    frame: &[u8],
+    len: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    out.clear();
+    // Room for len + 1: a frame inflating further fails instead of allocating more.
+    out.reserve(len + 1);
     let pooled = DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
             *slot = zstd::bulk::Decompressor::new().ok();
         }
-        // Capacity len + 1: a frame inflating further fails instead of allocating more.
-        slot.as_mut().map(|d| d.decompress(frame, len + 1))
+        slot.as_mut().map(|d| d.decompress_to_buffer(frame, out))
     });
-    let out = match pooled {
-        Some(r) => r.map_err(|e| err(what, e))?,
+    match pooled {
+        Some(r) => {
+            r.map_err(|e| err(what, e))?;
+        }
         None => {
-            let mut out = Vec::with_capacity(len);
+            out.clear();
             zstd::stream::read::Decoder::new(frame)
                 .map_err(|e| err(what, e))?
                 .take(len as u64 + 1)
-                .read_to_end(&mut out)
+                .read_to_end(out)
                 .map_err(|e| err(what, e))?;
-            out
         }
-    };
+    }
     if out.len() != len {
         return Err(err(
             what,
             format!("inflated to {} bytes, header says {len}", out.len()),
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Decompresses a frame of unknown content size, up to [`MAX_UNPACKED`] bytes.
@@ -116,5 +178,29 @@ mod tests {
         let g = compress(&data, 7);
         assert_eq!(decompress_exact("blob", &g, data.len()).unwrap(), data);
         assert_eq!(compress(&data, DEFAULT_LEVEL), f);
+    }
+
+    #[test]
+    fn appended_frames_match_the_one_shot_encoder() {
+        let text = b"2026-11-25 info request served in 12ms path=/a/b\n".repeat(3000);
+        for data in [&text[..], b"x", &[0u8; 0][..]] {
+            let one_shot = zstd::bulk::compress(data, DEFAULT_LEVEL).unwrap();
+            let mut out = b"head".to_vec();
+            compress_append(data, DEFAULT_LEVEL, &mut out);
+            assert_eq!(&out[..4], b"head");
+            assert_eq!(&out[4..], &one_shot[..], "{} bytes", data.len());
+        }
+    }
+
+    #[test]
+    fn compress_into_replaces_and_reuses_the_buffer() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut out = b"stale bytes".to_vec();
+        compress_into(&data, DEFAULT_LEVEL, &mut out);
+        assert_eq!(out, compress(&data, DEFAULT_LEVEL));
+        let ptr = out.as_ptr();
+        compress_into(&data[..1000], DEFAULT_LEVEL, &mut out);
+        assert_eq!(out.as_ptr(), ptr, "a smaller frame fits the same buffer");
+        assert_eq!(decompress_exact("blob", &out, 1000).unwrap(), &data[..1000]);
     }
 }

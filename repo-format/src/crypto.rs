@@ -79,6 +79,22 @@ impl Key {
     /// Encrypts `plaintext` under a fresh random IV.
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+        self.seal_into(plaintext, &mut out);
+        out
+    }
+
+    /// Appends `plaintext` sealed under a fresh random IV to `out`, encrypting in
+    /// place there: the bytes are copied once, into their final position.
+    pub fn seal_into(&self, plaintext: &[u8], out: &mut Vec<u8>) {
+        out.reserve(plaintext.len() + OVERHEAD);
+        self.seal_with(out, |out| out.extend_from_slice(plaintext));
+    }
+
+    /// Appends a sealed object to `out` whose plaintext `write` appends (it must
+    /// only append): a compressor can write straight into a pack buffer, which is
+    /// then encrypted in place.
+    pub fn seal_with(&self, out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = out.len();
         let mut iv = [0u8; IV_LEN];
         loop {
             rand::thread_rng().fill_bytes(&mut iv);
@@ -87,11 +103,11 @@ impl Key {
             }
         }
         out.extend_from_slice(&iv);
-        out.extend_from_slice(plaintext);
-        Aes256Ctr::new((&self.encrypt).into(), (&iv).into()).apply_keystream(&mut out[IV_LEN..]);
-        let tag = self.mac(&iv, &out[IV_LEN..]);
+        write(out);
+        let ct = &mut out[start + IV_LEN..];
+        Aes256Ctr::new((&self.encrypt).into(), (&iv).into()).apply_keystream(ct);
+        let tag = self.mac(&iv, ct);
         out.extend_from_slice(&tag);
-        out
     }
 
     /// Verifies and decrypts a sealed object.
@@ -200,6 +216,16 @@ pub struct MacJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seal_into_appends_after_existing_bytes() {
+        let k = Key::random();
+        let mut out = b"prefix".to_vec();
+        k.seal_into(b"payload", &mut out);
+        assert_eq!(&out[..6], b"prefix");
+        assert_eq!(out.len(), 6 + 7 + OVERHEAD);
+        assert_eq!(k.open(&out[6..]).unwrap(), b"payload");
+    }
 
     #[test]
     fn seal_open_round_trip() {

@@ -4,8 +4,11 @@
 //! [`PackWriter`] assembles a pack in memory; [`parse_header`] reads one from its
 //! tail. Neither does any I/O.
 
+use sha2::{Digest, Sha256};
+
 use crate::{
     blob::{BlobType, EncodedBlob},
+    compress,
     crypto::{Key, OVERHEAD},
     error::{FormatError, Result},
     id::Id,
@@ -63,12 +66,33 @@ pub fn expected_size(blobs: &[PackedBlob]) -> u64 {
         + 4
 }
 
+/// What a blob's sealed body is: its zstd frame (built in `scratch`) with the
+/// plaintext length when `compress` is set and the plaintext is non-empty, else the
+/// plaintext itself. The same rule as [`crate::blob::encode`].
+pub fn frame<'a>(
+    plaintext: &'a [u8],
+    compress: Option<i32>,
+    scratch: &'a mut Vec<u8>,
+) -> (&'a [u8], Option<u32>) {
+    match (compress, u32::try_from(plaintext.len())) {
+        (Some(level), Ok(len)) if len > 0 => {
+            compress::compress_into(plaintext, level, scratch);
+            (scratch.as_slice(), Some(len))
+        }
+        _ => (plaintext, None),
+    }
+}
+
 /// Collects sealed blobs of one type into a pack.
+///
+/// The pack id is hashed as blobs are appended, while their bytes are still in
+/// cache, rather than in a second pass over the finished pack.
 #[derive(Debug, Default)]
 pub struct PackWriter {
     buf: Vec<u8>,
     blobs: Vec<PackedBlob>,
     header_len: usize,
+    hasher: Sha256,
 }
 
 /// A finished pack: its id, bytes and contents.
@@ -85,8 +109,15 @@ pub struct FinishedPack {
 impl PackWriter {
     /// An empty writer with room for `capacity` bytes.
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_buffer(Vec::with_capacity(capacity))
+    }
+
+    /// An empty writer that fills `buf` (cleared first): a finished pack's bytes can
+    /// come back here once stored, so steady-state packing touches no fresh memory.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         PackWriter {
-            buf: Vec::with_capacity(capacity),
+            buf,
             ..Default::default()
         }
     }
@@ -97,24 +128,106 @@ impl PackWriter {
     /// [`FormatError::Invalid`] when the pack would exceed what LE32 offsets or the
     /// header size limit allow; the caller should finish this pack first.
     pub fn add(&mut self, blob: &EncodedBlob) -> Result<()> {
+        let (offset, entry) = self.room(blob.uncompressed_length.is_some())?;
+        self.buf.extend_from_slice(&blob.sealed);
+        self.commit(blob.ty, blob.id, offset, entry, blob.uncompressed_length)
+    }
+
+    /// Compresses (when `compress` is set and the plaintext is non-empty) and seals
+    /// `plaintext` directly into the pack: the compressor writes into the pack buffer
+    /// and the frame is encrypted where it lies. Returns the stored (sealed) length.
+    /// The blob reads back exactly like [`crate::blob::encode`]'s.
+    ///
+    /// # Errors
+    /// As [`PackWriter::add`]; the pack is left unchanged.
+    pub fn add_plaintext(
+        &mut self,
+        key: &Key,
+        ty: BlobType,
+        id: Id,
+        plaintext: &[u8],
+        compress: Option<i32>,
+    ) -> Result<u32> {
+        let len = u32::try_from(plaintext.len()).ok().filter(|n| *n > 0);
+        let (Some(level), Some(len)) = (compress, len) else {
+            return self.add_frame(key, ty, id, plaintext, None);
+        };
+        let (offset, entry) = self.room(true)?;
+        key.seal_with(&mut self.buf, |buf| {
+            compress::compress_append(plaintext, level, buf);
+        });
+        self.commit(ty, id, offset, entry, Some(len))?;
+        Ok(self.blobs.last().map_or(0, |b| b.length))
+    }
+
+    /// Seals `body` (a blob's plaintext, or its zstd frame when `uncompressed_length`
+    /// is set; see [`frame`]) directly into the pack. Returns the stored length.
+    ///
+    /// # Errors
+    /// As [`PackWriter::add`]; the pack is left unchanged.
+    pub fn add_frame(
+        &mut self,
+        key: &Key,
+        ty: BlobType,
+        id: Id,
+        body: &[u8],
+        uncompressed_length: Option<u32>,
+    ) -> Result<u32> {
+        let (offset, entry) = self.room(uncompressed_length.is_some())?;
+        key.seal_into(body, &mut self.buf);
+        self.commit(ty, id, offset, entry, uncompressed_length)?;
+        Ok(self.blobs.last().map_or(0, |b| b.length))
+    }
+
+    /// Checks that one more blob fits; returns its offset and header entry length.
+    fn room(&self, compressed: bool) -> Result<(u32, usize)> {
         let offset = u32::try_from(self.buf.len())
             .map_err(|_| FormatError::invalid("pack", "pack larger than 4 GiB"))?;
-        let length = u32::try_from(blob.sealed.len())
-            .map_err(|_| FormatError::invalid("pack", "blob larger than 4 GiB"))?;
-        let pb = PackedBlob {
-            ty: blob.ty,
-            id: blob.id,
-            offset,
-            length,
-            uncompressed_length: blob.uncompressed_length,
+        let entry = if compressed {
+            ENTRY_LEN_COMPRESSED
+        } else {
+            ENTRY_LEN
         };
-        if self.header_len + pb.entry_len() + OVERHEAD + 4 > MAX_HEADER_LEN {
+        if self.header_len + entry + OVERHEAD + 4 > MAX_HEADER_LEN {
             return Err(FormatError::invalid("pack", "header full"));
         }
-        self.header_len += pb.entry_len();
-        self.buf.extend_from_slice(&blob.sealed);
-        self.blobs.push(pb);
+        Ok((offset, entry))
+    }
+
+    /// Records the blob whose sealed bytes were just appended at `offset`, or
+    /// removes them again when they are too long to describe.
+    fn commit(
+        &mut self,
+        ty: BlobType,
+        id: Id,
+        offset: u32,
+        entry: usize,
+        uncompressed_length: Option<u32>,
+    ) -> Result<()> {
+        let start = offset as usize;
+        let Ok(length) = u32::try_from(self.buf.len() - start) else {
+            self.buf.truncate(start);
+            return Err(FormatError::invalid("pack", "blob larger than 4 GiB"));
+        };
+        if u32::try_from(self.buf.len()).is_err() {
+            self.buf.truncate(start);
+            return Err(FormatError::invalid("pack", "pack larger than 4 GiB"));
+        }
+        self.hasher.update(&self.buf[start..]);
+        self.header_len += entry;
+        self.blobs.push(PackedBlob {
+            ty,
+            id,
+            offset,
+            length,
+            uncompressed_length,
+        });
         Ok(())
+    }
+
+    /// Bytes the buffer holds without growing; 0 for a writer that has no buffer yet.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Bytes so far, header not counted.
@@ -149,12 +262,13 @@ impl PackWriter {
             }
             header.extend_from_slice(b.id.as_bytes());
         }
-        let sealed = key.seal(&header);
-        self.buf.extend_from_slice(&sealed);
-        self.buf
-            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        let start = self.buf.len();
+        key.seal_into(&header, &mut self.buf);
+        let sealed_len = (self.buf.len() - start) as u32;
+        self.buf.extend_from_slice(&sealed_len.to_le_bytes());
+        self.hasher.update(&self.buf[start..]);
         FinishedPack {
-            id: Id::hash(&self.buf),
+            id: Id(self.hasher.finalize().into()),
             bytes: self.buf,
             blobs: self.blobs,
         }
@@ -285,6 +399,43 @@ mod tests {
                 d
             );
         }
+    }
+
+    #[test]
+    fn plaintext_adds_match_encoded_adds_and_reuse_the_buffer() {
+        let key = Key::random();
+        let datas: Vec<Vec<u8>> = vec![b"one".to_vec(), vec![9u8; 50_000], Vec::new()];
+        let mut w = PackWriter::with_buffer(b"old pack bytes".to_vec());
+        for (i, d) in datas.iter().enumerate() {
+            let ty = if i == 0 {
+                BlobType::Tree
+            } else {
+                BlobType::Data
+            };
+            let stored = w.add_plaintext(&key, ty, Id::hash(d), d, Some(3)).unwrap();
+            assert_eq!(stored, w.blobs.last().unwrap().length);
+        }
+        let p = w.finish(&key);
+        assert_eq!(p.id, Id::hash(&p.bytes), "incremental hash is the pack id");
+        let parsed = parse_pack(&key, &p.bytes).unwrap();
+        assert_eq!(parsed, p.blobs);
+        assert_eq!(parsed[0].ty, BlobType::Tree);
+        assert!(parsed[1].uncompressed_length.is_some());
+        assert_eq!(parsed[2].uncompressed_length, None, "empty blobs stay raw");
+        for (b, d) in parsed.iter().zip(&datas) {
+            let s = &p.bytes[b.offset as usize..(b.offset + b.length) as usize];
+            assert_eq!(
+                &blob::decode(&key, &b.id, s, b.uncompressed_length).unwrap(),
+                d
+            );
+        }
+        let cap = p.bytes.capacity();
+        let ptr = p.bytes.as_ptr();
+        let again = PackWriter::with_buffer(p.bytes);
+        assert_eq!(
+            (again.size(), again.buf.capacity(), again.buf.as_ptr()),
+            (0, cap, ptr)
+        );
     }
 
     #[test]

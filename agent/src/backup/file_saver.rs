@@ -1,7 +1,8 @@
 //! Reads, chunks and saves file content on worker threads while the scan is still
 //! walking. Each chunk is hashed, deduplicated, compressed and sealed by the thread
-//! that read it; packs fill up in the shared [`BlobSaver`] and upload in the
-//! background. The bounded job queue keeps the scan from running far ahead.
+//! that read it, into that thread's own pack ([`WorkerSaver`]); full packs upload in
+//! the background. The bounded job queue keeps the scan from running far ahead.
+//! A worker keeps its read buffer from file to file.
 
 use std::{
     fs::File,
@@ -16,7 +17,7 @@ use stash_repo_format::{blob::BlobType, Id};
 use super::Counters;
 use crate::{
     error::{Error, Result},
-    repository::BlobSaver,
+    repository::{BlobSaver, WorkerSaver},
 };
 
 /// Files queued ahead of the workers.
@@ -46,38 +47,42 @@ pub fn with_savers<T>(
     let fatal: Mutex<Option<Error>> = Mutex::default();
     let out = std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
-            s.spawn(|| loop {
-                let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                let Ok((slot, path)) = job else { break };
-                if fatal
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .is_some()
-                {
-                    continue;
+            s.spawn(|| {
+                let mut worker = saver.worker();
+                let mut buf = Vec::new();
+                loop {
+                    let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let Ok((slot, path)) = job else { break };
+                    if fatal
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .is_some()
+                    {
+                        continue;
+                    }
+                    let r = match save_file(&path, &mut worker, kind, counters, &mut buf) {
+                        Ok(v) => {
+                            Counters::add(&counters.files_done, 1);
+                            Some(v)
+                        }
+                        Err(Error::Io { path, source }) => {
+                            eprintln!("warning: {}: {source}; file skipped", path.display());
+                            Counters::add(&counters.errors, 1);
+                            None
+                        }
+                        Err(e) => {
+                            fatal
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get_or_insert(e);
+                            None
+                        }
+                    };
+                    results
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((slot, r));
                 }
-                let r = match save_file(&path, saver, kind, counters) {
-                    Ok(v) => {
-                        Counters::add(&counters.files_done, 1);
-                        Some(v)
-                    }
-                    Err(Error::Io { path, source }) => {
-                        eprintln!("warning: {}: {source}; file skipped", path.display());
-                        Counters::add(&counters.errors, 1);
-                        None
-                    }
-                    Err(e) => {
-                        fatal
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .get_or_insert(e);
-                        None
-                    }
-                };
-                results
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((slot, r));
             });
         }
         let v = scan(&tx);
@@ -99,12 +104,16 @@ pub fn with_savers<T>(
 
 fn save_file(
     path: &std::path::Path,
-    saver: &BlobSaver,
+    saver: &mut WorkerSaver,
     kind: &ChunkerKind,
     counters: &Counters,
+    buf: &mut Vec<u8>,
 ) -> Result<(Vec<Id>, u64)> {
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
-    save_stream(f, saver, kind, counters).map_err(|e| match e {
+    let mut chunks = ChunkReader::with_buffer(kind, f, std::mem::take(buf));
+    let r = save_chunks(&mut chunks, saver, counters);
+    *buf = chunks.into_buffer();
+    r.map_err(|e| match e {
         Error::Io { source, .. } => Error::io(path, source),
         e => e,
     })
@@ -120,9 +129,20 @@ pub fn save_stream(
     kind: &ChunkerKind,
     counters: &Counters,
 ) -> Result<(Vec<Id>, u64)> {
+    save_chunks(
+        &mut ChunkReader::new(kind, reader),
+        &mut saver.worker(),
+        counters,
+    )
+}
+
+fn save_chunks(
+    chunks: &mut ChunkReader<impl Read>,
+    saver: &mut WorkerSaver,
+    counters: &Counters,
+) -> Result<(Vec<Id>, u64)> {
     let mut content = Vec::new();
     let mut size = 0u64;
-    let mut chunks = ChunkReader::new(kind, reader);
     while let Some(chunk) = chunks.next_chunk().map_err(|e| Error::io("", e))? {
         size += chunk.len() as u64;
         Counters::add(&counters.bytes_done, chunk.len() as u64);

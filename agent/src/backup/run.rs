@@ -3,7 +3,10 @@
 
 use std::{
     path::PathBuf,
-    sync::{atomic::Ordering, Arc},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::Instant,
 };
 
@@ -20,6 +23,7 @@ use stash_repo_format::{
 use super::{
     exclude::Excludes,
     file_saver::{save_stream, with_savers},
+    parent_trees::ParentTrees,
     scan::{apply_results, Scanner},
     tree_saver::save_tree,
     Counters, Summary,
@@ -29,6 +33,7 @@ use crate::{
     repository::{
         blob_saver::DEFAULT_PACK_SIZE,
         files::SnapshotFilter,
+        lock::LockGuard,
         open::{hostname, username},
         BlobSaver, Repository,
     },
@@ -158,8 +163,8 @@ pub async fn backup(
         std::fs::symlink_metadata(t).map_err(|e| Error::io(t, e))?;
     }
     let excludes = Excludes::new(&opts.excludes)?;
-    let lock = repo.lock(false).await?;
-    let res = run(repo, opts, counters, excludes).await;
+    let mut lock = repo.lock_unconfirmed(false).await?;
+    let res = run(repo, opts, counters, excludes, &mut lock).await;
     let unlocked = lock.release().await;
     let r = res?;
     unlocked?;
@@ -192,6 +197,7 @@ async fn run(
     opts: &BackupOptions,
     counters: Arc<Counters>,
     excludes: Excludes,
+    lock: &mut LockGuard,
 ) -> Result<BackupResult> {
     let started = Instant::now();
     let start_time = GoTime::now();
@@ -211,28 +217,33 @@ async fn run(
         .config()
         .chunker_kind()
         .map_err(|e| Error::damaged(FileType::Config, "config", e))?;
-    let saver = BlobSaver::new(
+    let saver = BlobSaver::gated(
         repo,
         index.clone(),
         opts.pack_size.unwrap_or(DEFAULT_PACK_SIZE),
+        lock.confirmed_flag(),
     );
-    let rt = tokio::runtime::Handle::current();
-    let (repo2, saver2, c2, opts2) = (repo.clone(), saver.clone(), counters.clone(), opts.clone());
+    let trees = ParentTrees::new(repo, &index, &tokio::runtime::Handle::current());
+    let (saver2, c2, opts2) = (saver.clone(), counters.clone(), opts.clone());
     let parent_tree = parent.as_ref().and_then(|(_, s)| s.tree);
     let root = tokio::task::spawn_blocking(move || -> Result<Id> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // The walk blocks (file queue, parent trees): give it threads of its own.
+        let walkers = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("scan-{i}"))
+            .build()
+            .map_err(|e| Error::Usage(format!("scan threads: {e}")))?;
         let (mut root, mut results) = with_savers(workers, &saver2, &kind, &c2, |jobs| {
             let scanner = Scanner {
-                repo: &repo2,
-                index: &index,
-                rt: &rt,
+                trees: &trees,
                 excludes: &excludes,
                 force: opts2.force,
                 counters: &c2,
                 jobs,
-                next_slot: std::cell::Cell::new(0),
+                next_slot: AtomicUsize::new(0),
             };
-            scanner.scan(&opts2.targets, parent_tree)
+            walkers.install(|| scanner.scan(&opts2.targets, parent_tree))
         })?;
         apply_results(&mut root, &mut results);
         save_tree(root, &saver2, &c2)
@@ -243,6 +254,7 @@ async fn run(
         repo,
         opts,
         saver: &saver,
+        lock,
         root,
         counters: &counters,
         paths,
@@ -258,6 +270,7 @@ struct Finish<'a> {
     repo: &'a Repository,
     opts: &'a BackupOptions,
     saver: &'a BlobSaver,
+    lock: &'a mut LockGuard,
     root: Result<Result<Id>>,
     counters: &'a Counters,
     paths: Vec<String>,
@@ -266,10 +279,13 @@ struct Finish<'a> {
     start_time: GoTime,
 }
 
-/// Flushes packs and index (always, so a failed run still indexes what it stored),
+/// Waits for the lock's confirmation, flushes packs and index (always, so a failed
+/// run still indexes what it stored; with an unconfirmed lock, nothing is indexed),
 /// then, only if everything succeeded, writes the snapshot.
 async fn finish(f: Finish<'_>) -> Result<BackupResult> {
+    let confirmed = f.lock.confirm().await;
     let finished = f.saver.finish().await;
+    confirmed?;
     let (root_id, (stats, _)) = match (f.root, finished) {
         (Ok(Ok(r)), Ok(x)) => (r, x),
         (_, Err(e)) | (Ok(Err(e)), _) | (Err(e), _) => return Err(e),
@@ -326,8 +342,8 @@ pub async fn backup_stdin(
             "invalid --stdin-filename {filename:?}"
         )));
     }
-    let lock = repo.lock(false).await?;
-    let res = run_stdin(repo, opts, filename, reader, counters).await;
+    let mut lock = repo.lock_unconfirmed(false).await?;
+    let res = run_stdin(repo, opts, filename, reader, counters, &mut lock).await;
     let unlocked = lock.release().await;
     let r = res?;
     unlocked?;
@@ -340,6 +356,7 @@ async fn run_stdin(
     filename: &str,
     reader: Box<dyn std::io::Read + Send>,
     counters: Arc<Counters>,
+    lock: &mut LockGuard,
 ) -> Result<BackupResult> {
     let started = Instant::now();
     let start_time = GoTime::now();
@@ -350,7 +367,12 @@ async fn run_stdin(
         .config()
         .chunker_kind()
         .map_err(|e| Error::damaged(FileType::Config, "config", e))?;
-    let saver = BlobSaver::new(repo, index, opts.pack_size.unwrap_or(DEFAULT_PACK_SIZE));
+    let saver = BlobSaver::gated(
+        repo,
+        index,
+        opts.pack_size.unwrap_or(DEFAULT_PACK_SIZE),
+        lock.confirmed_flag(),
+    );
     let (saver2, c2, name) = (saver.clone(), counters.clone(), filename.to_string());
     let root = tokio::task::spawn_blocking(move || -> Result<Id> {
         let (content, size) = save_stream(reader, &saver2, &kind, &c2).map_err(|e| match e {
@@ -382,6 +404,7 @@ async fn run_stdin(
         repo,
         opts,
         saver: &saver,
+        lock,
         root,
         counters: &counters,
         paths,

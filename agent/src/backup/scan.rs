@@ -6,23 +6,29 @@
 //! Each file is compared with the node at the same path in the parent snapshot: if
 //! type, size, mtime, ctime and inode are equal its content list is reused and the
 //! file is never opened.
+//!
+//! A directory's entries are examined in parallel on the calling rayon pool (the
+//! walk is system-call bound); entries keep their sorted order. Run the scan inside a
+//! pool of its own: it blocks on the file queue and on parent tree reads.
 
 use std::{
     ffi::OsStr,
+    fs::Metadata,
     os::unix::ffi::OsStrExt,
     path::{Component, Path, PathBuf},
-    sync::Arc,
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
+use rayon::prelude::*;
 use stash_repo_format::{
-    index::IndexLookup,
     node::{Node, NodeType},
     tree::Tree,
     Id,
 };
 
-use super::{exclude::Excludes, node_meta::node_from_metadata, Counters};
-use crate::repository::Repository;
+use super::{
+    exclude::Excludes, node_meta::node_from_metadata, parent_trees::ParentTrees, Counters,
+};
 
 /// An entry of a scanned directory.
 #[derive(Debug)]
@@ -63,12 +69,8 @@ pub struct Dir {
 
 /// What the scan needs besides the targets.
 pub struct Scanner<'a> {
-    /// The repository, for parent trees.
-    pub repo: &'a Repository,
-    /// The loaded index.
-    pub index: &'a Arc<IndexLookup>,
-    /// Runtime for parent tree reads.
-    pub rt: &'a tokio::runtime::Handle,
+    /// The parent snapshot's trees.
+    pub trees: &'a ParentTrees,
     /// Exclude patterns.
     pub excludes: &'a Excludes,
     /// Re-read files even when unchanged.
@@ -78,7 +80,7 @@ pub struct Scanner<'a> {
     /// Where files to read are sent, as (slot, path), while the scan goes on.
     pub jobs: &'a std::sync::mpsc::SyncSender<(usize, PathBuf)>,
     /// Next job number.
-    pub next_slot: std::cell::Cell<usize>,
+    pub next_slot: AtomicUsize,
 }
 
 fn lookup_node<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
@@ -105,17 +107,7 @@ impl Scanner<'_> {
     }
 
     fn parent_tree(&self, id: Option<Id>) -> Option<Tree> {
-        let id = id?;
-        match self.rt.block_on(self.repo.read_tree(self.index, &id)) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!(
-                    "warning: parent tree {}: {e}; reading files anew",
-                    id.short()
-                );
-                None
-            }
-        }
+        self.trees.get(id)
     }
 
     /// Scans `targets` into a root directory, using `parent_root` (the parent
@@ -195,23 +187,30 @@ impl Scanner<'_> {
             return;
         }
         let parent = self.parent_tree(dir.parent_subtree);
-        if let Some(item) = self.scan_entry(last, target, &abs, parent.as_ref()) {
+        if let Some(item) = self.scan_entry(last, target, &abs, parent.as_ref(), None) {
             dir.items.push(item);
         }
     }
 
-    /// Scans one entry; `None` if excluded or unreadable.
+    /// Scans one entry; `None` if excluded or unreadable. `entry`, when the entry
+    /// came from a directory listing, gives its metadata relative to the open
+    /// directory (no path walk).
     fn scan_entry(
         &self,
         name: &[u8],
         path: &Path,
         abs: &Path,
         parent: Option<&Tree>,
+        entry: Option<&std::fs::DirEntry>,
     ) -> Option<Item> {
         if self.excludes.is_excluded(abs) {
             return None;
         }
-        let md = match std::fs::symlink_metadata(path) {
+        let md: std::io::Result<Metadata> = match entry {
+            Some(e) => e.metadata(),
+            None => std::fs::symlink_metadata(path),
+        };
+        let md = match md {
             Ok(m) => m,
             Err(e) => {
                 self.warn(path, e);
@@ -256,8 +255,7 @@ impl Scanner<'_> {
                             },
                             1,
                         );
-                        let slot = self.next_slot.get();
-                        self.next_slot.set(slot + 1);
+                        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
                         // The savers only stop early on a fatal error, reported at the end.
                         let _ = self.jobs.send((slot, path.to_path_buf()));
                         Some(Item::File { node, slot })
@@ -273,21 +271,28 @@ impl Scanner<'_> {
             Ok(r) => r,
             Err(e) => return self.warn(path, e),
         };
-        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        let mut entries: Vec<(std::ffi::OsString, std::fs::DirEntry)> = Vec::new();
         for e in rd {
             match e {
-                Ok(e) => names.push(e.file_name()),
+                Ok(e) => entries.push((e.file_name(), e)),
                 Err(e) => self.warn(path, e),
             }
         }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            if let Some(item) =
-                self.scan_entry(name.as_bytes(), &path.join(&name), &abs.join(&name), parent)
-            {
-                dir.items.push(item);
-            }
-        }
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let items: Vec<Item> = entries
+            .par_iter()
+            .with_max_len(16)
+            .filter_map(|(name, e)| {
+                self.scan_entry(
+                    name.as_bytes(),
+                    &path.join(name),
+                    &abs.join(name),
+                    parent,
+                    Some(e),
+                )
+            })
+            .collect();
+        dir.items.extend(items);
     }
 }
 

@@ -45,7 +45,9 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         (None, false) => ReadData::None,
     };
     let repo = g.open().await?;
-    let lock = repo.lock(true).await?;
+    // The re-check for conflicting locks overlaps the checking; nothing is
+    // reported before it succeeds.
+    let mut lock = repo.lock_unconfirmed(true).await?;
     let done = Arc::new(AtomicU64::new(0));
     let total = Arc::new(AtomicU64::new(0));
     let (d, t) = (done.clone(), total.clone());
@@ -56,17 +58,20 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             "packs".into(),
         )
     });
-    let res = check(
-        &repo,
-        how,
-        Some(Arc::new(move |n, tot| {
-            done.store(n, Ordering::Relaxed);
-            total.store(tot, Ordering::Relaxed);
-        })),
-    )
-    .await;
+    let (res, confirmed) = tokio::join!(
+        check(
+            &repo,
+            how,
+            Some(Arc::new(move |n, tot| {
+                done.store(n, Ordering::Relaxed);
+                total.store(tot, Ordering::Relaxed);
+            })),
+        ),
+        lock.confirm()
+    );
     drop(bar);
     lock.release().await?;
+    confirmed?;
     let r = res?;
     if g.json {
         g.print_json(&r);

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{progress, Global};
 use crate::{
     repository::files::SnapshotFilter,
-    restore::{fetch::Progress, restore, RestoreOptions},
+    restore::{fetch::Progress, restore_when, RestoreOptions},
 };
 
 /// Arguments of `restore`.
@@ -37,7 +37,7 @@ pub struct Args {
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let repo = g.open().await?;
-    let lock = repo.lock(false).await?;
+    let mut lock = repo.lock_unconfirmed(false).await?;
     let (name, sub) = match a.snapshot.split_once(':') {
         Some((n, s)) => (n.to_string(), Some(s.to_string())),
         None => (a.snapshot.clone(), None),
@@ -79,7 +79,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             )
         });
         let r = match super::ls::root_of(&id, &snap) {
-            Ok(root) => restore(&repo, root, &opts, prog).await,
+            Ok(root) => restore_when(&repo, root, &opts, prog, lock.confirm()).await,
             Err(e) => Err(e),
         };
         drop(bar);

@@ -7,9 +7,12 @@
 //! any point leaves at worst unreferenced packs, never a dangling reference.
 //!
 //! [`BlobSaver::save`] blocks (it waits for room in the upload queue): call it from
-//! CPU or blocking threads, never from an async task.
+//! CPU or blocking threads, never from an async task. Long-lived worker threads use a
+//! [`WorkerSaver`] instead: it fills a pack of its own, so compressing and sealing
+//! run on every worker at once and blobs are sealed straight into the pack buffer.
 
 use std::{
+    cell::RefCell,
     collections::HashSet,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -20,15 +23,16 @@ use std::{
 
 use bytes::Bytes;
 use stash_repo_format::{
-    blob::{self, BlobType},
+    blob::BlobType,
+    crypto::OVERHEAD,
     file_type::FileType,
     index::{IndexBlob, IndexFile, IndexLookup, IndexPack},
-    pack::{FinishedPack, PackWriter},
+    pack::{self, FinishedPack, PackWriter},
     Id,
 };
 use tokio::{sync::mpsc, task::JoinHandle};
 
-use super::Repository;
+use super::{pack_buffers::PackBuffers, Repository};
 use crate::error::{Error, Result};
 
 /// restic's default pack size.
@@ -38,6 +42,19 @@ const INDEX_FLUSH_BLOBS: usize = 50_000;
 /// Packs uploading at once.
 const UPLOAD_CONCURRENCY: usize = 2;
 const SHARDS: usize = 64;
+/// How far a pack may grow past the pack size. A blob that would take a non-empty
+/// pack beyond it starts the next pack instead, so a (recycled, hence resident)
+/// pack buffer never holds more than the pack size plus this.
+const PACK_SLACK: usize = 1 << 20;
+/// Buffer room beyond that: zstd's bound for incompressible input, and the header.
+const BUFFER_SLACK: usize = PACK_SLACK + (128 << 10);
+/// Spare pack buffers kept: enough for the packs uploading, queued and filling.
+const SPARE_BUFFERS: usize = 6;
+
+thread_local! {
+    /// Compressed frames of blobs saved through the shared packers.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// What saving a blob did.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +89,7 @@ struct Shared {
     pack_size: usize,
     seen: Vec<Mutex<HashSet<(BlobType, Id)>>>,
     packers: [Mutex<PackWriter>; 2],
+    buffers: Arc<PackBuffers>,
     tx: Mutex<Option<mpsc::Sender<FinishedPack>>>,
     failed: AtomicBool,
     data_blobs: AtomicU64,
@@ -108,14 +126,29 @@ impl BlobSaver {
     /// A saver writing into `repo`, deduplicating against `index`. Must be created
     /// inside a tokio runtime (the uploader runs there).
     pub fn new(repo: &Repository, index: Arc<IndexLookup>, pack_size: usize) -> Self {
+        Self::gated(repo, index, pack_size, Arc::new(AtomicBool::new(true)))
+    }
+
+    /// As [`BlobSaver::new`], but index files are written only once `may_index` is
+    /// true (a lock confirmed): until then packs upload and their entries wait. If
+    /// it never becomes true, the packs stay unindexed, for prune to collect.
+    pub fn gated(
+        repo: &Repository,
+        index: Arc<IndexLookup>,
+        pack_size: usize,
+        may_index: Arc<AtomicBool>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(1);
+        let pack_size = pack_size.max(1 << 20);
+        let buffers = Arc::new(PackBuffers::new(pack_size + BUFFER_SLACK, SPARE_BUFFERS));
         let shared = Arc::new(Shared {
             repo: repo.clone(),
             index,
             compression: repo.compression(),
-            pack_size: pack_size.max(1 << 20),
+            pack_size,
             seen: (0..SHARDS).map(|_| Mutex::default()).collect(),
             packers: [Mutex::default(), Mutex::default()],
+            buffers: buffers.clone(),
             tx: Mutex::new(Some(tx)),
             failed: AtomicBool::new(false),
             data_blobs: AtomicU64::new(0),
@@ -123,7 +156,7 @@ impl BlobSaver {
             data_added: AtomicU64::new(0),
             data_added_packed: AtomicU64::new(0),
         });
-        let handle = tokio::spawn(upload_loop(repo.clone(), rx));
+        let handle = tokio::spawn(upload_loop(repo.clone(), rx, buffers, may_index));
         BlobSaver {
             shared,
             uploader: Arc::new(Mutex::new(Some(handle))),
@@ -152,51 +185,110 @@ impl BlobSaver {
     /// # Errors
     /// As [`BlobSaver::save`].
     pub fn save_with_id(&self, ty: BlobType, id: Id, plaintext: &[u8]) -> Result<Saved> {
+        if let Some(known) = self.claim(ty, id)? {
+            return Ok(known);
+        }
+        let s = &self.shared;
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            // Compress outside the lock; only sealing into the pack holds it.
+            let (body, ulen) = pack::frame(plaintext, s.compression, &mut scratch);
+            let (stored, full) = {
+                let mut p = lock(&s.packers[ty as usize]);
+                let key = s.repo.key();
+                let stored = self.add_to(&mut p, id, body.len(), |p| {
+                    p.add_frame(key, ty, id, body, ulen)
+                })?;
+                (stored, self.is_full(&p).then(|| self.replace(&mut p)))
+            };
+            self.count(ty, plaintext.len(), stored);
+            if let Some(w) = full {
+                self.send(w)?;
+            }
+            Ok(Saved {
+                id,
+                new: true,
+                stored,
+            })
+        })
+    }
+
+    /// A handle for one long-lived worker thread, with a data pack of its own.
+    pub fn worker(&self) -> WorkerSaver {
+        WorkerSaver {
+            saver: self.clone(),
+            pack: PackWriter::default(),
+        }
+    }
+
+    /// `Some` when the blob needs no saving (already stored or claimed by another
+    /// save in this run); otherwise this caller now owns saving it.
+    fn claim(&self, ty: BlobType, id: Id) -> Result<Option<Saved>> {
         let s = &self.shared;
         if s.failed.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
         if s.index.contains(ty, &id) || !lock(&s.seen[shard(&id)]).insert((ty, id)) {
-            return Ok(Saved {
+            return Ok(Some(Saved {
                 id,
                 new: false,
                 stored: 0,
-            });
+            }));
         }
-        let enc = blob::encode(s.repo.key(), ty, id, plaintext, s.compression);
-        let stored = enc.sealed.len() as u64;
-        let full = {
-            let mut p = lock(&s.packers[ty as usize]);
-            if p.add(&enc).is_err() {
-                // Header full: flush this pack and start a new one.
-                let old = std::mem::take(&mut *p);
-                drop(p);
+        Ok(None)
+    }
+
+    /// Runs `add` (which puts blob `id`, about `len` bytes, into a pack) on `p`.
+    /// `p` is sent on first when the blob would take it past the pack size plus
+    /// [`PACK_SLACK`] or its header is full. Returns the stored length.
+    fn add_to(
+        &self,
+        p: &mut PackWriter,
+        id: Id,
+        len: usize,
+        add: impl Fn(&mut PackWriter) -> stash_repo_format::Result<u32>,
+    ) -> Result<u64> {
+        let limit = self.shared.pack_size + PACK_SLACK;
+        if p.count() > 0 && p.size() + len + OVERHEAD > limit {
+            let old = self.replace(p);
+            self.send(old)?;
+        }
+        if p.capacity() == 0 {
+            *p = PackWriter::with_buffer(self.shared.buffers.take());
+        }
+        match add(p) {
+            Ok(n) => Ok(u64::from(n)),
+            Err(_) => {
+                let old = self.replace(p);
                 self.send(old)?;
-                let mut p = lock(&s.packers[ty as usize]);
-                p.add(&enc)
-                    .map_err(|e| Error::Usage(format!("blob {id}: {e}")))?;
-                None
-            } else if p.size() >= s.pack_size || !p.header_has_room() {
-                Some(std::mem::take(&mut *p))
-            } else {
-                None
+                *p = PackWriter::with_buffer(self.shared.buffers.take());
+                add(p)
+                    .map(u64::from)
+                    .map_err(|e| Error::Usage(format!("blob {id}: {e}")))
             }
-        };
+        }
+    }
+
+    fn is_full(&self, p: &PackWriter) -> bool {
+        p.size() >= self.shared.pack_size || !p.header_has_room()
+    }
+
+    /// Takes the pack out of `p`, leaving an empty one that takes a buffer when its
+    /// first blob comes: a worker waiting to hand over a full pack holds no second
+    /// buffer (recycled buffers are resident memory even when empty).
+    fn replace(&self, p: &mut PackWriter) -> PackWriter {
+        std::mem::take(p)
+    }
+
+    fn count(&self, ty: BlobType, plaintext_len: usize, stored: u64) {
+        let s = &self.shared;
         match ty {
             BlobType::Data => s.data_blobs.fetch_add(1, Ordering::Relaxed),
             BlobType::Tree => s.tree_blobs.fetch_add(1, Ordering::Relaxed),
         };
         s.data_added
-            .fetch_add(plaintext.len() as u64, Ordering::Relaxed);
+            .fetch_add(plaintext_len as u64, Ordering::Relaxed);
         s.data_added_packed.fetch_add(stored, Ordering::Relaxed);
-        if let Some(w) = full {
-            self.send(w)?;
-        }
-        Ok(Saved {
-            id,
-            new: true,
-            stored,
-        })
     }
 
     fn send(&self, w: PackWriter) -> Result<()> {
@@ -206,6 +298,7 @@ impl BlobSaver {
         let pack = w.finish(self.shared.repo.key());
         let tx = lock(&self.shared.tx).clone();
         let Some(tx) = tx else {
+            self.shared.failed.store(true, Ordering::Relaxed);
             return Err(Error::Usage("blob saved after finish".into()));
         };
         if tx.blocking_send(pack).is_err() {
@@ -240,6 +333,11 @@ impl BlobSaver {
             None => UploadResult::default(),
         };
         let s = &self.shared;
+        if s.failed.load(Ordering::Relaxed) {
+            return Err(Error::Usage(
+                "a pack was not written: blobs were saved after the saver finished".into(),
+            ));
+        }
         let stats = SaverStats {
             data_blobs: s.data_blobs.load(Ordering::Relaxed),
             tree_blobs: s.tree_blobs.load(Ordering::Relaxed),
@@ -256,6 +354,59 @@ impl BlobSaver {
     }
 }
 
+/// A [`BlobSaver`] handle owning a data pack: the blobs one worker thread saves are
+/// compressed and sealed straight into its own pack buffer, with no lock held. Tree blobs go to the shared tree pack. Dropping the handle sends its
+/// partial pack on; that must happen before [`BlobSaver::finish`].
+pub struct WorkerSaver {
+    saver: BlobSaver,
+    pack: PackWriter,
+}
+
+impl std::fmt::Debug for WorkerSaver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkerSaver")
+    }
+}
+
+impl WorkerSaver {
+    /// As [`BlobSaver::save`].
+    ///
+    /// # Errors
+    /// As [`BlobSaver::save`].
+    pub fn save(&mut self, ty: BlobType, plaintext: &[u8]) -> Result<Saved> {
+        if ty == BlobType::Tree {
+            return self.saver.save(ty, plaintext);
+        }
+        let id = Id::hash(plaintext);
+        let saver = &self.saver;
+        if let Some(known) = saver.claim(ty, id)? {
+            return Ok(known);
+        }
+        let (key, level) = (saver.shared.repo.key(), saver.shared.compression);
+        let stored = saver.add_to(&mut self.pack, id, plaintext.len(), |p| {
+            p.add_plaintext(key, ty, id, plaintext, level)
+        })?;
+        saver.count(ty, plaintext.len(), stored);
+        if saver.is_full(&self.pack) {
+            let full = saver.replace(&mut self.pack);
+            saver.send(full)?;
+        }
+        Ok(Saved {
+            id,
+            new: true,
+            stored,
+        })
+    }
+}
+
+impl Drop for WorkerSaver {
+    fn drop(&mut self) {
+        let last = std::mem::take(&mut self.pack);
+        // A failure marks the saver failed; `finish` reports it.
+        let _ = self.saver.send(last);
+    }
+}
+
 fn shard(id: &Id) -> usize {
     id.0[0] as usize % SHARDS
 }
@@ -264,6 +415,8 @@ fn shard(id: &Id) -> usize {
 async fn upload_loop(
     repo: Repository,
     mut rx: mpsc::Receiver<FinishedPack>,
+    buffers: Arc<PackBuffers>,
+    may_index: Arc<AtomicBool>,
 ) -> Result<UploadResult> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut pending: Vec<IndexPack> = Vec::new();
@@ -275,9 +428,12 @@ async fn upload_loop(
             pack = rx.recv(), if tasks.len() < UPLOAD_CONCURRENCY && first_err.is_none() => {
                 let Some(pack) = pack else { break };
                 let repo = repo.clone();
+                let buffers = buffers.clone();
                 tasks.spawn(async move {
                     let blobs: Vec<IndexBlob> = pack.blobs.iter().map(IndexBlob::from).collect();
-                    write_with_retry(&repo, FileType::Pack, pack.id, Bytes::from(pack.bytes)).await?;
+                    let bytes = Bytes::from(pack.bytes);
+                    write_with_retry(&repo, FileType::Pack, pack.id, bytes.clone()).await?;
+                    buffers.give_bytes(bytes);
                     Ok::<_, Error>(IndexPack { id: pack.id, blobs })
                 });
             }
@@ -287,7 +443,7 @@ async fn upload_loop(
                         out.packs += 1;
                         pending_blobs += p.blobs.len();
                         pending.push(p);
-                        if pending_blobs >= INDEX_FLUSH_BLOBS {
+                        if pending_blobs >= INDEX_FLUSH_BLOBS && may_index.load(Ordering::Acquire) {
                             out.index_files.push(write_index(&repo, std::mem::take(&mut pending)).await?);
                             pending_blobs = 0;
                         }
@@ -313,7 +469,7 @@ async fn upload_loop(
         }
     }
     // Index what was stored even when failing, so a rerun finds those blobs.
-    if !pending.is_empty() {
+    if !pending.is_empty() && may_index.load(Ordering::Acquire) {
         out.index_files.push(write_index(&repo, pending).await?);
     }
     match first_err {
@@ -349,5 +505,58 @@ pub async fn write_with_retry(repo: &Repository, ty: FileType, id: Id, data: Byt
             }
             r => return r,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repository::memory_repo;
+
+    /// Two workers with packs of their own, a blob both of them save stored once,
+    /// and every pack flushed (by dropping the workers) before the index is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn worker_packs_dedup_and_flush_on_drop() {
+        let repo = memory_repo("worker-savers").await;
+        let saver = BlobSaver::new(&repo, Arc::new(IndexLookup::default()), 1 << 20);
+        let s2 = saver.clone();
+        let news = tokio::task::spawn_blocking(move || {
+            std::thread::scope(|s| {
+                let hs: Vec<_> = (0..2u8)
+                    .map(|w| {
+                        let saver = &s2;
+                        s.spawn(move || {
+                            let mut worker = saver.worker();
+                            let mut new = 0;
+                            for i in 0..40u8 {
+                                let own = vec![w * 100 + i; 100_000];
+                                new += usize::from(worker.save(BlobType::Data, &own).unwrap().new);
+                            }
+                            new += usize::from(worker.save(BlobType::Data, b"shared").unwrap().new);
+                            new
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(news, 81, "the shared blob is new for one worker only");
+        let (stats, index_files) = saver.finish().await.unwrap();
+        assert_eq!(stats.data_blobs, 81);
+        let index = repo.load_index().await.unwrap();
+        assert_eq!(index.len(), 81);
+        assert_eq!(index_files.len(), 1);
+        for i in 0..40u8 {
+            let data = vec![100 + i; 100_000];
+            let got = repo
+                .read_blob(&index, BlobType::Data, &Id::hash(&data))
+                .await
+                .unwrap();
+            assert_eq!(got, data);
+        }
+        let packs = repo.backend().list(FileType::Pack).await.unwrap();
+        assert!(packs.len() >= 2, "each worker filled packs of its own");
     }
 }

@@ -8,7 +8,10 @@
 //! no longer exists) do not block us: they are removed, and the removal is reported.
 
 use std::{
-    sync::{Arc, Mutex, OnceLock, PoisonError},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, OnceLock, PoisonError,
+    },
     time::Duration,
 };
 
@@ -34,11 +37,18 @@ fn registry() -> &'static Mutex<Vec<Held>> {
 
 /// A held lock. Call [`LockGuard::release`] when done; [`release_all`] covers
 /// interrupted runs.
+///
+/// A lock from [`Repository::lock_unconfirmed`] is written but its re-check for
+/// conflicting locks is still running: work may proceed, but nothing may be
+/// committed (snapshot, index, deletions, restored files) before
+/// [`LockGuard::confirm`] succeeds.
 #[derive(Debug)]
 pub struct LockGuard {
     repo: Repository,
     current: Arc<Mutex<Id>>,
     refresher: JoinHandle<()>,
+    recheck: Option<JoinHandle<Result<()>>>,
+    confirmed: Arc<AtomicBool>,
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -129,11 +139,27 @@ impl Repository {
         Ok(())
     }
 
-    /// Takes a lock, shared or exclusive.
+    /// Takes a lock, shared or exclusive: writes the lock file, waits as restic does
+    /// for concurrent writers' files to show, and checks again for conflicts.
     ///
     /// # Errors
     /// [`Error::Locked`] naming a conflicting live lock; backend errors.
     pub async fn lock(&self, exclusive: bool) -> Result<LockGuard> {
+        let mut guard = self.lock_unconfirmed(exclusive).await?;
+        if let Err(e) = guard.confirm().await {
+            let _ = guard.release().await;
+            return Err(e);
+        }
+        Ok(guard)
+    }
+
+    /// As [`Repository::lock`], but returns once the lock file is written; the
+    /// re-check runs in the background so the caller's reading can overlap restic's
+    /// 200 ms wait. See [`LockGuard`] for what must wait for the confirmation.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] for a conflict visible before writing; backend errors.
+    pub async fn lock_unconfirmed(&self, exclusive: bool) -> Result<LockGuard> {
         self.check_conflicts(exclusive, None).await?;
         let id = self.save_json(FileType::Lock, &new_lock(exclusive)).await?;
         // Registered at once, so an interruption from here on removes the file.
@@ -142,20 +168,21 @@ impl Repository {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((self.clone(), current.clone()));
-        tokio::time::sleep(RECHECK_AFTER).await;
-        if let Err(e) = self.check_conflicts(exclusive, Some(&id)).await {
-            registry()
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|(_, c)| !Arc::ptr_eq(c, &current));
-            let _ = self.backend().remove(FileType::Lock, &id).await;
-            return Err(e);
-        }
+        let confirmed = Arc::new(AtomicBool::new(false));
+        let (repo, flag) = (self.clone(), confirmed.clone());
+        let recheck = tokio::spawn(async move {
+            tokio::time::sleep(RECHECK_AFTER).await;
+            repo.check_conflicts(exclusive, Some(&id)).await?;
+            flag.store(true, Ordering::Release);
+            Ok(())
+        });
         let refresher = tokio::spawn(refresh_loop(self.clone(), current.clone(), exclusive));
         Ok(LockGuard {
             repo: self.clone(),
             current,
             refresher,
+            recheck: Some(recheck),
+            confirmed,
         })
     }
 }
@@ -179,12 +206,39 @@ async fn refresh_loop(repo: Repository, current: Arc<Mutex<Id>>, exclusive: bool
 }
 
 impl LockGuard {
+    /// Waits for the re-check for conflicting locks (at once if it already
+    /// succeeded).
+    ///
+    /// # Errors
+    /// [`Error::Locked`] naming the conflicting lock, or a backend error; the lock
+    /// is then not held and the caller should [`LockGuard::release`] its file.
+    pub async fn confirm(&mut self) -> Result<()> {
+        if let Some(h) = self.recheck.take() {
+            h.await
+                .map_err(|e| Error::Usage(format!("lock check task: {e}")))??;
+        }
+        if self.confirmed.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(Error::Usage("lock re-check failed earlier".into()))
+        }
+    }
+
+    /// True once the re-check has succeeded: shared with writers that must not
+    /// commit before (the blob saver's index writes).
+    pub fn confirmed_flag(&self) -> Arc<AtomicBool> {
+        self.confirmed.clone()
+    }
+
     /// Stops refreshing and deletes the lock file.
     ///
     /// # Errors
     /// Backend errors while deleting.
     pub async fn release(self) -> Result<()> {
         self.refresher.abort();
+        if let Some(h) = &self.recheck {
+            h.abort();
+        }
         let id = *self.current.lock().unwrap_or_else(PoisonError::into_inner);
         registry()
             .lock()
@@ -201,5 +255,84 @@ pub async fn release_all() {
     for (repo, cur) in held {
         let id = *cur.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = repo.backend().remove(FileType::Lock, &id).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use stash_repo_format::{blob::BlobType, index::IndexLookup, key::KdfParams};
+
+    use super::*;
+    use crate::{
+        backend::location::open_location,
+        repository::{init, BlobSaver, InitOptions},
+    };
+
+    async fn memory_repo(name: &str) -> Repository {
+        let backend = open_location(&format!("memory:{name}"), false).unwrap();
+        let kdf = Some(KdfParams {
+            n: 1024,
+            r: 8,
+            p: 1,
+        });
+        init(
+            backend,
+            b"pw",
+            InitOptions {
+                version: 2,
+                fastcdc: false,
+                kdf,
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// An exclusive lock appearing between our write and the re-check: the lock
+    /// is refused, and a saver gated on it stores packs but indexes nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflict_found_by_the_recheck_blocks_commits() {
+        let repo = memory_repo("lock-recheck-conflict").await;
+        let mut lock = repo.lock_unconfirmed(false).await.unwrap();
+        let saver = BlobSaver::gated(
+            &repo,
+            Arc::new(IndexLookup::default()),
+            1 << 20,
+            lock.confirmed_flag(),
+        );
+        let s2 = saver.clone();
+        tokio::task::spawn_blocking(move || s2.save(BlobType::Data, b"blob").unwrap())
+            .await
+            .unwrap();
+        repo.save_json(FileType::Lock, &new_lock(true))
+            .await
+            .unwrap();
+        let err = lock.confirm().await.unwrap_err();
+        assert!(matches!(err, Error::Locked(_)), "{err}");
+        assert!(!lock.confirmed_flag().load(Ordering::Acquire));
+        let (_, index_files) = saver.finish().await.unwrap();
+        assert!(index_files.is_empty());
+        assert!(repo.index_ids().await.unwrap().is_empty());
+        assert_eq!(repo.backend().list(FileType::Pack).await.unwrap().len(), 1);
+        lock.release().await.unwrap();
+        assert_eq!(
+            repo.list_locks().await.unwrap().len(),
+            1,
+            "only the other lock"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn confirmed_lock_opens_the_gate() {
+        let repo = memory_repo("lock-recheck-ok").await;
+        let mut lock = repo.lock_unconfirmed(true).await.unwrap();
+        assert!(!lock.confirmed_flag().load(Ordering::Acquire));
+        lock.confirm().await.unwrap();
+        lock.confirm().await.unwrap();
+        assert!(lock.confirmed_flag().load(Ordering::Acquire));
+        lock.release().await.unwrap();
+        assert!(repo.list_locks().await.unwrap().is_empty());
     }
 }
