@@ -148,6 +148,10 @@ do_step() {
     local repo="$WORK/repo-$tool" target="$WORK/restore-$tool"
     case "$tool:$step" in
         stash:init) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" init --repository-version 2 ;;
+        stash:backup-first-fastcdc)
+            "$STASH" -r "$repo-fastcdc" init --repository-version 2 --chunker fastcdc >"$LOGS/r$round-init-fastcdc.log" 2>&1
+            run_step "$round" "$tool" "$step" "$STASH" -r "$repo-fastcdc" backup "$DATA"
+            rm -rf "$repo-fastcdc" ;;
         stash:backup*) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" backup "$DATA" ;;
         stash:restore) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" restore latest --target "$target" ;;
         stash:check) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" check --read-data ;;
@@ -201,6 +205,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
                 printf '%s\t%s\trepo-size\t%s\t0\t0\t0\n' "$r" "$tool" "$size" >>"$RAW"
             fi
         done
+        # A repository created with FastCDC (stash only; peers are compared with
+        # their default first backup).
+        if [ "$step" = backup-first ]; then do_step "$r" stash backup-first-fastcdc; fi
     done
     python3 "$GEN" mutate "$DATA" --gen 1 >"$LOGS/r$r-mutate.log"
     [ "$r" != 1 ] || MANIFEST_MUTATED="$(python3 "$GEN" manifest "$DATA")"
@@ -235,12 +242,15 @@ for r in rows:
 order = ["stash", "restic", "rustic"]
 tools.sort(key=lambda t: order.index(t) if t in order else 99)
 peers = [t for t in tools if t != "stash"]
-steps = ["init", "backup-first", "backup-unchanged", "backup-mutated", "restore", "check", "forget+prune"]
-names = {"init": "init", "backup-first": "first backup", "backup-unchanged": "unchanged backup",
+steps = ["init", "backup-first", "backup-first-fastcdc", "backup-unchanged", "backup-mutated", "restore", "check", "forget+prune"]
+names = {"init": "init", "backup-first": "first backup",
+         "backup-first-fastcdc": "first backup, stash repo with FastCDC (peers: their first backup)", "backup-unchanged": "unchanged backup",
          "backup-mutated": "backup after mutate", "restore": "restore",
          "check": "check --read-data", "forget+prune": "forget + prune"}
 
 def med(tool, step, f):
+    if tool != "stash" and step == "backup-first-fastcdc":
+        step = "backup-first"
     v = [f(r) for r in rows if r["tool"] == tool and r["step"] == step]
     return statistics.median(v) if v else None
 

@@ -92,6 +92,20 @@ pub async fn prune(
     opts: &PruneOptions,
     dry_run: bool,
 ) -> Result<(PrunePlan, PruneReport)> {
+    prune_when(repo, opts, dry_run, async { Ok(()) }).await
+}
+
+/// As [`prune`], changing nothing before `ready` resolves: the caller's lock
+/// re-check overlaps loading the index and walking the snapshots.
+///
+/// # Errors
+/// As [`prune`], or `ready`'s error.
+pub async fn prune_when(
+    repo: &Repository,
+    opts: &PruneOptions,
+    dry_run: bool,
+    ready: impl std::future::Future<Output = Result<()>>,
+) -> Result<(PrunePlan, PruneReport)> {
     let files = repo.load_index_files().await?;
     let mut seen = HashSet::new();
     let mut indexed: Vec<(Id, Vec<PackedBlob>)> = Vec::new();
@@ -123,6 +137,7 @@ pub async fn prune(
     let mut opts = *opts;
     opts.compression = repo.config().compression();
     let plan = plan(&indexed, &on_disk, &used, &opts).map_err(|e| Error::Check(e.to_string()))?;
+    ready.await?;
     let mut report = PruneReport {
         stats: plan.stats,
         dry_run,

@@ -145,7 +145,9 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         !(a.unsafe_allow_remove_all && policy.is_empty() && !has_filter),
         "--unsafe-allow-remove-all needs a snapshot filter (--host, --tag or --path)"
     );
-    let lock = repo.lock(true).await?;
+    // The lock's re-check overlaps reading and judging the snapshots; nothing is
+    // deleted before it succeeds.
+    let mut lock = repo.lock_unconfirmed(true).await?;
     let res = async {
         let mut remove: Vec<Id> = Vec::new();
         let mut report = Vec::new();
@@ -195,6 +197,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
                 }));
             }
         }
+        lock.confirm().await?;
         if a.dry_run {
             if !g.json && !g.quiet {
                 println!("would have removed {} snapshots", remove.len());

@@ -4,7 +4,7 @@ use serde_json::json;
 use stash_repo_format::prune::{parse_size, MaxUnused, PruneOptions};
 
 use super::{backup::human, Global};
-use crate::{prune::prune, repository::Repository};
+use crate::{error::Result, prune::prune_when, repository::Repository};
 
 /// Options shared by `prune` and `forget --prune`.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,8 +50,9 @@ async fn run_prune(
     repo: &Repository,
     a: &PruneArgs,
     dry_run: bool,
+    ready: impl std::future::Future<Output = Result<()>>,
 ) -> anyhow::Result<()> {
-    let (plan, report) = prune(repo, &options(a)?, dry_run).await?;
+    let (plan, report) = prune_when(repo, &options(a)?, dry_run, ready).await?;
     let s = &report.stats;
     if g.json {
         g.print_json(&json!({
@@ -93,13 +94,13 @@ async fn run_prune(
 
 /// Prune with the exclusive lock already held (for `forget --prune`).
 pub async fn prune_locked(g: &Global, repo: &Repository, a: &PruneArgs) -> anyhow::Result<()> {
-    run_prune(g, repo, a, false).await
+    run_prune(g, repo, a, false, async { Ok(()) }).await
 }
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let repo = g.open().await?;
-    let lock = repo.lock(true).await?;
-    let res = run_prune(g, &repo, &a.opts, a.dry_run).await;
+    let mut lock = repo.lock_unconfirmed(true).await?;
+    let res = run_prune(g, &repo, &a.opts, a.dry_run, lock.confirm()).await;
     lock.release().await?;
     res?;
     Ok(0)
