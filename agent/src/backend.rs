@@ -52,6 +52,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// The whole file, or a byte range of it.
     async fn read(&self, ty: FileType, id: &Id, range: Option<Range<u64>>) -> Result<Bytes>;
 
+    /// As [`Backend::read`], into `buf` (its contents are replaced): a reader of many
+    /// packs recycles its buffers instead of faulting in fresh memory for each. The
+    /// default copies from [`Backend::read`]; decorators forward it.
+    async fn read_into(
+        &self,
+        ty: FileType,
+        id: &Id,
+        range: Option<Range<u64>>,
+        mut buf: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let bytes = self.read(ty, id, range).await?;
+        buf.clear();
+        buf.extend_from_slice(&bytes);
+        Ok(buf)
+    }
+
     /// Stores a new file. Fails if the name already exists with other content.
     async fn write(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()>;
 

@@ -21,7 +21,7 @@ use stash_repo_format::{
 
 use crate::{
     error::{Error, Result},
-    repository::{index_load::build_lookup, Repository},
+    repository::{index_load::build_lookup, pack_buffers::PackBuffers, Repository},
 };
 
 /// Which packs to read with `--read-data`.
@@ -233,19 +233,28 @@ async fn read_packs(
 ) -> Vec<(Id, Vec<String>)> {
     let total = packs.len() as u64;
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let buffers = Arc::new(PackBuffers::new(0, READ_AHEAD + 1));
     stream::iter(packs)
         .map(|id| {
             let indexed = indexed.clone();
             let done = done.clone();
             let on_pack = on_pack.clone();
+            let buffers = buffers.clone();
             async move {
-                let errs = match repo.backend().read(FileType::Pack, &id, None).await {
+                let read = repo
+                    .backend()
+                    .read_into(FileType::Pack, &id, None, buffers.take())
+                    .await;
+                let errs = match read {
                     Ok(bytes) => {
                         let key = repo.key().clone();
-                        crate::cpu::spawn(move || {
-                            verify_pack(&key, id, &bytes, indexed.get(&id).map_or(&[][..], |v| v))
+                        let (errs, bytes) = crate::cpu::spawn(move || {
+                            let blobs = indexed.get(&id).map_or(&[][..], |v| v);
+                            (verify_pack(&key, id, &bytes, blobs), bytes)
                         })
-                        .await
+                        .await;
+                        buffers.give(bytes);
+                        errs
                     }
                     Err(e) => vec![format!("pack {id}: {e}")],
                 };

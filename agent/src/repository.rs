@@ -10,7 +10,7 @@ pub mod files;
 pub mod index_load;
 pub mod lock;
 pub mod open;
-mod pack_buffers;
+pub mod pack_buffers;
 
 use std::sync::Arc;
 

@@ -5,8 +5,8 @@
 //! Checked: an empty store lists nothing and has no config; the config is
 //! create-only (the same bytes again are accepted, as a retried write; other bytes
 //! are refused with a permanent error and leave the config unchanged); for every
-//! listable type, files write, list with their sizes, read whole and in ranges,
-//! rewrite idempotently and remove; reading a missing file is [`Error::NotFound`]
+//! listable type, files write, list with their sizes, read whole and in ranges
+//! (also into recycled buffers), rewrite idempotently and remove; reading a missing file is [`Error::NotFound`]
 //! and removing one is Ok; a range past the end is an error; names that are not ids
 //! are not listed; 16 concurrent writes and reads; a 20 MiB object round-trips.
 //! Everything written is removed at the end.
@@ -171,10 +171,31 @@ pub async fn run(b: Arc<dyn Backend>, raw: Option<Raw>) {
                     "range {r:?} of {}",
                     ty.path(id)
                 );
+                // Into a recycled buffer holding other bytes: the same result.
+                let stale = vec![0xEE; 3000];
+                let into = b
+                    .read_into(ty, id, Some(r.clone()), stale)
+                    .await
+                    .unwrap_or_else(|e| panic!("read_into {} {r:?}: {e}", ty.path(id)));
+                assert_eq!(&into[..], &got[..], "read_into range {r:?}");
             }
+            let whole = b.read_into(ty, id, None, b"old".to_vec()).await;
+            assert_eq!(
+                &whole.expect("read_into")[..],
+                &d[..],
+                "read_into {}",
+                ty.path(id)
+            );
             assert!(
                 b.read(ty, id, Some(n - 1..n + 10)).await.is_err(),
                 "a range past the end of {} must be an error",
+                ty.path(id)
+            );
+            assert!(
+                b.read_into(ty, id, Some(n - 1..n + 10), Vec::new())
+                    .await
+                    .is_err(),
+                "read_into: a range past the end of {} must be an error",
                 ty.path(id)
             );
         }

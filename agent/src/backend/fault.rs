@@ -191,6 +191,19 @@ impl Backend for FaultBackend {
         self.inner.read(ty, id, range).await
     }
 
+    async fn read_into(
+        &self,
+        ty: FileType,
+        id: &Id,
+        range: Option<Range<u64>>,
+        buf: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        if self.draw(false).await == Fault::Error {
+            return Err(injected("read", ty.path(id), "error"));
+        }
+        self.inner.read_into(ty, id, range, buf).await
+    }
+
     async fn write(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()> {
         match self.draw(true).await {
             Fault::Error => Err(injected("write", ty.path(id), "error")),

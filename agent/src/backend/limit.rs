@@ -57,6 +57,17 @@ impl Backend for LimitBackend {
         self.inner.read(ty, id, range).await
     }
 
+    async fn read_into(
+        &self,
+        ty: FileType,
+        id: &Id,
+        range: Option<Range<u64>>,
+        buf: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let _p = self.permit().await?;
+        self.inner.read_into(ty, id, range, buf).await
+    }
+
     async fn write(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()> {
         let _p = self.permit().await?;
         self.inner.write(ty, id, data).await

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{
-    path::Path, GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload,
+    path::Path, GetOptions, GetRange, GetResult, GetResultPayload, ObjectStore, PutMode,
+    PutOptions, PutPayload,
 };
 use stash_repo_format::{file_type::FileType, Id};
 
@@ -162,6 +163,17 @@ impl ObjectStoreBackend {
         self.key(&ty.path(id))
     }
 
+    async fn get(&self, path: &Path, range: Option<Range<u64>>) -> Result<GetResult> {
+        let opts = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        self.store
+            .get_opts(path, opts)
+            .await
+            .map_err(|e| map_err("read", path, e))
+    }
+
     /// Ok if the existing config holds exactly `data`.
     async fn same_config(&self, path: &Path, data: &Bytes) -> Result<()> {
         let existing = self.read(FileType::Config, &Id::default(), None).await?;
@@ -175,6 +187,28 @@ impl ObjectStoreBackend {
             transient: false,
         })
     }
+}
+
+/// A ranged read must stay inside the file and return exactly the range.
+fn check_read(path: &Path, range: Option<Range<u64>>, size: u64, got: usize) -> Result<()> {
+    let Some(r) = range else { return Ok(()) };
+    if r.end > size {
+        return Err(Error::Backend {
+            op: "read",
+            path: path.to_string(),
+            source: format!("range {r:?} goes past the end of the {size}-byte file").into(),
+            transient: false,
+        });
+    }
+    if got as u64 != r.end - r.start {
+        return Err(Error::Backend {
+            op: "read",
+            path: path.to_string(),
+            source: format!("short read: {got} of {} bytes", r.end - r.start).into(),
+            transient: true,
+        });
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -204,37 +238,50 @@ impl Backend for ObjectStoreBackend {
 
     async fn read(&self, ty: FileType, id: &Id, range: Option<Range<u64>>) -> Result<Bytes> {
         let path = self.path(ty, id);
-        let opts = GetOptions {
-            range: range.clone().map(GetRange::Bounded),
-            ..Default::default()
-        };
-        let res = self
-            .store
-            .get_opts(&path, opts)
-            .await
-            .map_err(|e| map_err("read", &path, e))?;
+        let res = self.get(&path, range.clone()).await?;
         let size = res.meta.size;
         let bytes = res.bytes().await.map_err(|e| map_err("read", &path, e))?;
-        if let Some(r) = range {
-            if r.end > size {
-                return Err(Error::Backend {
-                    op: "read",
-                    path: path.to_string(),
-                    source: format!("range {r:?} goes past the end of the {size}-byte file").into(),
-                    transient: false,
-                });
+        check_read(&path, range, size, bytes.len())?;
+        Ok(bytes)
+    }
+
+    /// Local files are read straight into `buf`; remote bodies are appended to it.
+    async fn read_into(
+        &self,
+        ty: FileType,
+        id: &Id,
+        range: Option<Range<u64>>,
+        mut buf: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let path = self.path(ty, id);
+        let res = self.get(&path, range.clone()).await?;
+        let (size, got) = (res.meta.size, res.range.clone());
+        buf.clear();
+        match res.payload {
+            GetResultPayload::File(file, local) => {
+                buf = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                    use std::io::{Read, Seek, SeekFrom};
+                    let mut file = file;
+                    file.seek(SeekFrom::Start(got.start))?;
+                    file.take(got.end - got.start).read_to_end(&mut buf)?;
+                    Ok(buf)
+                })
+                .await
+                .map_err(|e| Error::Usage(format!("read task: {e}")))?
+                .map_err(|e| Error::io(&local, e))?;
             }
-            if bytes.len() as u64 != r.end - r.start {
-                return Err(Error::Backend {
-                    op: "read",
-                    path: path.to_string(),
-                    source: format!("short read: {} of {} bytes", bytes.len(), r.end - r.start)
-                        .into(),
-                    transient: true,
-                });
+            GetResultPayload::Stream(mut body) => {
+                while let Some(chunk) = body
+                    .try_next()
+                    .await
+                    .map_err(|e| map_err("read", &path, e))?
+                {
+                    buf.extend_from_slice(&chunk);
+                }
             }
         }
-        Ok(bytes)
+        check_read(&path, range, size, buf.len())?;
+        Ok(buf)
     }
 
     /// Create-only put. Where the store cannot do create-only (S3 with

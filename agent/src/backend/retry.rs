@@ -151,6 +151,29 @@ impl Backend for RetryBackend {
         .await
     }
 
+    async fn read_into(
+        &self,
+        ty: FileType,
+        id: &Id,
+        range: Option<Range<u64>>,
+        buf: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        // The first attempt gets the caller's buffer; a retry starts a fresh one.
+        let buf = std::sync::Mutex::new(Some(buf));
+        self.run(
+            || format!("read {}", name(ty, id)),
+            || {
+                let b = buf
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+                    .unwrap_or_default();
+                self.inner.read_into(ty, id, range.clone(), b)
+            },
+        )
+        .await
+    }
+
     async fn write(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()> {
         self.run(
             || format!("write {}", name(ty, id)),

@@ -112,6 +112,25 @@ impl Backend for TimeoutBackend {
         .await
     }
 
+    async fn read_into(
+        &self,
+        ty: FileType,
+        id: &Id,
+        range: Option<Range<u64>>,
+        buf: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let bytes = range.as_ref().map_or(self.policy.assumed_read_size, |r| {
+            r.end.saturating_sub(r.start)
+        });
+        bounded(
+            self.policy.for_bytes(bytes),
+            "read",
+            || ty.path(id),
+            self.inner.read_into(ty, id, range, buf),
+        )
+        .await
+    }
+
     async fn write(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()> {
         bounded(
             self.policy.for_bytes(data.len() as u64),

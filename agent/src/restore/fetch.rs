@@ -17,7 +17,7 @@ use stash_repo_format::{blob, file_type::FileType, index::IndexLookup};
 use super::plan::Plan;
 use crate::{
     error::{Error, Result},
-    repository::Repository,
+    repository::{pack_buffers::PackBuffers, Repository},
 };
 
 /// Packs read at once.
@@ -43,10 +43,12 @@ pub async fn fetch_all(
     plan: Arc<Plan>,
     progress: Arc<Progress>,
 ) -> Result<Vec<PathBuf>> {
+    let buffers = Arc::new(PackBuffers::new(0, CONCURRENCY + 1));
     let results: Vec<Result<Vec<u32>>> = stream::iter(0..plan.packs.len())
         .map(|i| {
             let plan = plan.clone();
             let progress = progress.clone();
+            let buffers = buffers.clone();
             async move {
                 let (pack, blobs) = &plan.packs[i];
                 let start = blobs.iter().map(|b| u64::from(b.offset)).min().unwrap_or(0);
@@ -57,11 +59,16 @@ pub async fn fetch_all(
                     .unwrap_or(0);
                 let bytes = repo
                     .backend()
-                    .read(FileType::Pack, pack, Some(start..end))
+                    .read_into(FileType::Pack, pack, Some(start..end), buffers.take())
                     .await?;
                 let key = repo.key().clone();
-                crate::cpu::spawn(move || write_pack(&key, &plan, i, &bytes, start, &progress))
-                    .await
+                let (written, bytes) = crate::cpu::spawn(move || {
+                    let r = write_pack(&key, &plan, i, &bytes, start, &progress);
+                    (r, bytes)
+                })
+                .await;
+                buffers.give(bytes);
+                written
             }
         })
         .buffer_unordered(CONCURRENCY)
@@ -87,14 +94,31 @@ fn write_pack(
     start: u64,
     progress: &Progress,
 ) -> Result<Vec<u32>> {
+    DECODE.with(|buf| write_blobs(key, plan, i, bytes, start, progress, &mut buf.borrow_mut()))
+}
+
+thread_local! {
+    /// Per writing thread: each blob is decoded here, then copied to its files.
+    static DECODE: std::cell::RefCell<blob::DecodeBuffers> = std::cell::RefCell::default();
+}
+
+fn write_blobs(
+    key: &stash_repo_format::crypto::Key,
+    plan: &Plan,
+    i: usize,
+    bytes: &[u8],
+    start: u64,
+    progress: &Progress,
+    buf: &mut blob::DecodeBuffers,
+) -> Result<Vec<u32>> {
     let (pack, blobs) = &plan.packs[i];
     let mut open: HashMap<u32, File> = HashMap::new();
     let mut failed = Vec::new();
     for b in blobs {
         let from = (u64::from(b.offset) - start) as usize;
         let sealed = &bytes[from..from + b.length as usize];
-        let plain = match blob::decode(key, &b.id, sealed, b.uncompressed_length) {
-            Ok(p) => p,
+        let plain = match blob::decode_into(key, &b.id, sealed, b.uncompressed_length, buf) {
+            Ok(()) => buf.plaintext(),
             Err(e) => {
                 eprintln!("error: data blob {} in pack {}: {e}", b.id, pack);
                 failed.extend(b.targets.iter().map(|t| t.0));
@@ -112,8 +136,7 @@ fn write_pack(
                         .map_err(|e| Error::io(path, e))?,
                 ),
             };
-            f.write_all_at(&plain, off)
-                .map_err(|e| Error::io(path, e))?;
+            f.write_all_at(plain, off).map_err(|e| Error::io(path, e))?;
             progress
                 .bytes_done
                 .fetch_add(plain.len() as u64, Ordering::Relaxed);
