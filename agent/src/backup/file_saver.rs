@@ -5,6 +5,7 @@
 //! A worker keeps its read buffer from file to file.
 
 use std::{
+    collections::HashMap,
     fs::File,
     io::Read,
     path::PathBuf,
@@ -26,11 +27,12 @@ pub const QUEUE: usize = 256;
 /// The content and size of a saved file, `None` if it could not be read.
 pub type Saved = Option<(Vec<Id>, u64)>;
 
-/// Per slot, what saving the file gave.
-pub type Results = Vec<Saved>;
+/// What the workers have finished, by slot. The scan takes entries out as it folds
+/// finished directories into saved trees; what is left goes back to the caller.
+pub type Results = Mutex<HashMap<usize, Saved>>;
 
 /// Runs `scan` on this thread while `workers` threads save the files it sends.
-/// Returns the scan's value and the results by slot.
+/// Returns the scan's value and the results it did not take, by slot.
 ///
 /// # Errors
 /// The first error that is not about a single file (a failed upload).
@@ -39,11 +41,11 @@ pub fn with_savers<T>(
     saver: &BlobSaver,
     kind: &ChunkerKind,
     counters: &Counters,
-    scan: impl FnOnce(&mpsc::SyncSender<(usize, PathBuf)>) -> T,
-) -> Result<(T, Results)> {
+    scan: impl FnOnce(&mpsc::SyncSender<(usize, PathBuf)>, &Results) -> T,
+) -> Result<(T, HashMap<usize, Saved>)> {
     let (tx, rx) = mpsc::sync_channel::<(usize, PathBuf)>(QUEUE);
     let rx = Mutex::new(rx);
-    let results: Mutex<Vec<(usize, Saved)>> = Mutex::default();
+    let results: Results = Mutex::default();
     let fatal: Mutex<Option<Error>> = Mutex::default();
     let out = std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
@@ -81,25 +83,21 @@ pub fn with_savers<T>(
                     results
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .push((slot, r));
+                        .insert(slot, r);
                 }
             });
         }
-        let v = scan(&tx);
+        let v = scan(&tx, &results);
         drop(tx);
         v
     });
     if let Some(e) = fatal.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(e);
     }
-    let pairs = results.into_inner().unwrap_or_else(PoisonError::into_inner);
-    let mut by_slot: Results = vec![None; pairs.len()];
-    for (slot, r) in pairs {
-        if let Some(x) = by_slot.get_mut(slot) {
-            *x = r;
-        }
-    }
-    Ok((out, by_slot))
+    Ok((
+        out,
+        results.into_inner().unwrap_or_else(PoisonError::into_inner),
+    ))
 }
 
 fn save_file(

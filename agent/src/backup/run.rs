@@ -234,17 +234,20 @@ async fn run(
             .thread_name(|i| format!("scan-{i}"))
             .build()
             .map_err(|e| Error::Usage(format!("scan threads: {e}")))?;
-        let (mut root, mut results) = with_savers(workers, &saver2, &kind, &c2, |jobs| {
-            let scanner = Scanner {
-                trees: &trees,
-                excludes: &excludes,
-                force: opts2.force,
-                counters: &c2,
-                jobs,
-                next_slot: AtomicUsize::new(0),
-            };
-            walkers.install(|| scanner.scan(&opts2.targets, parent_tree))
-        })?;
+        let (mut root, mut results) =
+            with_savers(workers, &saver2, &kind, &c2, |jobs, results| {
+                let scanner = Scanner {
+                    results,
+                    saver: &saver2,
+                    trees: &trees,
+                    excludes: &excludes,
+                    force: opts2.force,
+                    counters: &c2,
+                    jobs,
+                    next_slot: AtomicUsize::new(0),
+                };
+                walkers.install(|| scanner.scan(&opts2.targets, parent_tree))
+            })?;
         apply_results(&mut root, &mut results);
         save_tree(root, &saver2, &c2)
     })

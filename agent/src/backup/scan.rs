@@ -10,13 +10,22 @@
 //! A directory's entries are examined in parallel on the calling rayon pool (the
 //! walk is system-call bound); entries keep their sorted order. Run the scan inside a
 //! pool of its own: it blocks on the file queue and on parent tree reads.
+//!
+//! When a directory's scan ends, its subdirectories whose files are all saved are
+//! folded: results applied, tree saved, the subtree replaced by its node. Memory
+//! then holds only the directories with files still queued (and their ancestors),
+//! not the whole file system.
 
 use std::{
+    collections::HashMap,
     ffi::OsStr,
     fs::Metadata,
     os::unix::ffi::OsStrExt,
     path::{Component, Path, PathBuf},
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        PoisonError,
+    },
 };
 
 use rayon::prelude::*;
@@ -27,8 +36,14 @@ use stash_repo_format::{
 };
 
 use super::{
-    exclude::Excludes, node_meta::node_from_metadata, parent_trees::ParentTrees, Counters,
+    exclude::Excludes,
+    file_saver::{Results, Saved},
+    node_meta::node_from_metadata,
+    parent_trees::ParentTrees,
+    tree_saver::save_dir,
+    Counters,
 };
+use crate::repository::BlobSaver;
 
 /// An entry of a scanned directory.
 #[derive(Debug)]
@@ -81,6 +96,10 @@ pub struct Scanner<'a> {
     pub jobs: &'a std::sync::mpsc::SyncSender<(usize, PathBuf)>,
     /// Next job number.
     pub next_slot: AtomicUsize,
+    /// What the file savers have finished, by job number.
+    pub results: &'a Results,
+    /// Where folded directories' trees are saved.
+    pub saver: &'a BlobSaver,
 }
 
 fn lookup_node<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
@@ -231,6 +250,8 @@ impl Scanner<'_> {
                 };
                 let ptree = self.parent_tree(ps);
                 self.scan_dir_entries(&mut d, path, abs, ptree.as_ref());
+                drop(ptree);
+                self.fold_finished(&mut d);
                 Some(Item::Dir(Box::new(d)))
             }
             NodeType::File => {
@@ -296,6 +317,45 @@ impl Scanner<'_> {
     }
 }
 
+impl Scanner<'_> {
+    /// Replaces each subdirectory of `dir` that is complete (see
+    /// [`Scanner::try_finish`]) by the node of its saved tree.
+    fn fold_finished(&self, dir: &mut Dir) {
+        for item in &mut dir.items {
+            let Item::Dir(sub) = item else { continue };
+            if !self.try_finish(sub) {
+                continue;
+            }
+            let sub = std::mem::take(&mut **sub);
+            // A saver error means the upload failed; the backup reports that one
+            // when it finishes, so the folded directory may simply go.
+            *item = match save_dir(sub, self.saver, self.counters) {
+                Ok(Some(node)) => Item::Node(node),
+                Ok(None) | Err(_) => Item::Dir(Box::default()),
+            };
+        }
+    }
+
+    /// Folds what is complete below `dir`; then, if no subdirectory is left and all
+    /// of `dir`'s files are saved, applies their results. True when `dir` is then
+    /// ready to be saved.
+    fn try_finish(&self, dir: &mut Dir) -> bool {
+        self.fold_finished(dir);
+        if dir.items.iter().any(|i| matches!(i, Item::Dir(_))) {
+            return false;
+        }
+        let mut results = self.results.lock().unwrap_or_else(PoisonError::into_inner);
+        let done = dir.items.iter().all(|i| match i {
+            Item::File { slot, .. } => results.contains_key(slot),
+            _ => true,
+        });
+        if done {
+            apply_results(dir, &mut results);
+        }
+        done
+    }
+}
+
 fn sort_dir(d: &mut Dir) {
     d.items.sort_by(|a, b| a.name().cmp(b.name()));
     for i in &mut d.items {
@@ -305,22 +365,28 @@ fn sort_dir(d: &mut Dir) {
     }
 }
 
-/// Applies the savers' results: fills content and size, and drops files that
-/// could not be read (`None`).
-pub fn apply_results(d: &mut Dir, results: &mut [Option<(Vec<Id>, u64)>]) {
-    d.items.retain_mut(|i| match i {
-        Item::File { node, slot } => match results.get_mut(*slot).and_then(Option::take) {
-            Some((content, size)) => {
-                node.content = Some(content);
-                node.size = size;
-                true
+/// Applies the savers' results: fills content and size (the file becomes a plain
+/// node), and drops files that could not be read. Files without a result are kept
+/// as they are.
+pub fn apply_results(d: &mut Dir, results: &mut HashMap<usize, Saved>) {
+    let items = std::mem::take(&mut d.items);
+    d.items = items
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::File { mut node, slot } => match results.remove(&slot) {
+                Some(Some((content, size))) => {
+                    node.content = Some(content);
+                    node.size = size;
+                    Some(Item::Node(node))
+                }
+                Some(None) => None,
+                None => Some(Item::File { node, slot }),
+            },
+            Item::Dir(mut sub) => {
+                apply_results(&mut sub, results);
+                Some(Item::Dir(sub))
             }
-            None => false,
-        },
-        Item::Dir(sub) => {
-            apply_results(sub, results);
-            true
-        }
-        Item::Node(_) => true,
-    });
+            n @ Item::Node(_) => Some(n),
+        })
+        .collect();
 }

@@ -1,7 +1,7 @@
 //! Writes the scanned tree bottom-up: each directory's tree blob after its children,
 //! counting directories new, changed or unchanged against the parent snapshot.
 
-use stash_repo_format::{blob::BlobType, tree::Tree, Id};
+use stash_repo_format::{blob::BlobType, node::Node, tree::Tree, Id};
 
 use super::{
     scan::{Dir, Item},
@@ -19,20 +19,9 @@ pub fn save_tree(dir: Dir, saver: &BlobSaver, counters: &Counters) -> Result<Id>
         match item {
             Item::Node(n) | Item::File { node: n, .. } => nodes.push(n),
             Item::Dir(sub) => {
-                let parent = sub.parent_subtree;
-                let Some(mut node) = sub.node.clone() else {
-                    continue;
-                };
-                let sub = *sub;
-                let id = save_tree(Dir { node: None, ..sub }, saver, counters)?;
-                let c = match parent {
-                    None => &counters.dirs_new,
-                    Some(p) if p == id => &counters.dirs_unmodified,
-                    Some(_) => &counters.dirs_changed,
-                };
-                Counters::add(c, 1);
-                node.subtree = Some(id);
-                nodes.push(node);
+                if let Some(node) = save_dir(*sub, saver, counters)? {
+                    nodes.push(node);
+                }
             }
         }
     }
@@ -43,4 +32,25 @@ pub fn save_tree(dir: Dir, saver: &BlobSaver, counters: &Counters) -> Result<Id>
         source: e,
     })?;
     Ok(saver.save(BlobType::Tree, &bytes)?.id)
+}
+
+/// Saves a subdirectory's tree and returns its node pointing there, counted as a
+/// new, changed or unmodified directory; `None` for a directory without a node.
+///
+/// # Errors
+/// Saver errors.
+pub fn save_dir(sub: Dir, saver: &BlobSaver, counters: &Counters) -> Result<Option<Node>> {
+    let parent = sub.parent_subtree;
+    let Some(mut node) = sub.node.clone() else {
+        return Ok(None);
+    };
+    let id = save_tree(Dir { node: None, ..sub }, saver, counters)?;
+    let c = match parent {
+        None => &counters.dirs_new,
+        Some(p) if p == id => &counters.dirs_unmodified,
+        Some(_) => &counters.dirs_changed,
+    };
+    Counters::add(c, 1);
+    node.subtree = Some(id);
+    Ok(Some(node))
 }

@@ -30,7 +30,10 @@ use stash_repo_format::{
     pack::{self, FinishedPack, PackWriter},
     Id,
 };
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, OwnedSemaphorePermit, Semaphore},
+    task::JoinHandle,
+};
 
 use super::{pack_buffers::PackBuffers, Repository};
 use crate::error::{Error, Result};
@@ -67,6 +70,9 @@ pub struct Saved {
     pub stored: u64,
 }
 
+/// A finished pack on its way to the store, holding its in-flight permit.
+type Upload = (FinishedPack, OwnedSemaphorePermit);
+
 /// Counters for the snapshot summary.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct SaverStats {
@@ -90,7 +96,10 @@ struct Shared {
     seen: Vec<Mutex<HashSet<(BlobType, Id)>>>,
     packers: [Mutex<PackWriter>; 2],
     buffers: Arc<PackBuffers>,
-    tx: Mutex<Option<mpsc::Sender<FinishedPack>>>,
+    tx: Mutex<Option<mpsc::Sender<Upload>>>,
+    /// One per pack queued or uploading: a finished pack waits for one, so at most
+    /// [`UPLOAD_CONCURRENCY`] packs are between the packers and the store.
+    in_flight: Arc<Semaphore>,
     failed: AtomicBool,
     data_blobs: AtomicU64,
     tree_blobs: AtomicU64,
@@ -138,7 +147,7 @@ impl BlobSaver {
         pack_size: usize,
         may_index: Arc<AtomicBool>,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(1);
+        let (tx, rx) = mpsc::channel(UPLOAD_CONCURRENCY);
         let pack_size = pack_size.max(1 << 20);
         let buffers = Arc::new(PackBuffers::new(pack_size + BUFFER_SLACK, SPARE_BUFFERS));
         let shared = Arc::new(Shared {
@@ -150,6 +159,7 @@ impl BlobSaver {
             packers: [Mutex::default(), Mutex::default()],
             buffers: buffers.clone(),
             tx: Mutex::new(Some(tx)),
+            in_flight: Arc::new(Semaphore::new(UPLOAD_CONCURRENCY)),
             failed: AtomicBool::new(false),
             data_blobs: AtomicU64::new(0),
             tree_blobs: AtomicU64::new(0),
@@ -196,7 +206,7 @@ impl BlobSaver {
             let (stored, full) = {
                 let mut p = lock(&s.packers[ty as usize]);
                 let key = s.repo.key();
-                let stored = self.add_to(&mut p, id, body.len(), |p| {
+                let stored = self.add_to(&mut p, id, body.len(), ty == BlobType::Data, |p| {
                     p.add_frame(key, ty, id, body, ulen)
                 })?;
                 (stored, self.is_full(&p).then(|| self.replace(&mut p)))
@@ -240,12 +250,15 @@ impl BlobSaver {
 
     /// Runs `add` (which puts blob `id`, about `len` bytes, into a pack) on `p`.
     /// `p` is sent on first when the blob would take it past the pack size plus
-    /// [`PACK_SLACK`] or its header is full. Returns the stored length.
+    /// [`PACK_SLACK`] or its header is full. Returns the stored length. `pooled`
+    /// packs fill recycled buffers; the others (trees: small, slow to fill) grow
+    /// their own.
     fn add_to(
         &self,
         p: &mut PackWriter,
         id: Id,
         len: usize,
+        pooled: bool,
         add: impl Fn(&mut PackWriter) -> stash_repo_format::Result<u32>,
     ) -> Result<u64> {
         let limit = self.shared.pack_size + PACK_SLACK;
@@ -253,7 +266,7 @@ impl BlobSaver {
             let old = self.replace(p);
             self.send(old)?;
         }
-        if p.capacity() == 0 {
+        if p.capacity() == 0 && pooled {
             *p = PackWriter::with_buffer(self.shared.buffers.take());
         }
         match add(p) {
@@ -261,7 +274,9 @@ impl BlobSaver {
             Err(_) => {
                 let old = self.replace(p);
                 self.send(old)?;
-                *p = PackWriter::with_buffer(self.shared.buffers.take());
+                if pooled {
+                    *p = PackWriter::with_buffer(self.shared.buffers.take());
+                }
                 add(p)
                     .map(u64::from)
                     .map_err(|e| Error::Usage(format!("blob {id}: {e}")))
@@ -301,7 +316,11 @@ impl BlobSaver {
             self.shared.failed.store(true, Ordering::Relaxed);
             return Err(Error::Usage("blob saved after finish".into()));
         };
-        if tx.blocking_send(pack).is_err() {
+        let permit = self
+            .rt
+            .block_on(self.shared.in_flight.clone().acquire_owned())
+            .map_err(|_| Error::Interrupted)?;
+        if tx.blocking_send((pack, permit)).is_err() {
             self.shared.failed.store(true, Ordering::Relaxed);
             return Err(Error::Interrupted);
         }
@@ -383,7 +402,7 @@ impl WorkerSaver {
             return Ok(known);
         }
         let (key, level) = (saver.shared.repo.key(), saver.shared.compression);
-        let stored = saver.add_to(&mut self.pack, id, plaintext.len(), |p| {
+        let stored = saver.add_to(&mut self.pack, id, plaintext.len(), true, |p| {
             p.add_plaintext(key, ty, id, plaintext, level)
         })?;
         saver.count(ty, plaintext.len(), stored);
@@ -414,7 +433,7 @@ fn shard(id: &Id) -> usize {
 /// Writes packs as they come, several at once, and index files for stored packs.
 async fn upload_loop(
     repo: Repository,
-    mut rx: mpsc::Receiver<FinishedPack>,
+    mut rx: mpsc::Receiver<Upload>,
     buffers: Arc<PackBuffers>,
     may_index: Arc<AtomicBool>,
 ) -> Result<UploadResult> {
@@ -426,7 +445,7 @@ async fn upload_loop(
     loop {
         tokio::select! {
             pack = rx.recv(), if tasks.len() < UPLOAD_CONCURRENCY && first_err.is_none() => {
-                let Some(pack) = pack else { break };
+                let Some((pack, permit)) = pack else { break };
                 let repo = repo.clone();
                 let buffers = buffers.clone();
                 tasks.spawn(async move {
@@ -434,6 +453,7 @@ async fn upload_loop(
                     let bytes = Bytes::from(pack.bytes);
                     write_with_retry(&repo, FileType::Pack, pack.id, bytes.clone()).await?;
                     buffers.give_bytes(bytes);
+                    drop(permit);
                     Ok::<_, Error>(IndexPack { id: pack.id, blobs })
                 });
             }
