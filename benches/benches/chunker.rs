@@ -3,10 +3,12 @@
 //! 8 MiB) over 64 MiB of random bytes, log-like text and zeros.
 //!
 //! Drivers: `reader` is [`ChunkReader::next_chunk`] over an in-memory slice (the
-//! reader's buffer copies included, as a `read(2)` from the page cache would);
-//! `iter` (Rabin only) is the same through the `Iterator` impl, one owned `Vec` per
-//! chunk, as the backup's file saver uses it; `cutter` calls [`Cutter::find_cut`]
-//! directly on the whole input (the boundary search alone).
+//! reader's buffer copies included, as a `read(2)` from the page cache would) with a
+//! fresh reader, hence a fresh buffer, per run; `reused` is the same with the buffer
+//! handed from run to run, as the backup's file workers do from file to file;
+//! `iter` (Rabin only) goes through the `Iterator` impl, one owned `Vec` per chunk;
+//! `cutter` calls [`Cutter::find_cut`] directly on the whole input (the boundary
+//! search alone).
 //! Reported as bytes per second of input.
 //!
 //! ```text
@@ -33,6 +35,19 @@ fn via_reader(kind: &ChunkerKind, data: &[u8]) -> (usize, usize) {
         n += 1;
         bytes += c.len();
     }
+    (n, bytes)
+}
+
+/// As `via_reader` with the read buffer handed from run to run, as the backup's file
+/// workers do from file to file.
+fn via_reused(kind: &ChunkerKind, data: &[u8], buf: &mut Vec<u8>) -> (usize, usize) {
+    let mut r = ChunkReader::with_buffer(kind, data, std::mem::take(buf));
+    let (mut n, mut bytes) = (0, 0);
+    while let Some(c) = r.next_chunk().expect("in-memory read") {
+        n += 1;
+        bytes += c.len();
+    }
+    *buf = r.into_buffer();
     (n, bytes)
 }
 
@@ -79,6 +94,11 @@ fn bench(c: &mut Criterion) {
             let kind = ChunkerKind::Rabin(pol);
             b.iter(|| black_box(via_reader(&kind, d)))
         });
+        g.bench_with_input(BenchmarkId::new("rabin/reused", name), data, |b, d| {
+            let kind = ChunkerKind::Rabin(pol);
+            let mut buf = Vec::new();
+            b.iter(|| black_box(via_reused(&kind, d, &mut buf)))
+        });
         g.bench_with_input(BenchmarkId::new("rabin/iter", name), data, |b, d| {
             let kind = ChunkerKind::Rabin(pol);
             b.iter(|| black_box(via_iter(&kind, d)))
@@ -89,6 +109,10 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("fastcdc/reader", name), data, |b, d| {
             b.iter(|| black_box(via_reader(&ChunkerKind::FastCdc, d)))
+        });
+        g.bench_with_input(BenchmarkId::new("fastcdc/reused", name), data, |b, d| {
+            let mut buf = Vec::new();
+            b.iter(|| black_box(via_reused(&ChunkerKind::FastCdc, d, &mut buf)))
         });
         g.bench_with_input(BenchmarkId::new("fastcdc/cutter", name), data, |b, d| {
             let mut cut = FastCdcCutter::default();
