@@ -55,9 +55,8 @@ pub struct CheckReport {
 }
 
 thread_local! {
-    /// Per verifying thread: blobs are decoded only to be checked, into one set of
-    /// buffers.
-    static DECODE: std::cell::RefCell<blob::DecodeBuffers> = std::cell::RefCell::default();
+    /// Per verifying thread: compressed blobs inflate here only to be hashed.
+    static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Packs read and verified at once: one per core keeps the cores busy while the
@@ -249,8 +248,9 @@ async fn read_packs(
                     Ok(bytes) => {
                         let key = repo.key().clone();
                         let (errs, bytes) = crate::cpu::spawn(move || {
+                            let mut bytes = bytes;
                             let blobs = indexed.get(&id).map_or(&[][..], |v| v);
-                            (verify_pack(&key, id, &bytes, blobs), bytes)
+                            (verify_pack(&key, id, &mut bytes, blobs), bytes)
                         })
                         .await;
                         buffers.give(bytes);
@@ -403,10 +403,11 @@ async fn uses_packs(
 }
 
 /// Verifies one pack's bytes against its id, its header and its index entries.
+/// Blobs are decrypted in place, so `bytes` is no longer the pack afterwards.
 fn verify_pack(
     key: &stash_repo_format::crypto::Key,
     id: Id,
-    bytes: &[u8],
+    bytes: &mut [u8],
     indexed: &[PackedBlob],
 ) -> Vec<String> {
     let mut errs = Vec::new();
@@ -439,15 +440,10 @@ fn verify_pack(
                 h.id
             )),
         }
-        let sealed = &bytes[h.offset as usize..(h.offset + h.length) as usize];
-        let decoded = DECODE.with(|buf| {
-            blob::decode_into(
-                key,
-                &h.id,
-                sealed,
-                h.uncompressed_length,
-                &mut buf.borrow_mut(),
-            )
+        let sealed = &mut bytes[h.offset as usize..(h.offset + h.length) as usize];
+        let decoded = PLAIN.with(|buf| {
+            let plain = &mut buf.borrow_mut();
+            blob::decode_in_place(key, &h.id, sealed, h.uncompressed_length, plain).map(|_| ())
         });
         if let Err(e) = decoded {
             errs.push(format!("pack {id}: {} blob {}: {e}", h.ty, h.id));

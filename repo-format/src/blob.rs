@@ -126,21 +126,36 @@ pub fn decode_into(
     buf.raw.extend_from_slice(sealed);
     buf.raw_start = 0;
     buf.raw_end = 0;
-    let n = key.open_in_place(&mut buf.raw)?;
-    let inner = 16..16 + n;
-    let plain: &[u8] = match uncompressed_length {
+    let len = decode_in_place(key, id, &mut buf.raw, uncompressed_length, &mut buf.plain)?.len();
+    if !matches!(uncompressed_length, Some(n) if n > 0) {
+        (buf.raw_start, buf.raw_end) = (16, 16 + len);
+    }
+    Ok(())
+}
+
+/// As [`decode`], decrypting `sealed` where it lies (it is left as ciphertext only
+/// on a MAC failure) and inflating into `plain` when compressed: a reader that owns
+/// the pack bytes needs no copy of them. Returns the plaintext.
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_in_place<'a>(
+    key: &Key,
+    id: &Id,
+    sealed: &'a mut [u8],
+    uncompressed_length: Option<u32>,
+    plain: &'a mut Vec<u8>,
+) -> Result<&'a [u8]> {
+    let n = key.open_in_place(sealed)?;
+    let inner = &sealed[16..16 + n];
+    let out: &[u8] = match uncompressed_length {
         Some(len) if len > 0 => {
-            compress::decompress_exact_into(
-                "blob",
-                &buf.raw[inner.clone()],
-                len as usize,
-                &mut buf.plain,
-            )?;
-            &buf.plain
+            compress::decompress_exact_into("blob", inner, len as usize, plain)?;
+            plain
         }
-        _ => &buf.raw[inner.clone()],
+        _ => inner,
     };
-    let got = Id::hash(plain);
+    let got = Id::hash(out);
     if &got != id {
         return Err(FormatError::invalid(
             "blob",
@@ -151,15 +166,35 @@ pub fn decode_into(
             ),
         ));
     }
-    if !matches!(uncompressed_length, Some(len) if len > 0) {
-        (buf.raw_start, buf.raw_end) = (inner.start, inner.end);
-    }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_in_place_decrypts_where_the_bytes_lie() {
+        let key = Key::random();
+        let text = b"log line 42\n".repeat(2000);
+        let mut plain = Vec::new();
+        for (data, c) in [(&text[..], Some(3)), (&b"raw bytes"[..], None)] {
+            let id = Id::hash(data);
+            let e = encode(&key, BlobType::Data, id, data, c);
+            let mut sealed = e.sealed.clone();
+            let got = decode_in_place(&key, &id, &mut sealed, e.uncompressed_length, &mut plain);
+            assert_eq!(got.unwrap(), data);
+            let mut damaged = e.sealed.clone();
+            damaged[20] ^= 1;
+            let r = decode_in_place(&key, &id, &mut damaged, e.uncompressed_length, &mut plain);
+            assert!(matches!(r, Err(FormatError::MacMismatch)));
+            assert_eq!(
+                damaged[21..],
+                e.sealed[21..],
+                "nothing decrypted after a MAC failure"
+            );
+        }
+    }
 
     #[test]
     fn decode_into_reuses_buffers_across_kinds() {

@@ -63,7 +63,8 @@ pub async fn fetch_all(
                     .await?;
                 let key = repo.key().clone();
                 let (written, bytes) = crate::cpu::spawn(move || {
-                    let r = write_pack(&key, &plan, i, &bytes, start, &progress);
+                    let mut bytes = bytes;
+                    let r = write_pack(&key, &plan, i, &mut bytes, start, &progress);
                     (r, bytes)
                 })
                 .await;
@@ -86,39 +87,41 @@ pub async fn fetch_all(
         .collect())
 }
 
+/// Decrypts the blobs of pack `i` in `bytes` (the range read from `start`) in place
+/// and writes each to its files.
 fn write_pack(
     key: &stash_repo_format::crypto::Key,
     plan: &Plan,
     i: usize,
-    bytes: &[u8],
+    bytes: &mut [u8],
     start: u64,
     progress: &Progress,
 ) -> Result<Vec<u32>> {
-    DECODE.with(|buf| write_blobs(key, plan, i, bytes, start, progress, &mut buf.borrow_mut()))
+    PLAIN.with(|buf| write_blobs(key, plan, i, bytes, start, progress, &mut buf.borrow_mut()))
 }
 
 thread_local! {
-    /// Per writing thread: each blob is decoded here, then copied to its files.
-    static DECODE: std::cell::RefCell<blob::DecodeBuffers> = std::cell::RefCell::default();
+    /// Per writing thread: compressed blobs inflate here, then go to their files.
+    static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn write_blobs(
     key: &stash_repo_format::crypto::Key,
     plan: &Plan,
     i: usize,
-    bytes: &[u8],
+    bytes: &mut [u8],
     start: u64,
     progress: &Progress,
-    buf: &mut blob::DecodeBuffers,
+    buf: &mut Vec<u8>,
 ) -> Result<Vec<u32>> {
     let (pack, blobs) = &plan.packs[i];
     let mut open: HashMap<u32, File> = HashMap::new();
     let mut failed = Vec::new();
     for b in blobs {
         let from = (u64::from(b.offset) - start) as usize;
-        let sealed = &bytes[from..from + b.length as usize];
-        let plain = match blob::decode_into(key, &b.id, sealed, b.uncompressed_length, buf) {
-            Ok(()) => buf.plaintext(),
+        let sealed = &mut bytes[from..from + b.length as usize];
+        let plain = match blob::decode_in_place(key, &b.id, sealed, b.uncompressed_length, buf) {
+            Ok(p) => p,
             Err(e) => {
                 eprintln!("error: data blob {} in pack {}: {e}", b.id, pack);
                 failed.extend(b.targets.iter().map(|t| t.0));
