@@ -77,60 +77,15 @@ pub fn decode(
     sealed: &[u8],
     uncompressed_length: Option<u32>,
 ) -> Result<Vec<u8>> {
-    let mut buf = DecodeBuffers::default();
-    decode_into(key, id, sealed, uncompressed_length, &mut buf)?;
-    Ok(match uncompressed_length {
-        Some(n) if n > 0 => buf.plain,
-        _ => {
-            let mut raw = buf.raw;
-            raw.truncate(buf.raw_end);
-            raw.drain(..buf.raw_start);
-            raw
-        }
-    })
-}
-
-/// Reusable buffers for [`decode_into`]: decoding many blobs with one set touches no
-/// fresh memory per blob.
-#[derive(Debug, Default)]
-pub struct DecodeBuffers {
-    raw: Vec<u8>,
-    raw_start: usize,
-    raw_end: usize,
-    plain: Vec<u8>,
-}
-
-impl DecodeBuffers {
-    /// The plaintext of the blob last decoded successfully.
-    pub fn plaintext(&self) -> &[u8] {
-        if self.raw_end > 0 {
-            &self.raw[self.raw_start..self.raw_end]
-        } else {
-            &self.plain
-        }
+    let mut raw = sealed.to_vec();
+    let mut plain = Vec::new();
+    let len = decode_in_place(key, id, &mut raw, uncompressed_length, &mut plain)?.len();
+    if matches!(uncompressed_length, Some(n) if n > 0) {
+        return Ok(plain);
     }
-}
-
-/// As [`decode`], leaving the plaintext in `buf` ([`DecodeBuffers::plaintext`]).
-///
-/// # Errors
-/// As [`decode`].
-pub fn decode_into(
-    key: &Key,
-    id: &Id,
-    sealed: &[u8],
-    uncompressed_length: Option<u32>,
-    buf: &mut DecodeBuffers,
-) -> Result<()> {
-    buf.raw.clear();
-    buf.raw.extend_from_slice(sealed);
-    buf.raw_start = 0;
-    buf.raw_end = 0;
-    let len = decode_in_place(key, id, &mut buf.raw, uncompressed_length, &mut buf.plain)?.len();
-    if !matches!(uncompressed_length, Some(n) if n > 0) {
-        (buf.raw_start, buf.raw_end) = (16, 16 + len);
-    }
-    Ok(())
+    raw.truncate(16 + len);
+    raw.drain(..16);
+    Ok(raw)
 }
 
 /// As [`decode`], decrypting `sealed` where it lies (it is left as ciphertext only
@@ -197,9 +152,9 @@ mod tests {
     }
 
     #[test]
-    fn decode_into_reuses_buffers_across_kinds() {
+    fn decode_in_place_reuses_one_buffer_across_kinds() {
         let key = Key::random();
-        let mut buf = DecodeBuffers::default();
+        let mut plain = Vec::new();
         let big = b"abc".repeat(5000);
         for (data, c) in [
             (&big[..], Some(3)),
@@ -210,14 +165,19 @@ mod tests {
         ] {
             let id = Id::hash(data);
             let e = encode(&key, BlobType::Data, id, data, c);
-            decode_into(&key, &id, &e.sealed, e.uncompressed_length, &mut buf).unwrap();
-            assert_eq!(buf.plaintext(), data);
+            let mut sealed = e.sealed.clone();
+            let got = decode_in_place(&key, &id, &mut sealed, e.uncompressed_length, &mut plain);
+            assert_eq!(got.unwrap(), data);
             assert_eq!(
                 decode(&key, &id, &e.sealed, e.uncompressed_length).unwrap(),
                 data
             );
             let wrong = Id::hash(b"other");
-            assert!(decode_into(&key, &wrong, &e.sealed, e.uncompressed_length, &mut buf).is_err());
+            let mut sealed = e.sealed.clone();
+            assert!(
+                decode_in_place(&key, &wrong, &mut sealed, e.uncompressed_length, &mut plain)
+                    .is_err()
+            );
         }
     }
 

@@ -5,15 +5,17 @@ use std::{
     path::PathBuf,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc,
+        Arc, Mutex, PoisonError,
     },
     time::Instant,
 };
 
+use stash_chunker::ChunkerKind;
 use stash_repo_format::{
     blob::BlobType,
     file_type::FileType,
     gotime::GoTime,
+    index::IndexLookup,
     node::{Node, NodeType},
     snapshot::{Snapshot, SnapshotSummary},
     tree::Tree,
@@ -171,6 +173,41 @@ pub async fn backup(
     Ok(r)
 }
 
+/// What every backup starts from: the index, the parent snapshot, the chunker
+/// and a saver whose index writes wait for `lock`'s confirmation.
+struct Setup {
+    index: Arc<IndexLookup>,
+    parent: Option<(Id, Snapshot)>,
+    kind: ChunkerKind,
+    saver: BlobSaver,
+}
+
+async fn setup(
+    repo: &Repository,
+    opts: &BackupOptions,
+    paths: &[String],
+    lock: &LockGuard,
+) -> Result<Setup> {
+    let index = Arc::new(repo.load_index().await?);
+    let parent = find_parent(repo, opts, paths).await?;
+    let kind = repo
+        .config()
+        .chunker_kind()
+        .map_err(|e| Error::damaged(FileType::Config, "config", e))?;
+    let saver = BlobSaver::gated(
+        repo,
+        index.clone(),
+        opts.pack_size.unwrap_or(DEFAULT_PACK_SIZE),
+        lock.confirmed_flag(),
+    );
+    Ok(Setup {
+        index,
+        parent,
+        kind,
+        saver,
+    })
+}
+
 async fn find_parent(
     repo: &Repository,
     opts: &BackupOptions,
@@ -211,18 +248,12 @@ async fn run(
         })
         .collect();
     paths.sort();
-    let index = Arc::new(repo.load_index().await?);
-    let parent = find_parent(repo, opts, &paths).await?;
-    let kind = repo
-        .config()
-        .chunker_kind()
-        .map_err(|e| Error::damaged(FileType::Config, "config", e))?;
-    let saver = BlobSaver::gated(
-        repo,
-        index.clone(),
-        opts.pack_size.unwrap_or(DEFAULT_PACK_SIZE),
-        lock.confirmed_flag(),
-    );
+    let Setup {
+        index,
+        parent,
+        kind,
+        saver,
+    } = setup(repo, opts, &paths, lock).await?;
     let trees = ParentTrees::new(repo, &index, &tokio::runtime::Handle::current());
     let (saver2, c2, opts2) = (saver.clone(), counters.clone(), opts.clone());
     let parent_tree = parent.as_ref().and_then(|(_, s)| s.tree);
@@ -234,7 +265,7 @@ async fn run(
             .thread_name(|i| format!("scan-{i}"))
             .build()
             .map_err(|e| Error::Usage(format!("scan threads: {e}")))?;
-        let (mut root, mut results) =
+        let ((mut root, fold_error), mut results) =
             with_savers(workers, &saver2, &kind, &c2, |jobs, results| {
                 let scanner = Scanner {
                     results,
@@ -245,9 +276,15 @@ async fn run(
                     counters: &c2,
                     jobs,
                     next_slot: AtomicUsize::new(0),
+                    fold_error: Mutex::default(),
                 };
-                walkers.install(|| scanner.scan(&opts2.targets, parent_tree))
+                let root = walkers.install(|| scanner.scan(&opts2.targets, parent_tree));
+                let folded = scanner.fold_error.into_inner();
+                (root, folded.unwrap_or_else(PoisonError::into_inner))
             })?;
+        if let Some(e) = fold_error {
+            return Err(e);
+        }
         apply_results(&mut root, &mut results);
         save_tree(root, &saver2, &c2)
     })
@@ -364,18 +401,12 @@ async fn run_stdin(
     let started = Instant::now();
     let start_time = GoTime::now();
     let paths = vec![format!("/{filename}")];
-    let index = Arc::new(repo.load_index().await?);
-    let parent = find_parent(repo, opts, &paths).await?;
-    let kind = repo
-        .config()
-        .chunker_kind()
-        .map_err(|e| Error::damaged(FileType::Config, "config", e))?;
-    let saver = BlobSaver::gated(
-        repo,
-        index,
-        opts.pack_size.unwrap_or(DEFAULT_PACK_SIZE),
-        lock.confirmed_flag(),
-    );
+    let Setup {
+        parent,
+        kind,
+        saver,
+        ..
+    } = setup(repo, opts, &paths, lock).await?;
     let (saver2, c2, name) = (saver.clone(), counters.clone(), filename.to_string());
     let root = tokio::task::spawn_blocking(move || -> Result<Id> {
         let (content, size) = save_stream(reader, &saver2, &kind, &c2).map_err(|e| match e {

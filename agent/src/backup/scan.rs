@@ -100,6 +100,9 @@ pub struct Scanner<'a> {
     pub results: &'a Results,
     /// Where folded directories' trees are saved.
     pub saver: &'a BlobSaver,
+    /// The first error saving a folded directory's tree; the scan's caller fails
+    /// the backup with it.
+    pub fold_error: std::sync::Mutex<Option<crate::error::Error>>,
 }
 
 fn lookup_node<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
@@ -327,12 +330,18 @@ impl Scanner<'_> {
                 continue;
             }
             let sub = std::mem::take(&mut **sub);
-            // A saver error means the upload failed; the backup reports that one
-            // when it finishes, so the folded directory may simply go.
-            *item = match save_dir(sub, self.saver, self.counters) {
-                Ok(Some(node)) => Item::Node(node),
-                Ok(None) | Err(_) => Item::Dir(Box::default()),
-            };
+            match save_dir(sub, self.saver, self.counters) {
+                Ok(Some(node)) => *item = Item::Node(node),
+                // A subdirectory always has its node.
+                Ok(None) => {}
+                // The directory is gone from the tree: the backup must fail.
+                Err(e) => {
+                    self.fold_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(e);
+                }
+            }
         }
     }
 

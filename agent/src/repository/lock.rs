@@ -262,33 +262,10 @@ pub async fn release_all() {
 mod tests {
     use std::sync::Arc;
 
-    use stash_repo_format::{blob::BlobType, index::IndexLookup, key::KdfParams};
+    use stash_repo_format::{blob::BlobType, index::IndexLookup};
 
     use super::*;
-    use crate::{
-        backend::location::open_location,
-        repository::{init, BlobSaver, InitOptions},
-    };
-
-    async fn memory_repo(name: &str) -> Repository {
-        let backend = open_location(&format!("memory:{name}"), false).unwrap();
-        let kdf = Some(KdfParams {
-            n: 1024,
-            r: 8,
-            p: 1,
-        });
-        init(
-            backend,
-            b"pw",
-            InitOptions {
-                version: 2,
-                fastcdc: false,
-                kdf,
-            },
-        )
-        .await
-        .unwrap()
-    }
+    use crate::repository::{memory_repo, BlobSaver};
 
     /// An exclusive lock appearing between our write and the re-check: the lock
     /// is refused, and a saver gated on it stores packs but indexes nothing.
