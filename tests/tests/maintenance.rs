@@ -523,9 +523,27 @@ fn checks_after_kill(repo: &Repo, context: &str) -> bool {
 }
 
 /// The delays at which a run of `normal` duration is killed: 12 spread from 0 to
-/// 77% (runs vary in speed with the machine's load; at least 10 must be killed).
+/// 66% (runs vary in speed with the machine's load; at least 10 must be killed).
 fn kill_delays(normal: Duration) -> Vec<Duration> {
-    (0..12).map(|k| normal.mul_f64(k as f64 * 0.07)).collect()
+    (0..12).map(|k| normal.mul_f64(k as f64 * 0.06)).collect()
+}
+
+/// The fastest of three uninterrupted runs of `args`, each on a fresh copy of
+/// `template`. The first run pays for a cold page cache; timing kills against it let
+/// the warm runs that follow finish before their kill, so the minimum is the yardstick.
+fn fastest_run(s: &Scratch, template: &Repo, args: &[&str]) -> (Duration, Repo) {
+    let mut best = None;
+    let mut last = None;
+    for i in 0..3 {
+        let repo = s.repo(&format!("measure{i}"));
+        copy_dir(&template.path, &repo.path);
+        let t0 = Instant::now();
+        repo.stash(args).cwd(&s.root).ok();
+        let took = t0.elapsed();
+        best = Some(best.map_or(took, |b: Duration| b.min(took)));
+        last = Some(repo);
+    }
+    (best.expect("three runs"), last.expect("three runs"))
 }
 
 /// After the rerun no complete lock is left; a partial lock file of the killed
@@ -536,8 +554,8 @@ fn assert_no_complete_locks(repo: &Repo, context: &str, leftovers: &mut Vec<Stri
     leftovers.extend(repo.lock_files());
 }
 
-/// `stash backup` of a 60 MB tree SIGKILLed at twelve moments from 0 to 77% of its normal
-/// duration: the repository checks clean with both tools, and a rerun completes and
+/// `stash backup` of a 60 MB tree SIGKILLed at twelve moments from 0 to 66% of its fastest
+/// uninterrupted run: the repository checks clean with both tools, and a rerun completes and
 /// stores the data intact.
 #[test]
 fn sigkill_during_backup_leaves_a_consistent_repository() {
@@ -559,11 +577,7 @@ fn sigkill_during_backup_leaves_a_consistent_repository() {
     let template = s.repo("template");
     template.stash_init(2);
 
-    let first = s.repo("measure");
-    copy_dir(&template.path, &first.path);
-    let t0 = Instant::now();
-    first.stash(&["backup", "src"]).cwd(&s.root).ok();
-    let normal = t0.elapsed();
+    let (normal, _) = fastest_run(&s, &template, &["backup", "src"]);
 
     let mut unlocks = 0;
     let mut killed = 0;
@@ -606,7 +620,7 @@ fn sigkill_during_backup_leaves_a_consistent_repository() {
 }
 
 /// `stash prune --max-unused 0%` with half of the data unused, SIGKILLed at twelve
-/// moments from 0 to 77% of its normal duration: both checks pass, the remaining snapshot
+/// moments from 0 to 66% of its fastest uninterrupted run: both checks pass, the remaining snapshot
 /// is intact, and a rerun of the prune completes.
 #[test]
 fn sigkill_during_prune_leaves_a_consistent_repository() {
@@ -634,14 +648,10 @@ fn sigkill_during_prune_leaves_a_consistent_repository() {
     template.stash(&["forget", &first]).ok();
     fs::rename(s.path("src"), s.path("kept")).expect("rename");
 
-    let measure = s.repo("measure");
-    copy_dir(&template.path, &measure.path);
-    let t0 = Instant::now();
-    let out = measure.stash(&["prune", "--max-unused", "0%"]).ok();
-    let normal = t0.elapsed();
+    let (normal, measure) = fastest_run(&s, &template, &["prune", "--max-unused", "0%"]);
     assert!(
         measure.data_bytes() < template.data_bytes(),
-        "the prune must free space\n{out}"
+        "the prune must free space"
     );
 
     let mut unlocks = 0;
