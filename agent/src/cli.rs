@@ -20,6 +20,7 @@ mod unlock;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use stash_repo_format::compress::Mode;
 
 use crate::{
     backend::{open_location_with, Backend, OpenOptions},
@@ -64,6 +65,16 @@ pub struct Global {
     /// Print only errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// How new data and tree blobs are compressed in a version 2 repository:
+    /// auto, off, fastest, better or max.
+    #[arg(
+        long,
+        env = "RESTIC_COMPRESSION",
+        global = true,
+        default_value = "auto",
+        value_parser = clap::builder::ValueParser::new(str::parse::<Mode>)
+    )]
+    compression: Mode,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,7 +127,9 @@ impl Global {
             return Err(Error::NoRepository(backend.location()).into());
         }
         let pw = password::get(self, false)?;
-        Ok(repository::open(backend, pw.as_bytes()).await?)
+        Ok(repository::open(backend, pw.as_bytes())
+            .await?
+            .with_compression(self.compression))
     }
 
     fn print_json(&self, v: &impl serde::Serialize) {

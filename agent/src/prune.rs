@@ -135,7 +135,7 @@ pub async fn prune_when(
         .collect();
     let used = used_blobs(repo, &index).await?;
     let mut opts = *opts;
-    opts.compression = repo.config().compression();
+    opts.compression = repo.compression().is_some();
     let plan = plan(&indexed, &on_disk, &used, &opts).map_err(|e| Error::Check(e.to_string()))?;
     ready.await?;
     let mut report = PruneReport {

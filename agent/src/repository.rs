@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use stash_repo_format::{
     blob::{self, BlobType},
+    compress::Mode,
     config::Config,
     crypto::Key,
     index::IndexLookup,
@@ -40,6 +41,7 @@ pub struct Repository {
     key: Key,
     config: Config,
     key_id: Id,
+    compression: Mode,
 }
 
 impl Repository {
@@ -63,11 +65,21 @@ impl Repository {
         self.key_id
     }
 
-    /// Zstd level for blobs, or `None` in a version 1 repository.
+    /// Zstd level for blobs: `None` in a version 1 repository or with
+    /// [`Mode::Off`].
     pub fn compression(&self) -> Option<i32> {
         self.config
             .compression()
-            .then_some(stash_repo_format::compress::DEFAULT_LEVEL)
+            .then(|| self.compression.level())
+            .flatten()
+    }
+
+    /// Sets how new blobs are compressed (restic's `--compression`); the default
+    /// is [`Mode::Auto`]. Version 1 repositories never compress.
+    #[must_use]
+    pub fn with_compression(mut self, mode: Mode) -> Self {
+        self.compression = mode;
+        self
     }
 
     /// Reads, verifies and decodes one blob. Blobs up to [`INLINE_DECODE`] bytes

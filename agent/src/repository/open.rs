@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use stash_repo_format::{
+    compress::Mode,
     config::Config,
     crypto::Key,
     file_type::FileType,
@@ -103,6 +104,7 @@ pub async fn init(
         key,
         config,
         key_id,
+        compression: Mode::default(),
     })
 }
 
@@ -151,5 +153,6 @@ pub async fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Reposito
         key,
         config,
         key_id,
+        compression: Mode::default(),
     })
 }
