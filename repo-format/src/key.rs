@@ -10,6 +10,7 @@ use crate::{
     crypto::{Key, MasterKeyJson},
     error::{FormatError, Result},
     gotime::GoTime,
+    kdf,
 };
 
 /// Salt length restic's KDF insists on.
@@ -27,8 +28,8 @@ pub struct KdfParams {
 }
 
 impl Default for KdfParams {
-    /// 2^15, 8, 1: about 32 MiB of memory and a tenth of a second, within restic's
-    /// calibration range (it targets 0.5 s and 60 MiB, starting from 2^14).
+    /// 2^15, 8, 1: 32 MiB of memory and about a tenth of a second. This is the floor
+    /// of [`KdfParams::calibrated`], which new keys use.
     fn default() -> Self {
         KdfParams {
             n: 1 << 15,
@@ -36,6 +37,36 @@ impl Default for KdfParams {
             p: 1,
         }
     }
+}
+
+/// How long deriving a new key should take on one core: restic's `KDFTimeout`.
+pub const KDF_TARGET: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl KdfParams {
+    /// restic's calibration: N = 2^15 and r = 8 (32 MiB, under restic's 60 MiB
+    /// memory limit; 2^16 would exceed it), then as many lanes `p` as it takes for
+    /// one derivation to last about `target` on this machine. Times one lane.
+    pub fn calibrated(target: std::time::Duration) -> KdfParams {
+        let base = KdfParams::default();
+        let mut salt = [0u8; SALT_LEN];
+        rand::thread_rng().fill_bytes(&mut salt);
+        let start = std::time::Instant::now();
+        if derive_user_key(b"calibration", &salt, base).is_err() {
+            return base;
+        }
+        KdfParams {
+            p: lanes_for(start.elapsed(), target),
+            ..base
+        }
+    }
+}
+
+/// Lanes of `lane` duration each that add up to about `target`: at least one, at
+/// most 64 (a machine 64 times faster than the target needs is still protected by
+/// N's memory cost).
+pub fn lanes_for(lane: std::time::Duration, target: std::time::Duration) -> u32 {
+    let ratio = target.as_secs_f64() / lane.as_secs_f64().max(1e-6);
+    ratio.round().clamp(1.0, 64.0) as u32
 }
 
 /// The JSON document of a key file, field order as restic writes it.
@@ -67,8 +98,8 @@ pub struct KeyFile {
 /// Runs scrypt over `password` and `salt`.
 ///
 /// # Errors
-/// [`FormatError::Kdf`] when the parameters are out of range (N not a power of two
-/// greater than 1, r or p zero, or a salt of the wrong length).
+/// [`FormatError::Kdf`] when the parameters are out of range (see [`kdf::Cost::new`])
+/// or the salt has the wrong length.
 pub fn derive_user_key(password: &[u8], salt: &[u8], params: KdfParams) -> Result<Key> {
     if salt.len() != SALT_LEN {
         return Err(FormatError::Kdf(format!(
@@ -76,18 +107,9 @@ pub fn derive_user_key(password: &[u8], salt: &[u8], params: KdfParams) -> Resul
             salt.len()
         )));
     }
-    if params.n < 2 || !params.n.is_power_of_two() || params.n > (1 << 30) {
-        return Err(FormatError::Kdf(format!(
-            "N={} is not a power of two in 2..2^30",
-            params.n
-        )));
-    }
-    let log_n = params.n.trailing_zeros() as u8;
-    let sp = scrypt::Params::new(log_n, params.r, params.p, 64).map_err(|e| {
-        FormatError::Kdf(format!("N={} r={} p={}: {e}", params.n, params.r, params.p))
-    })?;
+    let cost = kdf::Cost::new(params.n, params.r, params.p)?;
     let mut dk = [0u8; 64];
-    scrypt::scrypt(password, salt, &sp, &mut dk).map_err(|e| FormatError::Kdf(e.to_string()))?;
+    kdf::scrypt(password, salt, cost, &mut dk)?;
     Ok(Key::from_kdf_output(&dk))
 }
 
@@ -171,6 +193,16 @@ impl KeyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lanes_add_up_to_the_target() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(lanes_for(ms(100), ms(500)), 5);
+        assert_eq!(lanes_for(ms(90), ms(500)), 6);
+        assert_eq!(lanes_for(ms(900), ms(500)), 1);
+        assert_eq!(lanes_for(ms(0), ms(500)), 64);
+        assert_eq!(lanes_for(ms(1), ms(500)), 64);
+    }
 
     const FAST: KdfParams = KdfParams {
         n: 1024,

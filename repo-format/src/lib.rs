@@ -19,6 +19,7 @@ pub mod gostr;
 pub mod gotime;
 pub mod id;
 pub mod index;
+pub mod kdf;
 pub mod key;
 pub mod lock;
 pub mod node;

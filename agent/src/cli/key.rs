@@ -78,26 +78,14 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         }
         Cmd::Add(p) => {
             let pw = new_password(&p)?;
-            let id = add_key(
-                repo.backend(),
-                repo.key(),
-                pw.as_bytes(),
-                Default::default(),
-            )
-            .await?;
+            let id = add_key(repo.backend(), repo.key(), pw.as_bytes(), None).await?;
             println!("saved new key as {}", id.short());
         }
         Cmd::Passwd(p) => {
             let pw = new_password(&p)?;
             let lock = repo.lock(true).await?;
             let res = async {
-                let id = add_key(
-                    repo.backend(),
-                    repo.key(),
-                    pw.as_bytes(),
-                    Default::default(),
-                )
-                .await?;
+                let id = add_key(repo.backend(), repo.key(), pw.as_bytes(), None).await?;
                 repo.backend().remove(FileType::Key, &repo.key_id()).await?;
                 Ok::<_, crate::Error>(id)
             }

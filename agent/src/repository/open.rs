@@ -8,7 +8,7 @@ use stash_repo_format::{
     config::Config,
     crypto::Key,
     file_type::FileType,
-    key::{KdfParams, KeyFile},
+    key::{KdfParams, KeyFile, KDF_TARGET},
     FormatError, Id,
 };
 
@@ -28,7 +28,8 @@ pub struct InitOptions {
     pub version: u32,
     /// Use FastCDC instead of restic's Rabin chunker for new data.
     pub fastcdc: bool,
-    /// scrypt parameters for the first key (default if `None`).
+    /// scrypt parameters for the first key; `None` calibrates them like restic
+    /// ([`KdfParams::calibrated`]).
     pub kdf: Option<KdfParams>,
 }
 
@@ -53,7 +54,8 @@ pub fn username() -> String {
         })
 }
 
-/// Writes a new key file for `master` under `password`; returns its id.
+/// Writes a new key file for `master` under `password`; returns its id. `None`
+/// calibrates the scrypt parameters like restic does.
 ///
 /// # Errors
 /// Key derivation or backend errors.
@@ -61,11 +63,12 @@ pub async fn add_key(
     backend: &Arc<dyn Backend>,
     master: &Key,
     password: &[u8],
-    params: KdfParams,
+    params: Option<KdfParams>,
 ) -> Result<Id> {
     let master = master.clone();
     let password = password.to_vec();
     let kf = crate::cpu::spawn(move || {
+        let params = params.unwrap_or_else(|| KdfParams::calibrated(KDF_TARGET));
         KeyFile::create(&master, &password, params, &username(), &hostname())
     })
     .await
@@ -94,7 +97,7 @@ pub async fn init(
     let config = Config::new(version, opts.fastcdc).map_err(|e| Error::Usage(e.to_string()))?;
     backend.create().await?;
     let key = Key::random();
-    let key_id = add_key(&backend, &key, password, opts.kdf.unwrap_or_default()).await?;
+    let key_id = add_key(&backend, &key, password, opts.kdf).await?;
     let sealed = key.seal(&config.to_json());
     backend
         .write(FileType::Config, &Id::default(), Bytes::from(sealed))
