@@ -11,7 +11,8 @@
 #
 # Per round, every tool gets a fresh repository (version 2, zstd) and runs, on exactly
 # the same bytes:
-#   init, first backup, unchanged backup (parent used),
+#   init, open (list the snapshots of the empty repository: the fixed cost of every
+#   command, mostly the key derivation), first backup, unchanged backup (parent used),
 #   [the data is mutated once: gen_dataset.py mutate --gen 1, untimed]
 #   backup after mutate, restore latest into an empty directory, check --read-data,
 #   forget --keep-last 1 followed by prune (one timed step).
@@ -153,18 +154,21 @@ do_step() {
             run_step "$round" "$tool" "$step" "$STASH" -r "$repo-fastcdc" backup "$DATA"
             rm -rf "$repo-fastcdc" ;;
         stash:backup*) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" backup "$DATA" ;;
+        stash:open) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" snapshots ;;
         stash:restore) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" restore latest --target "$target" ;;
         stash:check) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" check --read-data ;;
         stash:forget+prune) run_step "$round" "$tool" "$step" sh -c \
             '"$1" -r "$2" forget --keep-last 1 && "$1" -r "$2" prune' sh "$STASH" "$repo" ;;
         restic:init) run_step "$round" "$tool" "$step" restic -r "$repo" init --repository-version 2 ;;
         restic:backup*) run_step "$round" "$tool" "$step" restic -r "$repo" backup "$DATA" ;;
+        restic:open) run_step "$round" "$tool" "$step" restic -r "$repo" snapshots ;;
         restic:restore) run_step "$round" "$tool" "$step" restic -r "$repo" restore latest --target "$target" ;;
         restic:check) run_step "$round" "$tool" "$step" restic -r "$repo" check --read-data ;;
         restic:forget+prune) run_step "$round" "$tool" "$step" sh -c \
             'restic -r "$1" forget --keep-last 1 && restic -r "$1" prune' sh "$repo" ;;
         rustic:init) run_step "$round" "$tool" "$step" rustic -r "$repo" init ;;
         rustic:backup*) run_step "$round" "$tool" "$step" rustic -r "$repo" backup "$DATA" ;;
+        rustic:open) run_step "$round" "$tool" "$step" rustic -r "$repo" snapshots ;;
         rustic:restore) run_step "$round" "$tool" "$step" rustic -r "$repo" restore latest "$target" ;;
         rustic:check) run_step "$round" "$tool" "$step" rustic -r "$repo" check --read-data ;;
         rustic:forget+prune) run_step "$round" "$tool" "$step" sh -c \
@@ -197,7 +201,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     rm -rf "$DATA" "$WORK"/repo-* "$WORK"/restore-* "$XDG_CACHE_HOME"
     mkdir -p "$XDG_CACHE_HOME"
     cp -a "$BASE" "$DATA"
-    for step in init backup-first backup-unchanged; do
+    for step in init open backup-first backup-unchanged; do
         for tool in "${order[@]}"; do
             do_step "$r" "$tool" "$step"
             if [ "$step" = backup-first ]; then
@@ -242,8 +246,8 @@ for r in rows:
 order = ["stash", "restic", "rustic"]
 tools.sort(key=lambda t: order.index(t) if t in order else 99)
 peers = [t for t in tools if t != "stash"]
-steps = ["init", "backup-first", "backup-first-fastcdc", "backup-unchanged", "backup-mutated", "restore", "check", "forget+prune"]
-names = {"init": "init", "backup-first": "first backup",
+steps = ["init", "open", "backup-first", "backup-first-fastcdc", "backup-unchanged", "backup-mutated", "restore", "check", "forget+prune"]
+names = {"init": "init", "open": "open (list snapshots: the key derivation every command pays)", "backup-first": "first backup",
          "backup-first-fastcdc": "first backup, stash repo with FastCDC (peers: their first backup)", "backup-unchanged": "unchanged backup",
          "backup-mutated": "backup after mutate", "restore": "restore",
          "check": "check --read-data", "forget+prune": "forget + prune"}
