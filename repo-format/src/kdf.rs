@@ -45,11 +45,10 @@ impl Cost {
         if r == 0 || p == 0 || u64::from(r) * u64::from(p) >= 1 << 30 {
             return Err(bad("r and p must be at least 1 and r*p below 2^30"));
         }
-        let lane = (n as usize)
+        (n as usize)
             .checked_mul(128 * r as usize)
             .filter(|m| *m <= MAX_LANE_MEMORY)
             .ok_or_else(|| bad("needs more than 1 GiB of memory per lane"))?;
-        debug_assert!(lane > 0);
         Ok(Cost {
             n: n as usize,
             r: r as usize,
@@ -82,7 +81,12 @@ pub fn scrypt(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Resul
         }
     } else {
         let queue = std::sync::Mutex::new(lanes);
-        let next = || queue.lock().ok().and_then(|mut q| q.pop());
+        let next = || {
+            queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop()
+        };
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {

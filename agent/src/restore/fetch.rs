@@ -87,6 +87,11 @@ pub async fn fetch_all(
         .collect())
 }
 
+thread_local! {
+    /// Per writing thread: compressed blobs inflate here, then go to their files.
+    static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Decrypts the blobs of pack `i` in `bytes` (the range read from `start`) in place
 /// and writes each to its files.
 fn write_pack(
@@ -97,53 +102,47 @@ fn write_pack(
     start: u64,
     progress: &Progress,
 ) -> Result<Vec<u32>> {
-    PLAIN.with(|buf| write_blobs(key, plan, i, bytes, start, progress, &mut buf.borrow_mut()))
-}
-
-thread_local! {
-    /// Per writing thread: compressed blobs inflate here, then go to their files.
-    static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-fn write_blobs(
-    key: &stash_repo_format::crypto::Key,
-    plan: &Plan,
-    i: usize,
-    bytes: &mut [u8],
-    start: u64,
-    progress: &Progress,
-    buf: &mut Vec<u8>,
-) -> Result<Vec<u32>> {
-    let (pack, blobs) = &plan.packs[i];
-    let mut open: HashMap<u32, File> = HashMap::new();
-    let mut failed = Vec::new();
-    for b in blobs {
-        let from = (u64::from(b.offset) - start) as usize;
-        let sealed = &mut bytes[from..from + b.length as usize];
-        let plain = match blob::decode_in_place(key, &b.id, sealed, b.uncompressed_length, buf) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: data blob {} in pack {}: {e}", b.id, pack);
+    PLAIN.with(|buf| {
+        let buf = &mut *buf.borrow_mut();
+        let (pack, blobs) = &plan.packs[i];
+        let mut open: HashMap<u32, File> = HashMap::new();
+        let mut failed = Vec::new();
+        for b in blobs {
+            let from = (u64::from(b.offset) - start) as usize;
+            let Some(sealed) = bytes.get_mut(from..from + b.length as usize) else {
+                eprintln!(
+                    "error: data blob {} in pack {}: pack read too short",
+                    b.id, pack
+                );
                 failed.extend(b.targets.iter().map(|t| t.0));
                 continue;
-            }
-        };
-        for &(fileno, off) in &b.targets {
-            let path = &plan.files[fileno as usize].path;
-            let f = match open.entry(fileno) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                    OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .map_err(|e| Error::io(path, e))?,
-                ),
             };
-            f.write_all_at(plain, off).map_err(|e| Error::io(path, e))?;
-            progress
-                .bytes_done
-                .fetch_add(plain.len() as u64, Ordering::Relaxed);
+            let plain = match blob::decode_in_place(key, &b.id, sealed, b.uncompressed_length, buf)
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: data blob {} in pack {}: {e}", b.id, pack);
+                    failed.extend(b.targets.iter().map(|t| t.0));
+                    continue;
+                }
+            };
+            for &(fileno, off) in &b.targets {
+                let path = &plan.files[fileno as usize].path;
+                let f = match open.entry(fileno) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                        OpenOptions::new()
+                            .write(true)
+                            .open(path)
+                            .map_err(|e| Error::io(path, e))?,
+                    ),
+                };
+                f.write_all_at(plain, off).map_err(|e| Error::io(path, e))?;
+                progress
+                    .bytes_done
+                    .fetch_add(plain.len() as u64, Ordering::Relaxed);
+            }
         }
-    }
-    Ok(failed)
+        Ok(failed)
+    })
 }
