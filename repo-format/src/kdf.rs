@@ -33,7 +33,7 @@ pub struct Cost {
 
 impl Cost {
     /// Checks N (a power of two, 2..=2^30), r and p (at least 1, r·p below 2^30),
-    /// and the memory one lane needs.
+    /// the memory one lane needs and the memory of all lanes' input (128·r·p).
     ///
     /// # Errors
     /// [`FormatError::Kdf`] naming the parameters.
@@ -49,6 +49,10 @@ impl Cost {
             .checked_mul(128 * r as usize)
             .filter(|m| *m <= MAX_LANE_MEMORY)
             .ok_or_else(|| bad("needs more than 1 GiB of memory per lane"))?;
+        (p as usize)
+            .checked_mul(128 * r as usize)
+            .filter(|m| *m <= MAX_LANE_MEMORY)
+            .ok_or_else(|| bad("needs more than 1 GiB for the lanes' input"))?;
         Ok(Cost {
             n: n as usize,
             r: r as usize,
@@ -220,6 +224,7 @@ mod tests {
             (1 << 20, 8, 0),
             (1 << 20, 1 << 15, 1 << 15),
             (1 << 30, 8, 1),
+            (1 << 10, 8, 1 << 26),
         ] {
             let err = Cost::new(n, r, p).unwrap_err().to_string();
             assert!(err.contains(&format!("N={n} r={r} p={p}")), "{err}");
