@@ -462,9 +462,9 @@ fn forget_prune_keeps_last_two_intact() {
 // 3. SIGKILL during backup and prune
 // ---------------------------------------------------------------------------------
 
-/// Runs `cmd`, SIGKILLs it after `delay` (if still running) and returns whether it
-/// was killed (false: it had already finished, successfully).
-fn run_and_kill(cmd: Cmd, delay: Duration) -> bool {
+/// Runs `cmd` and SIGKILLs it after `delay` if it is still running. `None`: it was
+/// killed; `Some(took)`: it had already finished, successfully, after `took`.
+fn run_and_kill(cmd: Cmd, delay: Duration) -> Option<Duration> {
     let shown = cmd.shown().to_string();
     let mut child = cmd.spawn();
     drop(child.stdin.take());
@@ -473,6 +473,7 @@ fn run_and_kill(cmd: Cmd, delay: Duration) -> bool {
     let mut killed = false;
     loop {
         if let Some(st) = child.try_wait().expect("try_wait") {
+            let took = start.elapsed();
             let (stdout, stderr) = out.join().expect("reader");
             assert!(
                 killed || st.success(),
@@ -480,7 +481,7 @@ fn run_and_kill(cmd: Cmd, delay: Duration) -> bool {
                 String::from_utf8_lossy(&stdout),
                 String::from_utf8_lossy(&stderr)
             );
-            return killed;
+            return (!killed).then_some(took);
         }
         if !killed && start.elapsed() >= delay {
             send_signal(child.id(), "KILL");
@@ -488,6 +489,34 @@ fn run_and_kill(cmd: Cmd, delay: Duration) -> bool {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Runs `cmd` on a fresh copy of `template` at `repo` and kills it at `fraction` of
+/// `normal`. Run times swing with the load of the tests running beside this one: a run
+/// that finishes before its kill is repeated on a fresh copy, its kill timed against the
+/// duration it just took, up to three times. Returns the delay of the last attempt and
+/// whether that attempt was killed.
+fn kill_at_fraction(
+    template: &Repo,
+    repo: &Repo,
+    normal: Duration,
+    fraction: f64,
+    cmd: impl Fn(&Repo) -> Cmd,
+) -> (Duration, bool) {
+    let mut yardstick = normal;
+    let mut delay = yardstick.mul_f64(fraction);
+    for _ in 0..3 {
+        if repo.path.exists() {
+            fs::remove_dir_all(&repo.path).expect("remove repo");
+        }
+        copy_dir(&template.path, &repo.path);
+        delay = yardstick.mul_f64(fraction);
+        match run_and_kill(cmd(repo), delay) {
+            None => return (delay, true),
+            Some(took) => yardstick = yardstick.min(took),
+        }
+    }
+    (delay, false)
 }
 
 type Drained = std::thread::JoinHandle<(Vec<u8>, Vec<u8>)>;
@@ -522,10 +551,10 @@ fn checks_after_kill(repo: &Repo, context: &str) -> bool {
     restic_check(repo, false, context)
 }
 
-/// The delays at which a run of `normal` duration is killed: 12 spread from 0 to
-/// 66% (runs vary in speed with the machine's load; at least 10 must be killed).
-fn kill_delays(normal: Duration) -> Vec<Duration> {
-    (0..12).map(|k| normal.mul_f64(k as f64 * 0.06)).collect()
+/// The fractions of an uninterrupted run at which runs are killed: 12 spread from 0 to
+/// 66% (at least 10 must be killed).
+fn kill_fractions() -> impl Iterator<Item = f64> {
+    (0..12).map(|k| k as f64 * 0.06)
 }
 
 /// The fastest of three uninterrupted runs of `args`, each on a fresh copy of
@@ -582,13 +611,13 @@ fn sigkill_during_backup_leaves_a_consistent_repository() {
     let mut unlocks = 0;
     let mut killed = 0;
     let mut leftovers = Vec::new();
-    for (k, delay) in kill_delays(normal).into_iter().enumerate() {
+    for (k, fraction) in kill_fractions().enumerate() {
         let repo = s.repo(&format!("r{k}"));
-        copy_dir(&template.path, &repo.path);
+        let (delay, was_killed) = kill_at_fraction(&template, &repo, normal, fraction, |r| {
+            r.stash(&["backup", "src"]).cwd(&s.root)
+        });
+        killed += usize::from(was_killed);
         let ctx = format!("backup killed after {delay:?} of {normal:?}");
-        if run_and_kill(repo.stash(&["backup", "src"]).cwd(&s.root), delay) {
-            killed += 1;
-        }
         if checks_after_kill(&repo, &ctx) {
             unlocks += 1;
         }
@@ -657,13 +686,13 @@ fn sigkill_during_prune_leaves_a_consistent_repository() {
     let mut unlocks = 0;
     let mut killed = 0;
     let mut leftovers = Vec::new();
-    for (k, delay) in kill_delays(normal).into_iter().enumerate() {
+    for (k, fraction) in kill_fractions().enumerate() {
         let repo = s.repo(&format!("r{k}"));
-        copy_dir(&template.path, &repo.path);
+        let (delay, was_killed) = kill_at_fraction(&template, &repo, normal, fraction, |r| {
+            r.stash(&["prune", "--max-unused", "0%"])
+        });
+        killed += usize::from(was_killed);
         let ctx = format!("prune killed after {delay:?} of {normal:?}");
-        if run_and_kill(repo.stash(&["prune", "--max-unused", "0%"]), delay) {
-            killed += 1;
-        }
         if checks_after_kill(&repo, &ctx) {
             unlocks += 1;
         }
