@@ -7,11 +7,11 @@
 //! repository never needs more memory than restic's sequential derivation.
 
 use pbkdf2::pbkdf2_hmac;
-use salsa20::{
-    cipher::{typenum::U4, StreamCipherCore},
-    SalsaCore,
-};
 use sha2::Sha256;
+
+mod salsa;
+
+use salsa::{block_mix, load, store, xor_block, zero_block, Block};
 
 use crate::error::{FormatError, Result};
 
@@ -70,18 +70,48 @@ impl Cost {
 /// # Errors
 /// [`FormatError::Kdf`] when a lane's memory cannot be allocated.
 pub fn scrypt(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Result<()> {
+    scrypt_within(password, salt, cost, out, LANE_MEMORY_BUDGET)
+}
+
+/// [`scrypt`] with `budget` bytes for the lanes running at once.
+fn scrypt_within(
+    password: &[u8],
+    salt: &[u8],
+    cost: Cost,
+    out: &mut [u8],
+    budget: usize,
+) -> Result<()> {
     let lane = cost.lane_bytes();
     let mut b = vec![0u8; lane * cost.p];
     pbkdf2_hmac::<Sha256>(password, salt, 1, &mut b);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let by_memory = (LANE_MEMORY_BUDGET / (lane * cost.n)).max(1);
+    let by_memory = (budget / (lane * cost.n)).max(1);
     let workers = cost.p.min(cores).min(by_memory);
-    let lanes: Vec<&mut [u8]> = b.chunks_mut(lane).collect();
+    let mut lanes: Vec<&mut [u8]> = b.chunks_mut(lane).collect();
     if workers <= 1 {
-        let mut v = scratch(lane * cost.n)?;
-        for chunk in lanes {
-            ro_mix(chunk, &mut v, cost.n);
+        // One lane's memory at a time (restic's default cost). With a second core,
+        // lanes run in pairs, each in half of that memory: a lane then stores every
+        // other V entry and recomputes an odd one from its predecessor when ROMix
+        // asks for it (a quarter more work per lane, two lanes at once).
+        let blocks = cost.n * lane / 64;
+        let mut v = scratch(blocks)?;
+        let mut rest = lanes.as_mut_slice();
+        while cores >= 2 && rest.len() >= 2 {
+            let (pair, tail) = rest.split_at_mut(2);
+            let (first, second) = pair.split_at_mut(1);
+            let (v1, v2) = v.split_at_mut(blocks / 2);
+            std::thread::scope(|s| {
+                let other = s.spawn(|| ro_mix(second[0], v2, cost.n, 2));
+                ro_mix(first[0], v1, cost.n, 2);
+                other
+                    .join()
+                    .map_err(|_| FormatError::Kdf("scrypt lane thread panicked".into()))
+            })?;
+            rest = tail;
+        }
+        for chunk in rest {
+            ro_mix(chunk, &mut v, cost.n, 1);
         }
     } else {
         let queue = std::sync::Mutex::new(lanes);
@@ -95,9 +125,9 @@ pub fn scrypt(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Resul
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     s.spawn(|| -> Result<()> {
-                        let mut v = scratch(lane * cost.n)?;
+                        let mut v = scratch(cost.n * lane / 64)?;
                         while let Some(chunk) = next() {
-                            ro_mix(chunk, &mut v, cost.n);
+                            ro_mix(chunk, &mut v, cost.n, 1);
                         }
                         Ok(())
                     })
@@ -113,59 +143,56 @@ pub fn scrypt(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Resul
     Ok(())
 }
 
-fn scratch(len: usize) -> Result<Vec<u8>> {
+/// Memory for `blocks` Salsa20 blocks, refused rather than aborting when the
+/// allocator has none.
+fn scratch(blocks: usize) -> Result<Vec<Block>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| FormatError::Kdf(format!("cannot allocate {} MiB for scrypt", len >> 20)))?;
-    v.resize(len, 0);
+    v.try_reserve_exact(blocks).map_err(|_| {
+        FormatError::Kdf(format!(
+            "cannot allocate {} MiB for scrypt",
+            (blocks * 64) >> 20
+        ))
+    })?;
+    v.resize(blocks, zero_block());
     Ok(v)
 }
 
-/// ROMix over one lane `b` (128·r bytes), with `v` holding N copies of it.
-fn ro_mix(b: &mut [u8], v: &mut [u8], n: usize) {
-    let len = b.len();
-    let mut x = b.to_vec();
-    let mut t = vec![0u8; len];
-    for slot in v.chunks_exact_mut(len) {
-        slot.copy_from_slice(&x);
-        block_mix(slot, &mut x);
+/// ROMix over one lane `b` (128·r bytes). `v` holds every `stride`-th of the N
+/// V entries (N / stride lane copies); a missing entry is recomputed from the stored
+/// one before it.
+fn ro_mix(b: &mut [u8], v: &mut [Block], n: usize, stride: usize) {
+    let blocks = b.len() / 64;
+    let mut x: Vec<Block> = b.chunks_exact(64).map(load).collect();
+    let mut t = x.clone();
+    let mut vj = x.clone();
+    for i in 0..n {
+        if i.is_multiple_of(stride) {
+            let slot = &mut v[i / stride * blocks..][..blocks];
+            slot.copy_from_slice(&x);
+            block_mix(|i| slot[i], &mut x);
+        } else {
+            t.copy_from_slice(&x);
+            block_mix(|i| t[i], &mut x);
+        }
     }
     for _ in 0..n {
-        let j = integerify(&x) & (n - 1);
-        for ((t, x), v) in t.iter_mut().zip(&x).zip(&v[j * len..(j + 1) * len]) {
-            *t = x ^ v;
-        }
-        block_mix(&t, &mut x);
-    }
-    b.copy_from_slice(&x);
-}
-
-/// The first little-endian word of the last 64-byte block.
-fn integerify(x: &[u8]) -> usize {
-    let last = &x[x.len() - 64..];
-    u32::from_le_bytes([last[0], last[1], last[2], last[3]]) as usize
-}
-
-/// BlockMix with Salsa20/8: `output` gets the even blocks' results, then the odd ones.
-fn block_mix(input: &[u8], output: &mut [u8]) {
-    let blocks = input.len() / 64;
-    let mut x = [0u8; 64];
-    x.copy_from_slice(&input[input.len() - 64..]);
-    for (i, block) in input.chunks_exact(64).enumerate() {
-        let mut state = [0u32; 16];
-        for (w, (a, b)) in state
-            .iter_mut()
-            .zip(x.chunks_exact(4).zip(block.chunks_exact(4)))
-        {
-            *w = u32::from_le_bytes([a[0] ^ b[0], a[1] ^ b[1], a[2] ^ b[2], a[3] ^ b[3]]);
-        }
-        SalsaCore::<U4>::from_raw_state(state).write_keystream_block((&mut x).into());
-        let at = if i % 2 == 0 {
-            i / 2
+        let j = salsa::integerify(&x[blocks - 1]) as usize & (n - 1);
+        let stored = &v[j / stride * blocks..][..blocks];
+        let entry = if j.is_multiple_of(stride) {
+            stored
         } else {
-            blocks / 2 + i / 2
+            vj.copy_from_slice(stored);
+            for _ in 0..j % stride {
+                t.copy_from_slice(&vj);
+                block_mix(|i| t[i], &mut vj);
+            }
+            &vj
         };
-        output[at * 64..(at + 1) * 64].copy_from_slice(&x);
+        block_mix(|i| xor_block(&x[i], &entry[i]), &mut t);
+        std::mem::swap(&mut x, &mut t);
+    }
+    for (block, bytes) in x.iter().zip(b.chunks_exact_mut(64)) {
+        store(block, bytes);
     }
 }
 
@@ -211,6 +238,35 @@ mod tests {
                 want,
                 "N={n} r={r} p={p}"
             );
+        }
+    }
+
+    #[test]
+    fn lanes_in_pairs_with_half_memory_match_the_reference() {
+        // A budget of one lane's memory (1 MiB here, 32 MiB at restic's cost) runs
+        // lanes in pairs with every other V entry recomputed; the result is the same.
+        let (n, r) = (1024u64, 8u32);
+        for p in [1u32, 2, 5] {
+            let mut want = [0u8; 64];
+            let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p, 64).unwrap();
+            scrypt::scrypt(b"pw", &[7u8; 64], &params, &mut want).unwrap();
+            let mut got = [0u8; 64];
+            let cost = Cost::new(n, r, p).unwrap();
+            scrypt_within(b"pw", &[7u8; 64], cost, &mut got, 128 * 8 * 1024).unwrap();
+            assert_eq!(got, want, "p={p}");
+        }
+    }
+
+    #[test]
+    fn every_stride_gives_the_same_lane() {
+        let lane: Vec<u8> = (0..128 * 2).map(|i| (i * 7 + 3) as u8).collect();
+        let n = 64;
+        let mut want = lane.clone();
+        ro_mix(&mut want, &mut scratch(n * 4).unwrap(), n, 1);
+        for stride in [2, 4, 8] {
+            let mut got = lane.clone();
+            ro_mix(&mut got, &mut scratch(n * 4 / stride).unwrap(), n, stride);
+            assert_eq!(got, want, "stride {stride}");
         }
     }
 
