@@ -46,6 +46,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// A human-readable location for messages.
     fn location(&self) -> String;
 
+    /// Whether a listing returns every file whose write finished before the listing
+    /// began (a local directory, memory). Lock taking relies on it: where it holds,
+    /// a conflicting lock written concurrently is seen by at least one of the two
+    /// writers' checks right away; elsewhere restic's 200 ms wait before the
+    /// re-check gives a delayed listing time to show it.
+    fn lists_finished_writes(&self) -> bool {
+        false
+    }
+
     /// All files of a type, with their sizes.
     async fn list(&self, ty: FileType) -> Result<Vec<(Id, u64)>>;
 

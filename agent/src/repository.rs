@@ -164,6 +164,24 @@ impl Repository {
 pub(crate) async fn memory_repo(name: &str) -> Repository {
     let backend = crate::backend::location::open_location(&format!("memory:{name}"), false)
         .expect("memory backend");
+    repo_on(backend).await
+}
+
+/// As [`memory_repo`], on a store whose listings may lag behind writes (as a cloud
+/// store's may): lock re-checks wait as restic's do.
+#[cfg(test)]
+pub(crate) async fn lagging_memory_repo(name: &str) -> Repository {
+    let store = crate::backend::location::memory_store(name);
+    repo_on(Arc::new(crate::backend::ObjectStoreBackend::new(
+        store,
+        "",
+        format!("memory:{name}"),
+    )))
+    .await
+}
+
+#[cfg(test)]
+async fn repo_on(backend: Arc<dyn crate::backend::Backend>) -> Repository {
     let kdf = Some(stash_repo_format::key::KdfParams {
         n: 1024,
         r: 8,

@@ -177,6 +177,10 @@ impl Backend for FaultBackend {
         self.inner.location()
     }
 
+    fn lists_finished_writes(&self) -> bool {
+        self.inner.lists_finished_writes()
+    }
+
     async fn list(&self, ty: FileType) -> Result<Vec<(Id, u64)>> {
         if self.draw(false).await == Fault::Error {
             return Err(injected("list", ty.dir().into(), "error"));

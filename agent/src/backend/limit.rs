@@ -47,6 +47,10 @@ impl Backend for LimitBackend {
         self.inner.location()
     }
 
+    fn lists_finished_writes(&self) -> bool {
+        self.inner.lists_finished_writes()
+    }
+
     async fn list(&self, ty: FileType) -> Result<Vec<(Id, u64)>> {
         let _p = self.permit().await?;
         self.inner.list(ty).await

@@ -210,7 +210,7 @@ pub struct OpenOptions {
     pub wrapping: Option<Wrapping>,
 }
 
-fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
+pub(crate) fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
     static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
     let mut m = STORES
         .get_or_init(Default::default)
@@ -247,11 +247,10 @@ pub fn open_location_with(
     let parsed = parse_location(location)?;
     let inner: Arc<dyn Backend> = match &parsed {
         Location::Memory(name) => {
-            return Ok(Arc::new(ObjectStoreBackend::new(
-                memory_store(name),
-                "",
-                location.to_string(),
-            )));
+            return Ok(Arc::new(
+                ObjectStoreBackend::new(memory_store(name), "", location.to_string())
+                    .with_consistent_listing(),
+            ));
         }
         Location::Local(path) => Arc::new(open_local(path, create)?),
         cloud_loc => {

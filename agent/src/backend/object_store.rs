@@ -23,6 +23,8 @@ pub struct ObjectStoreBackend {
     display: String,
     /// For a local directory: its path, so `create` can make restic's `data/xx` dirs.
     local_root: Option<std::path::PathBuf>,
+    /// See [`Backend::lists_finished_writes`].
+    lists_finished_writes: bool,
 }
 
 /// The messages of an error and its sources, joined.
@@ -109,12 +111,22 @@ impl ObjectStoreBackend {
             prefix: prefix.trim_matches('/').to_string(),
             display,
             local_root: None,
+            lists_finished_writes: false,
         }
     }
 
-    /// Marks the backend as a local directory at `root`.
+    /// Marks the backend as a local directory at `root` (whose listings show every
+    /// finished write).
     pub fn with_local_root(mut self, root: std::path::PathBuf) -> Self {
         self.local_root = Some(root);
+        self.lists_finished_writes = true;
+        self
+    }
+
+    /// Declares that the store's listings show every finished write (the memory
+    /// store; see [`Backend::lists_finished_writes`]).
+    pub fn with_consistent_listing(mut self) -> Self {
+        self.lists_finished_writes = true;
         self
     }
 
@@ -213,6 +225,10 @@ fn check_read(path: &Path, range: Option<Range<u64>>, size: u64, got: usize) -> 
 
 #[async_trait]
 impl Backend for ObjectStoreBackend {
+    fn lists_finished_writes(&self) -> bool {
+        self.lists_finished_writes
+    }
+
     fn location(&self) -> String {
         self.display.clone()
     }

@@ -138,6 +138,10 @@ impl Backend for RetryBackend {
         self.inner.location()
     }
 
+    fn lists_finished_writes(&self) -> bool {
+        self.inner.lists_finished_writes()
+    }
+
     async fn list(&self, ty: FileType) -> Result<Vec<(Id, u64)>> {
         self.run(|| format!("list {}", ty.dir()), || self.inner.list(ty))
             .await

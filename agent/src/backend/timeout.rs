@@ -89,6 +89,10 @@ impl Backend for TimeoutBackend {
         self.inner.location()
     }
 
+    fn lists_finished_writes(&self) -> bool {
+        self.inner.lists_finished_writes()
+    }
+
     async fn list(&self, ty: FileType) -> Result<Vec<(Id, u64)>> {
         bounded(
             self.policy.list,

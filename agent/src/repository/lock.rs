@@ -25,7 +25,11 @@ use super::{
 use crate::error::{Error, Result};
 
 const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
-/// restic re-checks for a conflicting lock this long after writing its own.
+/// restic re-checks for a conflicting lock this long after writing its own, for
+/// stores whose listings lag behind writes; where a listing shows every finished
+/// write ([`crate::backend::Backend::lists_finished_writes`]) the re-check runs at
+/// once: of two processes that each write their lock and then list, the one that
+/// lists last sees the other's lock.
 const RECHECK_AFTER: Duration = Duration::from_millis(200);
 
 type Held = (Repository, Arc<Mutex<Id>>);
@@ -170,8 +174,13 @@ impl Repository {
             .push((self.clone(), current.clone()));
         let confirmed = Arc::new(AtomicBool::new(false));
         let (repo, flag) = (self.clone(), confirmed.clone());
+        let wait = if self.backend().lists_finished_writes() {
+            Duration::ZERO
+        } else {
+            RECHECK_AFTER
+        };
         let recheck = tokio::spawn(async move {
-            tokio::time::sleep(RECHECK_AFTER).await;
+            tokio::time::sleep(wait).await;
             repo.check_conflicts(exclusive, Some(&id)).await?;
             flag.store(true, Ordering::Release);
             Ok(())
@@ -265,13 +274,14 @@ mod tests {
     use stash_repo_format::{blob::BlobType, index::IndexLookup};
 
     use super::*;
-    use crate::repository::{memory_repo, BlobSaver};
+    use crate::repository::{lagging_memory_repo, memory_repo, BlobSaver};
 
-    /// An exclusive lock appearing between our write and the re-check: the lock
-    /// is refused, and a saver gated on it stores packs but indexes nothing.
+    /// An exclusive lock appearing between our write and the re-check (on a store
+    /// whose listings may lag, so the re-check waits): the lock is refused, and a
+    /// saver gated on it stores packs but indexes nothing.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conflict_found_by_the_recheck_blocks_commits() {
-        let repo = memory_repo("lock-recheck-conflict").await;
+        let repo = lagging_memory_repo("lock-recheck-conflict").await;
         let mut lock = repo.lock_unconfirmed(false).await.unwrap();
         let saver = BlobSaver::gated(
             &repo,
@@ -299,6 +309,25 @@ mod tests {
             1,
             "only the other lock"
         );
+    }
+
+    /// On a store that lists every finished write the re-check does not wait, and
+    /// of two exclusive lockers racing at most one gets the lock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn consistent_listing_confirms_at_once_and_racers_exclude_each_other() {
+        let repo = memory_repo("lock-no-wait").await;
+        let t0 = std::time::Instant::now();
+        let lock = repo.lock(true).await.unwrap();
+        assert!(t0.elapsed() < RECHECK_AFTER, "{:?}", t0.elapsed());
+        lock.release().await.unwrap();
+        for _ in 0..20 {
+            let (a, b) = tokio::join!(repo.lock(true), repo.lock(true));
+            assert!(a.is_err() || b.is_err(), "both racers got the lock");
+            for l in [a, b].into_iter().flatten() {
+                l.release().await.unwrap();
+            }
+            assert!(repo.list_locks().await.unwrap().is_empty());
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
