@@ -11,13 +11,17 @@ use std::{
 use futures::{stream, StreamExt};
 use serde::Serialize;
 use stash_repo_format::{
-    blob::{self, BlobType},
+    blob::BlobType,
     file_type::FileType,
     index::IndexLookup,
     node::NodeType,
     pack::{self, PackedBlob},
     Id,
 };
+
+mod verify;
+
+use verify::verify_pack;
 
 use crate::{
     error::{Error, Result},
@@ -52,11 +56,6 @@ pub struct CheckReport {
     pub packs_read: u64,
     /// Snapshots checked.
     pub snapshots: u64,
-}
-
-thread_local! {
-    /// Per verifying thread: compressed blobs inflate here only to be hashed.
-    static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Packs read and verified at once: one per core keeps the cores busy while the
@@ -400,61 +399,4 @@ async fn uses_packs(
         }
     }
     false
-}
-
-/// Verifies one pack's bytes against its id, its header and its index entries.
-/// Blobs are decrypted in place, so `bytes` is no longer the pack afterwards.
-fn verify_pack(
-    key: &stash_repo_format::crypto::Key,
-    id: Id,
-    bytes: &mut [u8],
-    indexed: &[PackedBlob],
-) -> Vec<String> {
-    let mut errs = Vec::new();
-    let got = Id::hash(bytes);
-    if got != id {
-        errs.push(format!(
-            "pack {id}: content hashes to {got} (the file is damaged)"
-        ));
-    }
-    let header = match pack::parse_pack(key, bytes) {
-        Ok(h) => h,
-        Err(e) => {
-            errs.push(format!("pack {id}: header: {e}"));
-            return errs;
-        }
-    };
-    let mut by_key: HashMap<(BlobType, Id, u32), &PackedBlob> = HashMap::new();
-    for b in indexed {
-        by_key.insert((b.ty, b.id, b.offset), b);
-    }
-    for h in &header {
-        match by_key.get(&(h.ty, h.id, h.offset)) {
-            Some(ix) if **ix == *h => {}
-            Some(_) => errs.push(format!(
-                "pack {id}: blob {} differs between header and index",
-                h.id
-            )),
-            None => errs.push(format!(
-                "pack {id}: blob {} is in the header but not in the index",
-                h.id
-            )),
-        }
-        let sealed = &mut bytes[h.offset as usize..(h.offset + h.length) as usize];
-        let decoded = PLAIN.with(|buf| {
-            let plain = &mut buf.borrow_mut();
-            blob::decode_in_place(key, &h.id, sealed, h.uncompressed_length, plain).map(|_| ())
-        });
-        if let Err(e) = decoded {
-            errs.push(format!("pack {id}: {} blob {}: {e}", h.ty, h.id));
-        }
-    }
-    if header.len() != indexed.len() {
-        errs.push(format!(
-            "pack {id}: header lists {} blobs, the index {}",
-            header.len(),
-            indexed.len()
-        ));
-    }
-    errs
 }

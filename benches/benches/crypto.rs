@@ -1,7 +1,8 @@
 //! Per-byte primitives of every blob, on 1 MiB inputs (the average chunk size):
 //!
 //! - `sha256`: blob ids (`sha2`, which uses SHA-NI when the CPU has it), raw and
-//!   through `Id::hash`;
+//!   through `Id::hash`; `sha256 two streams`: `sha256::Hasher::update_and_hash`,
+//!   a pack stream and a blob interleaved, per byte of both;
 //! - `seal` / `open`: AES-256-CTR + Poly1305-AES, restic's authenticated encryption
 //!   (`stash_repo_format::crypto::Key`), including the output allocation;
 //! - `zstd`: `compress::compress` at level 3 and `compress::decompress_exact`, on
@@ -28,7 +29,7 @@ use stash_benches::{random_bytes, text_bytes, MIB};
 use stash_repo_format::{
     compress::{compress, decompress_exact, DEFAULT_LEVEL},
     crypto::Key,
-    kdf, Id,
+    kdf, sha256, Id,
 };
 
 const SIZE: usize = MIB;
@@ -42,6 +43,19 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(SIZE as u64));
     g.bench_function("sha2", |b| b.iter(|| black_box(Sha256::digest(&random))));
     g.bench_function("Id::hash", |b| b.iter(|| black_box(Id::hash(&random))));
+    g.finish();
+
+    // Two streams at once (a blob's plaintext and the pack bytes before it), per
+    // byte of both: compare with `sha256/sha2` above.
+    let mut g = c.benchmark_group("sha256 two streams");
+    g.throughput(Throughput::Bytes(2 * SIZE as u64));
+    g.bench_function("update_and_hash", |b| {
+        b.iter(|| {
+            let mut pack = sha256::Hasher::default();
+            black_box(pack.update_and_hash(&random, &text));
+            black_box(pack.finish())
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("crypto");

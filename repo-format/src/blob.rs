@@ -101,16 +101,46 @@ pub fn decode_in_place<'a>(
     uncompressed_length: Option<u32>,
     plain: &'a mut Vec<u8>,
 ) -> Result<&'a [u8]> {
+    let out = open_in_place(key, sealed, uncompressed_length, plain)?;
+    verify_id(id, Id::hash(out))?;
+    Ok(out)
+}
+
+/// As [`decode_in_place`] without the final comparison with the blob's id: for a
+/// caller that hashes the plaintext itself (together with other bytes) and then
+/// calls [`verify_id`].
+///
+/// # Errors
+/// A MAC mismatch, or a compressed body that does not inflate to its length.
+pub fn open_in_place<'a>(
+    key: &Key,
+    sealed: &'a mut [u8],
+    uncompressed_length: Option<u32>,
+    plain: &'a mut Vec<u8>,
+) -> Result<&'a [u8]> {
     let n = key.open_in_place(sealed)?;
     let inner = &sealed[16..16 + n];
-    let out: &[u8] = match uncompressed_length {
-        Some(len) if len > 0 => {
+    Ok(match uncompressed_length {
+        Some(len) if inflates(uncompressed_length) => {
             compress::decompress_exact_into("blob", inner, len as usize, plain)?;
             plain
         }
         _ => inner,
-    };
-    let got = Id::hash(out);
+    })
+}
+
+/// Whether a blob with this header length field is a zstd frame to inflate (into the
+/// caller's buffer, by [`open_in_place`]) rather than the plaintext itself (left
+/// where it was decrypted: after the 16-byte nonce).
+pub fn inflates(uncompressed_length: Option<u32>) -> bool {
+    matches!(uncompressed_length, Some(len) if len > 0)
+}
+
+/// Compares the hash `got` of a blob's plaintext with its `id`.
+///
+/// # Errors
+/// [`FormatError::Invalid`] naming both when they differ.
+pub fn verify_id(id: &Id, got: Id) -> Result<()> {
     if &got != id {
         return Err(FormatError::invalid(
             "blob",
@@ -121,7 +151,7 @@ pub fn decode_in_place<'a>(
             ),
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod node;
 pub mod pack;
 pub mod prune;
 pub mod retention;
+pub mod sha256;
 pub mod snapshot;
 pub mod tree;
 pub mod unpacked;

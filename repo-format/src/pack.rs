@@ -4,14 +4,13 @@
 //! [`PackWriter`] assembles a pack in memory; [`parse_header`] reads one from its
 //! tail. Neither does any I/O.
 
-use sha2::{Digest, Sha256};
-
 use crate::{
     blob::{BlobType, EncodedBlob},
     compress,
     crypto::{Key, OVERHEAD},
     error::{FormatError, Result},
     id::Id,
+    sha256::Hasher,
 };
 
 /// Header entry size for uncompressed blobs (type, LE32 length, id).
@@ -92,7 +91,9 @@ pub struct PackWriter {
     buf: Vec<u8>,
     blobs: Vec<PackedBlob>,
     header_len: usize,
-    hasher: Sha256,
+    hasher: Hasher,
+    /// `buf[..hashed]` has been fed to `hasher`.
+    hashed: usize,
 }
 
 /// A finished pack: its id, bytes and contents.
@@ -179,6 +180,17 @@ impl PackWriter {
         Ok(self.blobs.last().map_or(0, |b| b.length))
     }
 
+    /// The SHA-256 of `plaintext`, a blob about to be added, computed together with
+    /// the pack's bytes that are not hashed yet (two streams at once; see
+    /// [`crate::sha256`]).
+    pub fn hash_blob(&mut self, plaintext: &[u8]) -> Id {
+        let id = self
+            .hasher
+            .update_and_hash(&self.buf[self.hashed..], plaintext);
+        self.hashed = self.buf.len();
+        id
+    }
+
     /// Checks that one more blob fits; returns its offset and header entry length.
     fn room(&self, compressed: bool) -> Result<(u32, usize)> {
         let offset = u32::try_from(self.buf.len())
@@ -213,7 +225,6 @@ impl PackWriter {
             self.buf.truncate(start);
             return Err(FormatError::invalid("pack", "pack larger than 4 GiB"));
         }
-        self.hasher.update(&self.buf[start..]);
         self.header_len += entry;
         self.blobs.push(PackedBlob {
             ty,
@@ -266,9 +277,9 @@ impl PackWriter {
         key.seal_into(&header, &mut self.buf);
         let sealed_len = (self.buf.len() - start) as u32;
         self.buf.extend_from_slice(&sealed_len.to_le_bytes());
-        self.hasher.update(&self.buf[start..]);
+        self.hasher.update(&self.buf[self.hashed..]);
         FinishedPack {
-            id: Id(self.hasher.finalize().into()),
+            id: self.hasher.finish(),
             bytes: self.buf,
             blobs: self.blobs,
         }
@@ -412,7 +423,10 @@ mod tests {
             } else {
                 BlobType::Data
             };
-            let stored = w.add_plaintext(&key, ty, Id::hash(d), d, Some(3)).unwrap();
+            // Each blob's id is hashed together with the pack bytes before it.
+            let id = w.hash_blob(d);
+            assert_eq!(id, Id::hash(d));
+            let stored = w.add_plaintext(&key, ty, id, d, Some(3)).unwrap();
             assert_eq!(stored, w.blobs.last().unwrap().length);
         }
         let p = w.finish(&key);

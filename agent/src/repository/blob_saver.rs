@@ -396,7 +396,7 @@ impl WorkerSaver {
         if ty == BlobType::Tree {
             return self.saver.save(ty, plaintext);
         }
-        let id = Id::hash(plaintext);
+        let id = self.pack.hash_blob(plaintext);
         let saver = &self.saver;
         if let Some(known) = saver.claim(ty, id)? {
             return Ok(known);
