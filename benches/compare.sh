@@ -18,7 +18,9 @@
 #   forget --keep-last 1 followed by prune (one timed step).
 # Tools are interleaved step by step (A B A B ...) and the order of tools rotates per
 # round. Each step is measured with GNU time: wall seconds, user+sys CPU seconds, peak
-# RSS. The repository size after the first backup is recorded with `du -sb`.
+# RSS. The repository size after the first backup is recorded with `du -sb`. Every
+# step starts after a `sync` (untimed), so none pays for the writeback of the data
+# set copy or of the previous step's files.
 #
 # Environment: STASH_SHARED (default: <repo root>/../shared), STASH_BIN (skip the
 # cargo build and use this binary), WORK_PARENT (where the temporary work directory
@@ -111,13 +113,17 @@ trap 'exit 130' INT TERM
 
 export RESTIC_PASSWORD="compare-password"
 export RUSTIC_PASSWORD="$RESTIC_PASSWORD"
-export XDG_CACHE_HOME="$WORK/cache"   # restic's and rustic's caches, removed with WORK
+# restic's and rustic's caches: one per round (XDG_CACHE_HOME, set below).
 export GOMAXPROCS="${GOMAXPROCS:-$(nproc)}"
 LOGS="$WORK/logs"
-mkdir -p "$LOGS" "$XDG_CACHE_HOME"
+mkdir -p "$LOGS"
 
-# The same path for every tool, so snapshots and parents look alike.
-DATA="$WORK/data"
+# Each round works in a directory of its own (data copy, repositories, restores), and
+# nothing is deleted until the end: ext4 skips recently deleted inodes when it
+# allocates new ones, and after 20,000 files were removed the scan for a free inode
+# made file creation cost several times its normal kernel time for minutes, which
+# swamped restore times. Within a round every tool backs up the same path, so
+# snapshots and parents look alike. Needs about 5 GB per round at scale 1.0.
 BASE="$WORK/base"
 echo "compare.sh: generating the data set (scale $SCALE) in $BASE" >&2
 python3 "$GEN" gen "$BASE" --scale "$SCALE" >"$LOGS/gen.log"
@@ -130,6 +136,9 @@ printf 'round\ttool\tstep\twall_s\tuser_s\tsys_s\tmaxrss_kib\n' >"$RAW"
 run_step() {  # run_step ROUND TOOL STEP COMMAND...: runs and records one measured step
     local round="$1" tool="$2" step="$3"; shift 3
     local tf="$WORK/time.out" log="$LOGS/r$round-$tool-$step.log"
+    # Untimed: write back what earlier steps (and the data set copy) left dirty, so
+    # no tool's step pays for another's writes.
+    sync
     if ! "$TIME_BIN" -f "%e %U %S %M" -o "$tf" "$@" >"$log" 2>&1; then
         echo "compare.sh: round $round: $tool $step failed; log: $log" >&2
         tail -n 20 "$log" >&2
@@ -146,13 +155,12 @@ run_step() {  # run_step ROUND TOOL STEP COMMAND...: runs and records one measur
 # do_step ROUND TOOL STEP: the tool's command for STEP, measured.
 do_step() {
     local round="$1" tool="$2" step="$3"
-    local repo="$WORK/repo-$tool" target="$WORK/restore-$tool"
+    local repo="$ROUND_DIR/repo-$tool" target="$ROUND_DIR/restore-$tool"
     case "$tool:$step" in
         stash:init) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" init --repository-version 2 ;;
         stash:backup-first-fastcdc)
             "$STASH" -r "$repo-fastcdc" init --repository-version 2 --chunker fastcdc >"$LOGS/r$round-init-fastcdc.log" 2>&1
-            run_step "$round" "$tool" "$step" "$STASH" -r "$repo-fastcdc" backup "$DATA"
-            rm -rf "$repo-fastcdc" ;;
+            run_step "$round" "$tool" "$step" "$STASH" -r "$repo-fastcdc" backup "$DATA" ;;
         stash:backup*) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" backup "$DATA" ;;
         stash:open) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" snapshots ;;
         stash:restore) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" restore latest --target "$target" ;;
@@ -179,7 +187,7 @@ do_step() {
 
 # verify_restore TOOL: the restored tree must equal the data (manifest of names+content).
 verify_restore() {
-    local tool="$1" target="$WORK/restore-$tool" got
+    local tool="$1" target="$ROUND_DIR/restore-$tool" got
     local where="$target${DATA}"
     [ -d "$where" ] || where="$target/$(basename "$DATA")"
     [ -d "$where" ] || where="$target"
@@ -198,14 +206,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
     order=()
     for ((i = 0; i < n_tools; i++)); do order+=("${TOOLS[$(((i + r - 1) % n_tools))]}"); done
     echo "compare.sh: round $r/$ROUNDS (${order[*]})" >&2
-    rm -rf "$DATA" "$WORK"/repo-* "$WORK"/restore-* "$XDG_CACHE_HOME"
+    ROUND_DIR="$WORK/r$r"
+    DATA="$ROUND_DIR/data"
+    export XDG_CACHE_HOME="$ROUND_DIR/cache"
     mkdir -p "$XDG_CACHE_HOME"
     cp -a "$BASE" "$DATA"
     for step in init open backup-first backup-unchanged; do
         for tool in "${order[@]}"; do
             do_step "$r" "$tool" "$step"
             if [ "$step" = backup-first ]; then
-                size="$(du -sb "$WORK/repo-$tool" | cut -f1)"
+                size="$(du -sb "$ROUND_DIR/repo-$tool" | cut -f1)"
                 printf '%s\t%s\trepo-size\t%s\t0\t0\t0\n' "$r" "$tool" "$size" >>"$RAW"
             fi
         done
@@ -217,15 +227,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
     [ "$r" != 1 ] || MANIFEST_MUTATED="$(python3 "$GEN" manifest "$DATA")"
     for step in backup-mutated restore check forget+prune; do
         for tool in "${order[@]}"; do
-            if [ "$step" = restore ]; then
-                rm -rf "$WORK/restore-$tool"
-                mkdir -p "$WORK/restore-$tool"
-                sync
-            fi
+            if [ "$step" = restore ]; then mkdir -p "$ROUND_DIR/restore-$tool"; fi
             do_step "$r" "$tool" "$step"
             if [ "$step" = restore ]; then
                 if [ "$VERIFY" = 1 ] && [ "$r" = 1 ]; then verify_restore "$tool"; fi
-                rm -rf "$WORK/restore-$tool"
             fi
         done
     done

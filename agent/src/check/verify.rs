@@ -216,7 +216,9 @@ mod tests {
     /// second blob is stored under `second_id` (its true id unless forging).
     fn pack(key: &Key, second_id: Option<Id>) -> (Id, Vec<u8>, Vec<PackedBlob>) {
         let text = b"log line 7\n".repeat(5000);
-        let raw: Vec<u8> = (0..70_000u32).map(|i| i.wrapping_mul(2_654_435_761) as u8).collect();
+        let raw: Vec<u8> = (0..70_000u32)
+            .map(|i| i.wrapping_mul(2_654_435_761) as u8)
+            .collect();
         let mut w = PackWriter::with_capacity(1 << 20);
         let id = w.hash_blob(&text);
         w.add_plaintext(key, BlobType::Data, id, &text, Some(3))

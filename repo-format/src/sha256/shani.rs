@@ -62,7 +62,9 @@ mod x86 {
     /// Compresses `blocks_a` into `a` and `blocks_b` into `b` (the same number of
     /// whole blocks), the two streams interleaved.
     pub fn compress_pair(a: &mut [u32; 8], blocks_a: &[u8], b: &mut [u32; 8], blocks_b: &[u8]) {
-        assert!(available() && blocks_a.len().is_multiple_of(64) && blocks_a.len() == blocks_b.len());
+        assert!(
+            available() && blocks_a.len().is_multiple_of(64) && blocks_a.len() == blocks_b.len()
+        );
         // SAFETY: the features were checked just above; see the module.
         unsafe { compress_x2(a, blocks_a, b, blocks_b) }
     }
