@@ -25,6 +25,9 @@ pub struct ObjectStoreBackend {
     local_root: Option<std::path::PathBuf>,
     /// See [`Backend::lists_finished_writes`].
     lists_finished_writes: bool,
+    /// Set once the local file system refused `O_DIRECT`: packs are then written
+    /// through object_store like everything else.
+    no_direct_writes: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The messages of an error and its sources, joined.
@@ -112,6 +115,7 @@ impl ObjectStoreBackend {
             display,
             local_root: None,
             lists_finished_writes: false,
+            no_direct_writes: Arc::default(),
         }
     }
 
@@ -169,6 +173,35 @@ impl ObjectStoreBackend {
         })
         .await
         .map_err(|e| Error::Usage(format!("sync task: {e}")))?
+    }
+
+    /// On a local directory, writes a pack past the page cache (see
+    /// [`super::direct_write`]); `false` where that is not possible here.
+    async fn write_pack_direct(&self, id: &Id, data: &Bytes) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        let Some(root) = &self.local_root else {
+            return Ok(false);
+        };
+        if self.no_direct_writes.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let file = root.join(FileType::Pack.path(id));
+        let data = data.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            super::direct_write::write(&file, &data).map_err(|e| Error::Backend {
+                op: "write",
+                path: file.display().to_string(),
+                source: Box::new(e),
+                transient: true,
+            })
+        })
+        .await
+        .map_err(|e| Error::Usage(format!("write task: {e}")))??;
+        if outcome == super::direct_write::Outcome::Unsupported {
+            self.no_direct_writes.store(true, Ordering::Relaxed);
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     fn path(&self, ty: FileType, id: &Id) -> Path {
@@ -307,6 +340,9 @@ impl Backend for ObjectStoreBackend {
     /// holds these bytes; the config must hold exactly these bytes (a retried write
     /// whose first answer was lost), anything else is an error.
     async fn write(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()> {
+        if ty == FileType::Pack && self.write_pack_direct(id, &data).await? {
+            return Ok(());
+        }
         let path = self.path(ty, id);
         let create = PutOptions {
             mode: PutMode::Create,
