@@ -334,23 +334,32 @@ impl BlobSaver {
     /// The first upload or index write error.
     pub async fn finish(&self) -> Result<(SaverStats, Vec<Id>)> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            for ty in [BlobType::Data, BlobType::Tree] {
-                let w = std::mem::take(&mut *lock(&this.shared.packers[ty as usize]));
-                this.send(w)?;
-            }
+        let flushed = tokio::task::spawn_blocking(move || -> Result<()> {
+            let sent = [BlobType::Data, BlobType::Tree]
+                .into_iter()
+                .try_for_each(|ty| {
+                    let w = std::mem::take(&mut *lock(&this.shared.packers[ty as usize]));
+                    this.send(w)
+                });
+            // Closing the channel ends the uploader, also after a failed send.
             lock(&this.shared.tx).take();
-            Ok(())
+            sent
         })
         .await
-        .map_err(|e| Error::Usage(format!("flush task: {e}")))??;
+        .map_err(|e| Error::Usage(format!("flush task: {e}")))
+        .and_then(|r| r);
         let handle = lock(&self.uploader).take();
-        let res = match handle {
+        let uploaded = match handle {
             Some(h) => h
                 .await
-                .map_err(|e| Error::Usage(format!("upload task: {e}")))??,
-            None => UploadResult::default(),
+                .map_err(|e| Error::Usage(format!("upload task: {e}")))
+                .and_then(|r| r),
+            None => Ok(UploadResult::default()),
         };
+        // A failed upload closes the uploader's channel, so the flush then fails as
+        // `Interrupted`: the upload's error is the one that says what happened.
+        let res = uploaded?;
+        flushed?;
         let s = &self.shared;
         if s.failed.load(Ordering::Relaxed) {
             return Err(Error::Usage(
@@ -532,6 +541,43 @@ pub async fn write_with_retry(repo: &Repository, ty: FileType, id: Id, data: Byt
 mod tests {
     use super::*;
     use crate::repository::memory_repo;
+
+    /// Every pack upload fails: `finish` reports the upload's error, not the
+    /// `Interrupted` its closed channel causes when the last packs are flushed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_upload_is_the_error_finish_reports() {
+        use crate::backend::{location::open_location, FaultBackend, FaultConfig};
+        memory_repo("saver-upload-fails").await;
+        let store = open_location("memory:saver-upload-fails", false).unwrap();
+        let cuts = FaultConfig {
+            cut_write_rate: 1.0,
+            ..FaultConfig::default()
+        };
+        let repo = crate::repository::open(Arc::new(FaultBackend::new(store, cuts)), b"pw")
+            .await
+            .unwrap();
+        let saver = BlobSaver::new(&repo, Arc::new(IndexLookup::default()), 1 << 20);
+        let s2 = saver.clone();
+        tokio::task::spawn_blocking(move || {
+            // A tree blob waits in the shared pack until `finish` flushes it.
+            s2.save(BlobType::Tree, b"{\"nodes\":[]}").unwrap();
+            // Data until the uploader has given up and closed its channel.
+            let mut worker = s2.worker();
+            for i in 0..100_000u32 {
+                let mut blob = vec![7u8; 300_000];
+                blob[..4].copy_from_slice(&i.to_le_bytes());
+                if let Err(e) = worker.save(BlobType::Data, &blob) {
+                    assert!(matches!(e, Error::Interrupted), "{e}");
+                    return;
+                }
+            }
+            panic!("the uploader never gave up");
+        })
+        .await
+        .unwrap();
+        let err = saver.finish().await.unwrap_err().to_string();
+        assert!(err.contains("injected fault"), "{err}");
+    }
 
     /// Two workers with packs of their own, a blob both of them save stored once,
     /// and every pack flushed (by dropping the workers) before the index is written.
