@@ -4,10 +4,11 @@
 //!    groups every needed blob by pack, noting each place (file, offset) it goes.
 //! 2. Directories, symlinks, special files and empty regular files are created, and
 //!    regular files preallocated; hard links are recreated from `(device, inode)`.
-//! 3. [`fetch`] reads each pack once (the range covering its needed blobs), several
-//!    packs at a time, verifies and decrypts the blobs on the CPU pool and writes them
-//!    at their offsets. A blob that fails verification is never written: the files
-//!    that needed it are removed and reported, and the restore fails.
+//! 3. [`fetch`] reads the needed blobs of each pack once, in windows of a few MiB,
+//!    several at a time, verifies and decrypts them and writes them at their
+//!    offsets, the bulk past the page cache (`write`). A blob that fails
+//!    verification is never written: the files that needed it are removed and
+//!    reported, and the restore fails.
 //! 4. [`metadata`] sets modes, owners, extended attributes and times, files first
 //!    and directories last, deepest first, so writing children does not disturb the
 //!    parents' mtimes.
@@ -15,6 +16,7 @@
 pub mod fetch;
 pub mod metadata;
 pub mod plan;
+mod write;
 
 use std::{path::PathBuf, sync::Arc};
 

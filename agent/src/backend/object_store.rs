@@ -312,7 +312,9 @@ impl Backend for ObjectStoreBackend {
                     use std::io::{Read, Seek, SeekFrom};
                     let mut file = file;
                     file.seek(SeekFrom::Start(got.start))?;
-                    file.take(got.end - got.start).read_to_end(&mut buf)?;
+                    let len = got.end - got.start;
+                    buf.reserve_exact(usize::try_from(len).unwrap_or(0));
+                    file.take(len).read_to_end(&mut buf)?;
                     Ok(buf)
                 })
                 .await

@@ -2,8 +2,7 @@
 
 use std::{
     collections::HashMap,
-    fs::{File, OpenOptions},
-    os::unix::fs::FileExt,
+    ops::Range,
     path::PathBuf,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -14,14 +13,21 @@ use std::{
 use futures::{stream, StreamExt};
 use stash_repo_format::{blob, file_type::FileType, index::IndexLookup};
 
-use super::plan::Plan;
+use super::{
+    plan::{PackBlob, Plan},
+    write::Target,
+};
 use crate::{
     error::{Error, Result},
     repository::{pack_buffers::PackBuffers, Repository},
 };
 
-/// Packs read at once.
+/// Windows read and written at once.
 const CONCURRENCY: usize = 3;
+/// Bytes of a pack read at once: its needed blobs go in windows of at most this span
+/// (a larger blob alone), so memory is bounded by the windows in flight rather than
+/// by the pack size.
+const WINDOW: u64 = 4 << 20;
 
 /// Restore progress counters.
 #[derive(Debug, Default)]
@@ -43,32 +49,43 @@ pub async fn fetch_all(
     plan: Arc<Plan>,
     progress: Arc<Progress>,
 ) -> Result<Vec<PathBuf>> {
-    let buffers = Arc::new(PackBuffers::new(0, CONCURRENCY + 1));
-    let results: Vec<Result<Vec<u32>>> = stream::iter(0..plan.packs.len())
-        .map(|i| {
+    let buffers = Arc::new(PackBuffers::new(0, CONCURRENCY));
+    let inflated = Arc::new(PackBuffers::new(0, CONCURRENCY));
+    let windows = windows(&plan);
+    let results: Vec<Result<Vec<u32>>> = stream::iter(windows)
+        .map(|(i, blobs)| {
             let plan = plan.clone();
             let progress = progress.clone();
             let buffers = buffers.clone();
+            let inflated = inflated.clone();
             async move {
-                let (pack, blobs) = &plan.packs[i];
-                let start = blobs.iter().map(|b| u64::from(b.offset)).min().unwrap_or(0);
-                let end = blobs
-                    .iter()
-                    .map(|b| u64::from(b.offset) + u64::from(b.length))
-                    .max()
-                    .unwrap_or(0);
+                let (pack, all) = &plan.packs[i];
+                let (start, end) = span(&all[blobs.clone()]);
                 let bytes = repo
                     .backend()
                     .read_into(FileType::Pack, pack, Some(start..end), buffers.take())
                     .await?;
                 let key = repo.key().clone();
-                let (written, bytes) = crate::cpu::spawn(move || {
+                let mut plain = inflated.take();
+                // A blocking thread, not the CPU pool: the direct writes wait for the
+                // device, and a waiting CPU-pool thread would idle a core.
+                let (written, bytes, plain) = tokio::task::spawn_blocking(move || {
                     let mut bytes = bytes;
-                    let r = write_pack(&key, &plan, i, &mut bytes, start, &progress);
-                    (r, bytes)
+                    let r = write_blobs(
+                        &key,
+                        &plan,
+                        (i, blobs),
+                        &mut bytes,
+                        start,
+                        &mut plain,
+                        &progress,
+                    );
+                    (r, bytes, plain)
                 })
-                .await;
+                .await
+                .map_err(|e| Error::Usage(format!("restore write task: {e}")))?;
                 buffers.give(bytes);
+                inflated.give(plain);
                 written
             }
         })
@@ -87,25 +104,53 @@ pub async fn fetch_all(
         .collect())
 }
 
-thread_local! {
-    /// Per writing thread: compressed blobs inflate here, then go to their files.
-    static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// The windows to read: (pack number, range of its blobs), each spanning at most
+/// [`WINDOW`] bytes of the pack unless a single blob is larger.
+fn windows(plan: &Plan) -> Vec<(usize, Range<usize>)> {
+    let mut out = Vec::new();
+    for (i, (_, blobs)) in plan.packs.iter().enumerate() {
+        let mut first = 0;
+        for (k, b) in blobs.iter().enumerate() {
+            let end = u64::from(b.offset) + u64::from(b.length);
+            if k > first && end - u64::from(blobs[first].offset) > WINDOW {
+                out.push((i, first..k));
+                first = k;
+            }
+        }
+        if first < blobs.len() {
+            out.push((i, first..blobs.len()));
+        }
+    }
+    out
 }
 
-/// Decrypts the blobs of pack `i` in `bytes` (the range read from `start`) in place
-/// and writes each to its files.
-fn write_pack(
+/// The byte range of a pack that holds `blobs`.
+fn span(blobs: &[PackBlob]) -> (u64, u64) {
+    let start = blobs.iter().map(|b| u64::from(b.offset)).min().unwrap_or(0);
+    let end = blobs
+        .iter()
+        .map(|b| u64::from(b.offset) + u64::from(b.length))
+        .max()
+        .unwrap_or(0);
+    (start, end)
+}
+
+/// Decrypts the blobs of a window (pack number, range of its blobs) in `bytes` (the
+/// range read from `start`) in place, inflating compressed ones into `buf`, and
+/// writes each to its files.
+fn write_blobs(
     key: &stash_repo_format::crypto::Key,
     plan: &Plan,
-    i: usize,
+    (i, window): (usize, Range<usize>),
     bytes: &mut [u8],
     start: u64,
+    buf: &mut Vec<u8>,
     progress: &Progress,
 ) -> Result<Vec<u32>> {
-    PLAIN.with(|buf| {
-        let buf = &mut *buf.borrow_mut();
+    {
         let (pack, blobs) = &plan.packs[i];
-        let mut open: HashMap<u32, File> = HashMap::new();
+        let blobs = &blobs[window];
+        let mut open: HashMap<u32, Target> = HashMap::new();
         let mut failed = Vec::new();
         for b in blobs {
             let from = (u64::from(b.offset) - start) as usize;
@@ -128,21 +173,54 @@ fn write_pack(
             };
             for &(fileno, off) in &b.targets {
                 let path = &plan.files[fileno as usize].path;
-                let f = match open.entry(fileno) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                        OpenOptions::new()
-                            .write(true)
-                            .open(path)
-                            .map_err(|e| Error::io(path, e))?,
-                    ),
-                };
-                f.write_all_at(plain, off).map_err(|e| Error::io(path, e))?;
+                open.entry(fileno).or_default().write_at(path, plain, off)?;
                 progress
                     .bytes_done
                     .fetch_add(plain.len() as u64, Ordering::Relaxed);
             }
         }
         Ok(failed)
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stash_repo_format::Id;
+
+    use super::*;
+
+    fn blob(offset: u32, length: u32) -> PackBlob {
+        PackBlob {
+            id: Id::hash(&offset.to_le_bytes()),
+            offset,
+            length,
+            uncompressed_length: None,
+            targets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn windows_cover_every_blob_once_within_their_span() {
+        const M: u32 = 1 << 20;
+        let plan = Plan {
+            packs: vec![
+                (
+                    Id::hash(b"a"),
+                    vec![blob(0, M), blob(M, 2 * M), blob(3 * M, M), blob(5 * M, M)],
+                ),
+                (Id::hash(b"b"), vec![blob(0, 9 * M), blob(9 * M, 10)]),
+                (Id::hash(b"c"), vec![blob(100, 10)]),
+            ],
+            ..Plan::default()
+        };
+        let w = windows(&plan);
+        assert_eq!(
+            w,
+            vec![(0, 0..3), (0, 3..4), (1, 0..1), (1, 1..2), (2, 0..1)]
+        );
+        for (i, r) in &w {
+            let (start, end) = span(&plan.packs[*i].1[r.clone()]);
+            assert!(end - start <= WINDOW || r.len() == 1);
+        }
+    }
 }

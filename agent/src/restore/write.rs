@@ -1,0 +1,222 @@
+//! Writes restored content into its files, the bulk of it past the page cache.
+//!
+//! A buffered write copies every byte into freshly allocated page-cache pages, and on
+//! the VMs this project is measured on that costs more kernel CPU than everything
+//! else a restore does (`dd` of 1 GB: 2.3 s of system time buffered against 0.1 s
+//! with `oflag=direct`). It also evicts the page cache the user's programs rely on.
+//!
+//! So the whole pages of a large piece go out with `O_DIRECT`, copied through an
+//! aligned buffer of the writing thread. The partial pages at its two ends go through
+//! the page cache: they hold bytes of neighbouring blobs that arrive from other packs
+//! at other times, and a direct write must cover whole blocks. The two never share a
+//! page, so the kernel keeps them coherent without flushing anything. Small pieces
+//! (most files of a typical tree) are written buffered whole: one synchronous device
+//! write per small file would cost more than the copy it saves.
+//!
+//! A file system that refuses `O_DIRECT` (tmpfs, some FUSE and network file
+//! systems) is noticed on the first refusal, and from then on every write is buffered.
+
+use std::{
+    cell::RefCell,
+    fs::{File, OpenOptions},
+    io,
+    ops::Range,
+    os::unix::fs::{FileExt, OpenOptionsExt},
+    path::Path,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use crate::error::{Error, Result};
+
+/// Alignment of direct writes (offset, length and memory): the page size, which also
+/// covers every common logical block size.
+const PAGE: usize = 4096;
+/// Whole-page spans shorter than this are written buffered with the rest.
+const MIN_DIRECT: usize = 64 * 1024;
+/// Bytes per direct write (the size of the aligned buffer).
+const PIECE: usize = 1 << 20;
+
+/// Set when a file system refused `O_DIRECT`; every later write is buffered.
+static DIRECT_REFUSED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Per writing thread: `PIECE` aligned bytes (plus slack to align them).
+    static BOUNCE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The part of `len` bytes written at file offset `off` that covers whole pages, as a
+/// range of the data; empty when there is none.
+fn whole_pages(off: u64, len: usize) -> Range<usize> {
+    let page = PAGE as u64;
+    let first = off.div_ceil(page) * page;
+    let last = (off + len as u64) / page * page;
+    if last <= first {
+        return 0..0;
+    }
+    (first - off) as usize..(last - off) as usize
+}
+
+/// One restored file's handles, opened on first need.
+#[derive(Debug, Default)]
+pub struct Target {
+    buffered: Option<File>,
+    direct: Option<File>,
+}
+
+impl Target {
+    /// Writes `data` at offset `off` of the existing file `path`.
+    ///
+    /// # Errors
+    /// I/O errors naming `path`.
+    pub fn write_at(&mut self, path: &Path, data: &[u8], off: u64) -> Result<()> {
+        self.write_at_io(path, data, off)
+            .map_err(|e| Error::io(path, e))
+    }
+
+    fn write_at_io(&mut self, path: &Path, data: &[u8], off: u64) -> io::Result<()> {
+        let mid = whole_pages(off, data.len());
+        if mid.len() >= MIN_DIRECT && !DIRECT_REFUSED.load(Ordering::Relaxed) {
+            match self.write_direct(path, &data[mid.clone()], off + mid.start as u64) {
+                Ok(()) => {
+                    self.write_buffered(path, &data[..mid.start], off)?;
+                    return self.write_buffered(path, &data[mid.end..], off + mid.end as u64);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    DIRECT_REFUSED.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.write_buffered(path, data, off)
+    }
+
+    fn write_buffered(&mut self, path: &Path, data: &[u8], off: u64) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let file = match &mut self.buffered {
+            Some(f) => f,
+            none => none.insert(OpenOptions::new().write(true).open(path)?),
+        };
+        file.write_all_at(data, off)
+    }
+
+    /// Writes whole pages (`off` and `data.len()` are multiples of [`PAGE`]).
+    fn write_direct(&mut self, path: &Path, data: &[u8], off: u64) -> io::Result<()> {
+        debug_assert!(off.is_multiple_of(PAGE as u64) && data.len().is_multiple_of(PAGE));
+        let file = match &mut self.direct {
+            Some(f) => f,
+            none => none.insert(
+                OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_DIRECT)
+                    .open(path)?,
+            ),
+        };
+        if data.as_ptr().align_offset(PAGE) == 0 {
+            return file.write_all_at(data, off);
+        }
+        BOUNCE.with(|bounce| {
+            let mut bounce = bounce.borrow_mut();
+            if bounce.len() < PIECE + PAGE {
+                bounce.resize(PIECE + PAGE, 0);
+            }
+            let start = bounce.as_ptr().align_offset(PAGE);
+            let piece = &mut bounce[start..start + PIECE];
+            for (k, part) in data.chunks(PIECE).enumerate() {
+                piece[..part.len()].copy_from_slice(part);
+                file.write_all_at(&piece[..part.len()], off + (k * PIECE) as u64)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_pages_are_the_aligned_middle() {
+        assert_eq!(whole_pages(0, 0), 0..0);
+        assert_eq!(whole_pages(0, 100), 0..0);
+        assert_eq!(whole_pages(0, PAGE), 0..PAGE);
+        assert_eq!(whole_pages(0, PAGE + 1), 0..PAGE);
+        assert_eq!(whole_pages(1, PAGE), 0..0);
+        assert_eq!(whole_pages(1, 2 * PAGE), PAGE - 1..2 * PAGE - 1);
+        assert_eq!(whole_pages(PAGE as u64 - 1, 1), 0..0);
+        assert_eq!(
+            whole_pages(5 * PAGE as u64 + 7, 3 * PAGE),
+            PAGE - 7..3 * PAGE - 7
+        );
+    }
+
+    /// Pieces of a file written in a scattered order, at offsets and lengths around
+    /// page boundaries, large enough to take the direct path, read back exactly.
+    #[test]
+    fn scattered_pieces_read_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let len = 3 * PIECE + 5 * PAGE + 123;
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 + i / 4099) as u8).collect();
+        let cuts = [
+            0,
+            17,
+            PAGE - 1,
+            PAGE + MIN_DIRECT + 3,
+            PIECE + 1,
+            2 * PIECE + PAGE,
+            2 * PIECE + PAGE + 100,
+            len,
+        ];
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(len as u64)
+            .unwrap();
+        let mut target = Target::default();
+        // Pieces in reverse, then the file checked.
+        for w in cuts.windows(2).rev() {
+            target
+                .write_at(&path, &data[w[0]..w[1]], w[0] as u64)
+                .unwrap();
+        }
+        drop(target);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    #[test]
+    fn an_unaligned_source_and_an_aligned_one_both_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g");
+        let len = 2 * PIECE + PAGE;
+        // An aligned copy of the data, and the data at an odd address.
+        let mut storage = vec![0u8; len + 2 * PAGE];
+        let a = storage.as_ptr().align_offset(PAGE);
+        for (i, b) in storage[a..a + len].iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        let expect = storage[a..a + len].to_vec();
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(len as u64)
+            .unwrap();
+        let mut target = Target::default();
+        target.write_at(&path, &storage[a..a + PIECE], 0).unwrap();
+        let odd = expect[PIECE..].to_vec();
+        let mut shifted = vec![0u8; odd.len() + 1];
+        shifted[1..].copy_from_slice(&odd);
+        target.write_at(&path, &shifted[1..], PIECE as u64).unwrap();
+        drop(target);
+        assert_eq!(std::fs::read(&path).unwrap(), expect);
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone");
+        let err = Target::default()
+            .write_at(&path, &[1; 3 * MIN_DIRECT], 0)
+            .unwrap_err();
+        assert!(err.to_string().contains("gone"), "{err}");
+    }
+}
