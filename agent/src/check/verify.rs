@@ -18,15 +18,47 @@ use stash_repo_format::{
 };
 
 thread_local! {
-    /// Per verifying thread: compressed blobs inflate here only to be hashed.
-    static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per verifying thread: compressed blobs inflate here only to be hashed; two,
+    /// so that the rest of one blob's plaintext pairs with the next one's.
+    static PLAIN: std::cell::RefCell<[Vec<u8>; 2]> = const {
+        std::cell::RefCell::new([Vec::new(), Vec::new()])
+    };
 }
 
-/// A decoded blob waiting for its plaintext to be hashed.
+/// Where a decoded blob's plaintext lies.
+#[derive(Clone)]
+enum Place {
+    /// In the pack bytes, where it was decrypted.
+    Pack(Range<usize>),
+    /// In inflate buffer 0 or 1.
+    Buf(usize),
+}
+
+/// A decoded blob whose plaintext is partly hashed.
 struct Decoded<'h> {
     blob: &'h PackedBlob,
-    /// Where the plaintext lies: in the pack bytes, or (`None`) in the inflate buffer.
-    in_pack: Option<Range<usize>>,
+    place: Place,
+    hasher: Hasher,
+    /// Plaintext bytes hashed so far.
+    done: usize,
+}
+
+impl Decoded<'_> {
+    /// The plaintext not hashed yet.
+    fn rest<'a>(&self, bytes: &'a [u8], bufs: &'a [Vec<u8>; 2]) -> &'a [u8] {
+        let plain = match &self.place {
+            Place::Pack(r) => &bytes[r.clone()],
+            Place::Buf(k) => &bufs[*k][..],
+        };
+        &plain[self.done..]
+    }
+
+    /// Reports the blob if its plaintext does not hash to its id.
+    fn finish(self, id: Id, errs: &mut Vec<String>) {
+        if let Err(e) = blob::verify_id(&self.blob.id, self.hasher.finish()) {
+            blob_error(id, self.blob, e, errs);
+        }
+    }
 }
 
 /// Verifies one pack's bytes against its id, its header and its index entries;
@@ -104,7 +136,11 @@ fn compare_with_index(
     }
 }
 
-/// Blobs in pack order without overlaps (as every writer stores them).
+/// Blobs in pack order without overlaps (as every writer stores them). Every hash
+/// pass pairs two streams: the pack bytes up to the end of blob `i` (hashed before
+/// blob `i` is decrypted in place) with the rest of an earlier blob's plaintext, and
+/// what remains of that plaintext with blob `i`'s. At most one plaintext is left
+/// partly hashed at a time, so two inflate buffers suffice.
 fn verify_blobs_paired(
     key: &Key,
     id: Id,
@@ -112,73 +148,111 @@ fn verify_blobs_paired(
     header: &[PackedBlob],
     errs: &mut Vec<String>,
 ) {
-    PLAIN.with(|buf| {
-        let buf = &mut *buf.borrow_mut();
+    PLAIN.with(|bufs| {
+        let bufs = &mut *bufs.borrow_mut();
         let mut pack_hash = Hasher::default();
         let mut hashed = 0usize;
-        let mut waiting: Option<Decoded> = None;
+        let mut carry: Option<Decoded> = None;
         for h in header {
             let blob_end = end(h);
-            hash_with_waiting(
+            hashed = hash_pack_with(
                 &mut pack_hash,
-                &bytes[..],
+                bytes,
                 hashed..blob_end,
-                waiting.take(),
-                buf,
+                &mut carry,
+                bufs,
                 id,
                 errs,
             );
-            hashed = blob_end;
+            let free = match carry.as_ref().map(|c| &c.place) {
+                Some(Place::Buf(k)) => 1 - k,
+                _ => 0,
+            };
             let sealed = &mut bytes[h.offset as usize..blob_end];
-            match blob::open_in_place(key, sealed, h.uncompressed_length, buf) {
-                Ok(plain) => {
-                    let start = h.offset as usize + 16;
-                    waiting = Some(Decoded {
-                        blob: h,
-                        in_pack: (!blob::inflates(h.uncompressed_length))
-                            .then_some(start..start + plain.len()),
-                    });
-                }
-                Err(e) => blob_error(id, h, e, errs),
+            let place =
+                match blob::open_in_place(key, sealed, h.uncompressed_length, &mut bufs[free]) {
+                    Ok(plain) if !blob::inflates(h.uncompressed_length) => {
+                        let start = h.offset as usize + 16;
+                        Place::Pack(start..start + plain.len())
+                    }
+                    Ok(_) => Place::Buf(free),
+                    Err(e) => {
+                        blob_error(id, h, e, errs);
+                        continue;
+                    }
+                };
+            let mut new = Decoded {
+                blob: h,
+                place,
+                hasher: Hasher::default(),
+                done: 0,
+            };
+            let Some(mut old) = carry.take() else {
+                carry = Some(new);
+                continue;
+            };
+            let (rest_old, rest_new) = (old.rest(bytes, bufs), new.rest(bytes, bufs));
+            let n = rest_old.len().min(rest_new.len());
+            old.hasher
+                .update_pair(&rest_old[..n], &mut new.hasher, &rest_new[..n]);
+            old.done += n;
+            new.done += n;
+            if old.rest(bytes, bufs).is_empty() {
+                old.finish(id, errs);
+                carry = Some(new);
+            } else {
+                new.finish(id, errs);
+                carry = Some(old);
             }
         }
         let all = bytes.len();
-        hash_with_waiting(
+        hash_pack_with(
             &mut pack_hash,
-            &bytes[..],
+            bytes,
             hashed..all,
-            waiting,
-            buf,
+            &mut carry,
+            bufs,
             id,
             errs,
         );
+        if let Some(c) = carry {
+            let rest = c.rest(bytes, bufs);
+            let mut c = c;
+            c.hasher.update(rest);
+            c.finish(id, errs);
+        }
         pack_hash_error(id, pack_hash.finish(), errs);
     });
 }
 
-/// Feeds `bytes[range]` to the pack hash while hashing the plaintext of `waiting`,
-/// and reports a blob whose plaintext does not hash to its id.
-fn hash_with_waiting(
+/// Feeds `bytes[range]` to the pack hash, paired with as much of `carry`'s
+/// plaintext as it covers, finishing `carry` when all of it is hashed; returns the
+/// end of `range`.
+fn hash_pack_with(
     pack_hash: &mut Hasher,
     bytes: &[u8],
     range: Range<usize>,
-    waiting: Option<Decoded>,
-    inflated: &[u8],
+    carry: &mut Option<Decoded>,
+    bufs: &[Vec<u8>; 2],
     id: Id,
     errs: &mut Vec<String>,
-) {
-    let Some(w) = waiting else {
-        pack_hash.update(&bytes[range]);
-        return;
+) -> usize {
+    let seg = &bytes[range.clone()];
+    let Some(c) = carry else {
+        pack_hash.update(seg);
+        return range.end;
     };
-    let plain = match &w.in_pack {
-        Some(r) => &bytes[r.clone()],
-        None => inflated,
-    };
-    let got = pack_hash.update_and_hash(&bytes[range], plain);
-    if let Err(e) = blob::verify_id(&w.blob.id, got) {
-        blob_error(id, w.blob, e, errs);
+    let rest = c.rest(bytes, bufs);
+    let n = seg.len().min(rest.len());
+    pack_hash.update_pair(&seg[..n], &mut c.hasher, &rest[..n]);
+    c.done += n;
+    if n == rest.len() {
+        if let Some(c) = carry.take() {
+            c.finish(id, errs);
+        }
+        pack_hash.update(&seg[n..]);
     }
+    range.end
 }
 
 /// A header whose blobs overlap or run past the pack (damaged or hostile): the pack
@@ -196,8 +270,8 @@ fn verify_blobs_one_by_one(
             blob_error(id, h, "lies outside the pack", errs);
             continue;
         };
-        let decoded = PLAIN.with(|buf| {
-            let plain = &mut buf.borrow_mut();
+        let decoded = PLAIN.with(|bufs| {
+            let plain = &mut bufs.borrow_mut()[0];
             blob::decode_in_place(key, &h.id, sealed, h.uncompressed_length, plain).map(|_| ())
         });
         if let Err(e) = decoded {
@@ -244,6 +318,67 @@ mod tests {
             verify_pack(&key, id, &mut bytes, &blobs),
             Vec::<String>::new()
         );
+    }
+
+    /// Plaintexts much longer and much shorter than their sealed bytes, one after
+    /// the other, so that one blob's plaintext is hashed across several later
+    /// blobs: a sound pack has no findings, and a flipped byte in any blob names
+    /// exactly that blob.
+    #[test]
+    fn plaintexts_carried_across_blobs_are_each_checked() {
+        let key = Key::random();
+        let text = |n: usize| b"level=info msg=ok\n".repeat(n);
+        let raw = |n: usize, seed: u32| -> Vec<u8> {
+            (0..n as u32)
+                .map(|i| (i ^ seed).wrapping_mul(2_654_435_761).to_le_bytes()[3])
+                .collect()
+        };
+        let plains: Vec<(Vec<u8>, Option<i32>)> = vec![
+            (text(40_000), Some(3)),
+            (raw(3_000, 1), None),
+            (raw(5_000, 2), None),
+            (text(100), Some(3)),
+            (text(30_000), Some(3)),
+            (text(20_000), Some(3)),
+            (raw(200_000, 3), None),
+            (raw(10, 4), None),
+        ];
+        // Blob `forge` (if any) is stored under a wrong id.
+        let build = |forge: Option<usize>| {
+            let mut w = PackWriter::with_capacity(1 << 20);
+            for (k, (p, c)) in plains.iter().enumerate() {
+                let mut id = w.hash_blob(p);
+                if forge == Some(k) {
+                    id = Id::hash(b"something else");
+                }
+                w.add_plaintext(&key, BlobType::Data, id, p, *c).unwrap();
+            }
+            let p = w.finish(&key);
+            (p.id, p.bytes, p.blobs)
+        };
+        let (id, mut bytes, blobs) = build(None);
+        assert_eq!(
+            verify_pack(&key, id, &mut bytes, &blobs),
+            Vec::<String>::new()
+        );
+        for k in 0..plains.len() {
+            let (id, mut bytes, blobs) = build(Some(k));
+            let errs = verify_pack(&key, id, &mut bytes, &blobs);
+            assert_eq!(errs.len(), 1, "blob {k}: {errs:?}");
+            assert!(
+                errs[0].contains(&blobs[k].id.to_string()),
+                "blob {k}: {errs:?}"
+            );
+            assert!(errs[0].contains("content hashes to"), "blob {k}: {errs:?}");
+        }
+        for (k, b) in blobs.iter().enumerate() {
+            let (id, mut bytes, _) = build(None);
+            bytes[b.offset as usize + b.length as usize - 17] ^= 0x40;
+            let errs = verify_pack(&key, id, &mut bytes, &blobs);
+            assert_eq!(errs.len(), 2, "blob {k}: {errs:?}");
+            assert!(errs[0].contains(&b.id.to_string()), "blob {k}: {errs:?}");
+            assert!(errs[1].contains("content hashes to"), "blob {k}: {errs:?}");
+        }
     }
 
     #[test]
