@@ -15,6 +15,7 @@
 
 pub mod cloud;
 pub mod conformance;
+mod direct_read;
 mod direct_write;
 pub mod fault;
 pub mod limit;

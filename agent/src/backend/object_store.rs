@@ -1,7 +1,10 @@
 //! [`Backend`] over any `object_store` store (local disk, memory, S3, GCS, Azure),
 //! under a key prefix, in restic's default layout.
 
-use std::{ops::Range, sync::Arc};
+use std::{
+    ops::Range,
+    sync::{atomic::Ordering, Arc},
+};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,6 +31,9 @@ pub struct ObjectStoreBackend {
     /// Set once the local file system refused `O_DIRECT`: packs are then written
     /// through object_store like everything else.
     no_direct_writes: Arc<std::sync::atomic::AtomicBool>,
+    /// Set once the local file system refused an `O_DIRECT` read: packs are then
+    /// read through the page cache.
+    no_direct_reads: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The messages of an error and its sources, joined.
@@ -116,6 +122,7 @@ impl ObjectStoreBackend {
             local_root: None,
             lists_finished_writes: false,
             no_direct_writes: Arc::default(),
+            no_direct_reads: Arc::default(),
         }
     }
 
@@ -178,7 +185,6 @@ impl ObjectStoreBackend {
     /// On a local directory, writes a pack past the page cache (see
     /// [`super::direct_write`]); `false` where that is not possible here.
     async fn write_pack_direct(&self, id: &Id, data: &Bytes) -> Result<bool> {
-        use std::sync::atomic::Ordering;
         let Some(root) = &self.local_root else {
             return Ok(false);
         };
@@ -294,7 +300,8 @@ impl Backend for ObjectStoreBackend {
         Ok(bytes)
     }
 
-    /// Local files are read straight into `buf`; remote bodies are appended to it.
+    /// Local files are read straight into `buf` (large ranges of packs past the page
+    /// cache, [`super::direct_read`]); remote bodies are appended to it.
     async fn read_into(
         &self,
         ty: FileType,
@@ -308,8 +315,21 @@ impl Backend for ObjectStoreBackend {
         buf.clear();
         match res.payload {
             GetResultPayload::File(file, local) => {
+                let no_direct = self.no_direct_reads.clone();
+                let direct = ty == FileType::Pack
+                    && got.end - got.start >= super::direct_read::MIN_DIRECT
+                    && !no_direct.load(Ordering::Relaxed);
+                let at = local.clone();
                 buf = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
                     use std::io::{Read, Seek, SeekFrom};
+                    if direct {
+                        match super::direct_read::read_range(&at, got.clone(), &mut buf)? {
+                            super::direct_read::Outcome::Read => return Ok(buf),
+                            super::direct_read::Outcome::Unsupported => {
+                                no_direct.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    }
                     let mut file = file;
                     file.seek(SeekFrom::Start(got.start))?;
                     let len = got.end - got.start;
