@@ -11,6 +11,7 @@ pub mod index_load;
 pub mod lock;
 pub mod open;
 pub mod pack_buffers;
+pub mod tree_packs;
 
 use std::sync::Arc;
 

@@ -14,7 +14,7 @@ use tokio::{sync::Semaphore, task::JoinHandle};
 
 use crate::{
     error::{Error, Result},
-    repository::Repository,
+    repository::{tree_packs::TreePacks, Repository},
 };
 
 /// Tree reads running at once.
@@ -24,7 +24,7 @@ const MAX_PENDING: usize = 4096;
 
 /// Parent trees by id, with read-ahead of subdirectories.
 pub struct ParentTrees {
-    repo: Repository,
+    trees: Arc<TreePacks>,
     index: Arc<IndexLookup>,
     rt: tokio::runtime::Handle,
     pending: Mutex<HashMap<Id, JoinHandle<Result<Tree>>>>,
@@ -35,7 +35,7 @@ impl ParentTrees {
     /// Reads trees of `repo` through `index`, spawning read-ahead on `rt`.
     pub fn new(repo: &Repository, index: &Arc<IndexLookup>, rt: &tokio::runtime::Handle) -> Self {
         ParentTrees {
-            repo: repo.clone(),
+            trees: Arc::new(TreePacks::new(repo)),
             index: index.clone(),
             rt: rt.clone(),
             pending: Mutex::default(),
@@ -58,7 +58,7 @@ impl ParentTrees {
                 .rt
                 .block_on(h)
                 .unwrap_or_else(|e| Err(Error::Usage(format!("tree read task: {e}")))),
-            None => self.rt.block_on(self.repo.read_tree(&self.index, &id)),
+            None => self.rt.block_on(self.trees.read_tree(&self.index, &id)),
         };
         match res {
             Ok(t) => {
@@ -82,11 +82,11 @@ impl ParentTrees {
                 break;
             }
             pending.entry(sub).or_insert_with(|| {
-                let (repo, index, permits) =
-                    (self.repo.clone(), self.index.clone(), self.permits.clone());
+                let (trees, index, permits) =
+                    (self.trees.clone(), self.index.clone(), self.permits.clone());
                 self.rt.spawn(async move {
                     let _permit = permits.acquire_owned().await;
-                    repo.read_tree(&index, &sub).await
+                    trees.read_tree(&index, &sub).await
                 })
             });
         }

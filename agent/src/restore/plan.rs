@@ -18,7 +18,7 @@ use stash_repo_format::{
 use crate::{
     backup::exclude::Excludes,
     error::{Error, Result},
-    repository::Repository,
+    repository::{tree_packs::TreePacks, Repository},
 };
 
 /// A regular file to restore.
@@ -118,9 +118,10 @@ pub async fn build(
     let mut links: HashMap<(u64, u64), usize> = HashMap::new();
     let filter_inc = !includes.is_empty();
     // (tree, snapshot path, local path, inside an included directory)
+    let trees = TreePacks::new(repo);
     let mut stack = vec![(root, PathBuf::from("/"), target.to_path_buf(), !filter_inc)];
     while let Some((tree_id, spath, lpath, included)) = stack.pop() {
-        let tree = repo.read_tree(index, &tree_id).await?;
+        let tree = trees.read_tree(index, &tree_id).await?;
         for node in tree.nodes {
             let name = safe_name(&node.name)?;
             let sp = spath.join(name);
