@@ -25,7 +25,9 @@ use verify::verify_pack;
 
 use crate::{
     error::{Error, Result},
-    repository::{index_load::build_lookup, pack_buffers::PackBuffers, Repository},
+    repository::{
+        index_load::build_lookup, pack_buffers::PackBuffers, tree_packs::TreePacks, Repository,
+    },
 };
 
 /// Which packs to read with `--read-data`.
@@ -300,13 +302,14 @@ async fn walk(
     // computed; a DAG revisit of an unfinished tree cannot happen (no cycles).
     let mut ok = true;
     let mut stack = vec![root];
+    let trees = TreePacks::new(repo);
     while let Some(id) = stack.pop() {
         if let Some(&v) = tree_ok.get(&id) {
             ok &= v;
             continue;
         }
         used.insert((BlobType::Tree, id));
-        let tree = match repo.read_tree(index, &id).await {
+        let tree = match trees.read_tree(index, &id).await {
             Ok(t) => t,
             Err(e) => {
                 errors.push(format!("tree {id}: {e}"));

@@ -26,6 +26,7 @@ use crate::{
     error::{Error, Result},
     repository::{
         blob_saver::{write_index, DEFAULT_PACK_SIZE},
+        tree_packs::TreePacks,
         BlobSaver, Repository,
     },
 };
@@ -65,11 +66,12 @@ pub async fn used_blobs(repo: &Repository, index: &IndexLookup) -> Result<HashSe
                 .ok_or_else(|| Error::Snapshot(format!("{sid} has no tree")))?,
         );
     }
+    let trees = TreePacks::new(repo);
     while let Some(id) = stack.pop() {
         if !used.insert((BlobType::Tree, id)) {
             continue;
         }
-        let tree = repo.read_tree(index, &id).await?;
+        let tree = trees.read_tree(index, &id).await?;
         for n in tree.nodes {
             for b in n.content.into_iter().flatten() {
                 used.insert((BlobType::Data, b));
