@@ -60,9 +60,11 @@ pub struct CheckReport {
     pub snapshots: u64,
 }
 
-/// Packs read and verified at once: one per core keeps the cores busy while the
-/// next pack is read; each costs its size in memory.
-const READ_AHEAD: usize = 2;
+/// Packs read and verified at once; each costs its size in memory. Packs that are
+/// not in the page cache (the usual case: local packs are written and read past
+/// it) come off the device faster with several reads in flight: cold, 3 instead of
+/// 2 took a check of 600 MB of packs from 1.53 s to 1.27 s for 17 MiB more.
+const READ_AHEAD: usize = 3;
 
 /// Progress reporting hook.
 pub type OnPack = Arc<dyn Fn(u64, u64) + Send + Sync>;
