@@ -20,9 +20,8 @@ use std::{
     path::Path,
 };
 
-/// Alignment of offsets, lengths and memory: the page size, which covers every
-/// common logical block size.
-const ALIGN: u64 = 4096;
+/// Alignment of offsets, lengths and memory.
+const ALIGN: u64 = crate::direct_io::ALIGN as u64;
 /// Ranges shorter than this are read through the page cache.
 pub const MIN_DIRECT: u64 = 1 << 20;
 

@@ -7,30 +7,19 @@
 //! user's programs depend on (restic users reach for `nocache` for that reason).
 //!
 //! `O_DIRECT` wants the memory, the length and the file offset of each write aligned,
-//! so the data goes through a small aligned buffer of the writing thread, 1 MiB at a
-//! time, the last piece padded with zeros and the file then cut to its length. The
+//! so the data goes through [`crate::direct_io::write_aligned`], the last piece
+//! padded with zeros and the file then cut to its length. The
 //! file is written under a temporary name beside its final one (a name `list` skips),
 //! synced, hard-linked into place (never replacing a file of that name: names are
 //! content hashes) and its directory synced, so it appears complete or not at all.
 
 use std::{
-    cell::RefCell,
     fs::{File, OpenOptions},
     io,
-    os::unix::fs::{FileExt, OpenOptionsExt},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
 };
-
-/// `O_DIRECT`'s alignment: the largest logical block size of common devices.
-const ALIGN: usize = 4096;
-/// Bytes copied and written per write call.
-const PIECE: usize = 1 << 20;
-
-thread_local! {
-    /// Per writing thread: `PIECE` aligned bytes (plus slack to align them).
-    static BOUNCE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// What became of a write.
 #[derive(Debug, PartialEq, Eq)]
@@ -102,27 +91,14 @@ fn create_temp(path: &Path) -> io::Result<(PathBuf, File)> {
 
 /// Writes `data` at offset 0 of `file` in aligned pieces, then cuts the padding.
 fn fill(file: &File, data: &[u8]) -> io::Result<()> {
-    BOUNCE.with(|bounce| {
-        let mut bounce = bounce.borrow_mut();
-        if bounce.len() < PIECE + ALIGN {
-            bounce.resize(PIECE + ALIGN, 0);
-        }
-        let start = bounce.as_ptr().align_offset(ALIGN);
-        let piece = &mut bounce[start..start + PIECE];
-        for (k, part) in data.chunks(PIECE).enumerate() {
-            let padded = part.len().div_ceil(ALIGN) * ALIGN;
-            piece[..part.len()].copy_from_slice(part);
-            piece[part.len()..padded].fill(0);
-            file.write_all_at(&piece[..padded], (k * PIECE) as u64)?;
-        }
-        Ok::<_, io::Error>(())
-    })?;
+    crate::direct_io::write_aligned(file, data, 0)?;
     file.set_len(data.len() as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::direct_io::{ALIGN, PIECE};
 
     #[test]
     fn files_of_every_awkward_length_read_back_exactly() {

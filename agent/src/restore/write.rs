@@ -5,8 +5,8 @@
 //! else a restore does (`dd` of 1 GB: 2.3 s of system time buffered against 0.1 s
 //! with `oflag=direct`). It also evicts the page cache the user's programs rely on.
 //!
-//! So the whole pages of a large piece go out with `O_DIRECT`, copied through an
-//! aligned buffer of the writing thread. The partial pages at its two ends go through
+//! So the whole pages of a large piece go out with `O_DIRECT`
+//! ([`crate::direct_io::write_aligned`]). The partial pages at its two ends go through
 //! the page cache: they hold bytes of neighbouring blobs that arrive from other packs
 //! at other times, and a direct write must cover whole blocks. The two never share a
 //! page, so the kernel keeps them coherent without flushing anything. Small pieces
@@ -17,7 +17,6 @@
 //! systems) is noticed on the first refusal, and from then on every write is buffered.
 
 use std::{
-    cell::RefCell,
     fs::{File, OpenOptions},
     io,
     ops::Range,
@@ -28,21 +27,13 @@ use std::{
 
 use crate::error::{Error, Result};
 
-/// Alignment of direct writes (offset, length and memory): the page size, which also
-/// covers every common logical block size.
-const PAGE: usize = 4096;
+/// Alignment of direct writes (offset, length and memory).
+const PAGE: usize = crate::direct_io::ALIGN;
 /// Whole-page spans shorter than this are written buffered with the rest.
 const MIN_DIRECT: usize = 64 * 1024;
-/// Bytes per direct write (the size of the aligned buffer).
-const PIECE: usize = 1 << 20;
 
 /// Set when a file system refused `O_DIRECT`; every later write is buffered.
 static DIRECT_REFUSED: AtomicBool = AtomicBool::new(false);
-
-thread_local! {
-    /// Per writing thread: `PIECE` aligned bytes (plus slack to align them).
-    static BOUNCE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// The part of `len` bytes written at file offset `off` that covers whole pages, as a
 /// range of the data; empty when there is none.
@@ -113,28 +104,14 @@ impl Target {
                     .open(path)?,
             ),
         };
-        if data.as_ptr().align_offset(PAGE) == 0 {
-            return file.write_all_at(data, off);
-        }
-        BOUNCE.with(|bounce| {
-            let mut bounce = bounce.borrow_mut();
-            if bounce.len() < PIECE + PAGE {
-                bounce.resize(PIECE + PAGE, 0);
-            }
-            let start = bounce.as_ptr().align_offset(PAGE);
-            let piece = &mut bounce[start..start + PIECE];
-            for (k, part) in data.chunks(PIECE).enumerate() {
-                piece[..part.len()].copy_from_slice(part);
-                file.write_all_at(&piece[..part.len()], off + (k * PIECE) as u64)?;
-            }
-            Ok(())
-        })
+        crate::direct_io::write_aligned(file, data, off)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::direct_io::PIECE;
 
     #[test]
     fn whole_pages_are_the_aligned_middle() {
