@@ -73,6 +73,24 @@ pub fn scrypt(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Resul
     scrypt_within(password, salt, cost, out, LANE_MEMORY_BUDGET)
 }
 
+/// [`scrypt`] on the portable instructions (SSE2 on x86-64) whatever the CPU has,
+/// for calibrating new keys: their cost is set by how long a plain implementation
+/// takes (as restic's calibration times Go's), so a faster path on this machine
+/// makes opening quicker instead of making every new key costlier.
+///
+/// # Errors
+/// As [`scrypt`].
+pub fn scrypt_portable(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Result<()> {
+    scrypt_with(
+        password,
+        salt,
+        cost,
+        out,
+        LANE_MEMORY_BUDGET,
+        Mixer::baseline(),
+    )
+}
+
 /// [`scrypt`] with `budget` bytes for the lanes running at once.
 fn scrypt_within(
     password: &[u8],
@@ -81,11 +99,21 @@ fn scrypt_within(
     out: &mut [u8],
     budget: usize,
 ) -> Result<()> {
+    scrypt_with(password, salt, cost, out, budget, Mixer::detect())
+}
+
+fn scrypt_with(
+    password: &[u8],
+    salt: &[u8],
+    cost: Cost,
+    out: &mut [u8],
+    budget: usize,
+    mix: Mixer,
+) -> Result<()> {
     let lane = cost.lane_bytes();
     let mut b = vec![0u8; lane * cost.p];
     pbkdf2_hmac::<Sha256>(password, salt, 1, &mut b);
 
-    let mix = Mixer::detect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let by_memory = (budget / (lane * cost.n)).max(1);
     let workers = cost.p.min(cores).min(by_memory);

@@ -132,7 +132,6 @@ impl Mixer {
     }
 
     /// The portable (SSE2 on x86-64) mixer, whatever the CPU has.
-    #[cfg(test)]
     pub fn baseline() -> Mixer {
         Mixer {
             #[cfg(target_arch = "x86_64")]
