@@ -79,6 +79,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         Ok(buf)
     }
 
+    /// A hint that the whole file will be read soon. A local directory has the
+    /// kernel read it into the page cache in the background and then reads it
+    /// through the cache; elsewhere it does nothing. `check --read-data` gives it
+    /// for its first packs while the key is still being derived.
+    async fn will_read(&self, _ty: FileType, _id: &Id) {}
+
     /// Stores a new file. Fails if the name already exists with other content.
     async fn write(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()>;
 

@@ -122,7 +122,11 @@ impl Global {
     }
 
     async fn open(&self) -> anyhow::Result<Repository> {
-        let backend = self.backend(false)?;
+        self.open_backend(self.backend(false)?).await
+    }
+
+    /// Opens the repository in `backend` (from [`Global::backend`]).
+    async fn open_backend(&self, backend: Arc<dyn Backend>) -> anyhow::Result<Repository> {
         if !backend.has_config().await? {
             return Err(Error::NoRepository(backend.location()).into());
         }

@@ -1,4 +1,5 @@
-//! The few system calls std does not offer: creating fifos and device nodes.
+//! The few system calls std does not offer: creating fifos and device nodes, and
+//! read-ahead advice.
 //! This is the only module with `unsafe`; each call passes a NUL-terminated path
 //! that lives for the duration of the call.
 #![allow(unsafe_code)]
@@ -43,5 +44,18 @@ pub fn limit_malloc_caching() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
+}
+
+/// Asks the kernel to read all of `file` into the page cache in the background.
+pub fn will_need(file: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor stays open for the duration of the call, and
+    // posix_fadvise reads only its arguments.
+    let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
     }
 }

@@ -186,6 +186,18 @@ pub async fn run(b: Arc<dyn Backend>, raw: Option<Raw>) {
                 "read_into {}",
                 ty.path(id)
             );
+            // After the read-ahead hint (a local pack is then read through the page
+            // cache instead of past it): the same bytes, once and again.
+            b.will_read(ty, id).await;
+            for _ in 0..2 {
+                let warmed = b.read_into(ty, id, None, vec![0xEE; 3000]).await;
+                assert_eq!(
+                    &warmed.expect("read_into after will_read")[..],
+                    &d[..],
+                    "read_into {} after will_read",
+                    ty.path(id)
+                );
+            }
             assert!(
                 b.read(ty, id, Some(n - 1..n + 10)).await.is_err(),
                 "a range past the end of {} must be an error",
@@ -391,5 +403,37 @@ mod tests {
         .await;
         // restic's layout was created.
         assert!(path.join("data/00").is_dir() && path.join("data/ff").is_dir());
+    }
+
+    /// Local packs of 1 MiB and more are read past the page cache, and through it
+    /// after [`Backend::will_read`]: both give exactly the file's bytes, for the
+    /// whole file and for ranges.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_large_packs_read_the_same_hinted_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = open_location(dir.path().join("repo").to_str().unwrap(), true).unwrap();
+        b.create().await.unwrap();
+        let data: Vec<u8> = (0..3_000_123u32)
+            .map(|i| (i * 7 + i / 4099) as u8)
+            .collect();
+        let id = Id::hash(&data);
+        b.write(FileType::Pack, &id, Bytes::from(data.clone()))
+            .await
+            .unwrap();
+        for hinted in [false, true] {
+            if hinted {
+                b.will_read(FileType::Pack, &id).await;
+            }
+            let whole = b
+                .read_into(FileType::Pack, &id, None, vec![1; 10])
+                .await
+                .unwrap();
+            assert!(whole == data, "whole pack, hinted: {hinted}");
+            let part = b
+                .read_into(FileType::Pack, &id, Some(4095..2_000_000), Vec::new())
+                .await
+                .unwrap();
+            assert!(part == data[4095..2_000_000], "range, hinted: {hinted}");
+        }
     }
 }

@@ -195,6 +195,10 @@ impl Backend for FaultBackend {
         self.inner.read(ty, id, range).await
     }
 
+    async fn will_read(&self, ty: FileType, id: &Id) {
+        self.inner.will_read(ty, id).await;
+    }
+
     async fn read_into(
         &self,
         ty: FileType,

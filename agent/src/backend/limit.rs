@@ -61,6 +61,10 @@ impl Backend for LimitBackend {
         self.inner.read(ty, id, range).await
     }
 
+    async fn will_read(&self, ty: FileType, id: &Id) {
+        self.inner.will_read(ty, id).await;
+    }
+
     async fn read_into(
         &self,
         ty: FileType,

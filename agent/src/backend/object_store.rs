@@ -2,8 +2,9 @@
 //! under a key prefix, in restic's default layout.
 
 use std::{
+    collections::HashSet,
     ops::Range,
-    sync::{atomic::Ordering, Arc},
+    sync::{atomic::Ordering, Arc, PoisonError},
 };
 
 use async_trait::async_trait;
@@ -34,6 +35,9 @@ pub struct ObjectStoreBackend {
     /// Set once the local file system refused an `O_DIRECT` read: packs are then
     /// read through the page cache.
     no_direct_reads: Arc<std::sync::atomic::AtomicBool>,
+    /// Local packs given to [`Backend::will_read`] and not read since: the kernel
+    /// is reading them into the page cache, so they are read from there.
+    warming: Arc<std::sync::Mutex<HashSet<Id>>>,
 }
 
 /// The messages of an error and its sources, joined.
@@ -123,6 +127,7 @@ impl ObjectStoreBackend {
             lists_finished_writes: false,
             no_direct_writes: Arc::default(),
             no_direct_reads: Arc::default(),
+            warming: Arc::default(),
         }
     }
 
@@ -316,8 +321,15 @@ impl Backend for ObjectStoreBackend {
         match res.payload {
             GetResultPayload::File(file, local) => {
                 let no_direct = self.no_direct_reads.clone();
+                let warmed = ty == FileType::Pack
+                    && self
+                        .warming
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(id);
                 let direct = ty == FileType::Pack
                     && got.end - got.start >= super::direct_read::MIN_DIRECT
+                    && !warmed
                     && !no_direct.load(Ordering::Relaxed);
                 let at = local.clone();
                 buf = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
@@ -353,6 +365,27 @@ impl Backend for ObjectStoreBackend {
         }
         check_read(&path, range, size, buf.len())?;
         Ok(buf)
+    }
+
+    async fn will_read(&self, ty: FileType, id: &Id) {
+        let Some(root) = &self.local_root else {
+            return;
+        };
+        if ty != FileType::Pack {
+            return;
+        }
+        let file = root.join(ty.path(id));
+        let advised = tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&file).and_then(|f| crate::sys::will_need(&f))
+        })
+        .await;
+        // Only a hint: a file that cannot be opened now fails when it is read.
+        if matches!(advised, Ok(Ok(()))) {
+            self.warming
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(*id);
+        }
     }
 
     /// Create-only put. Where the store cannot do create-only (S3 with

@@ -116,6 +116,10 @@ impl Backend for TimeoutBackend {
         .await
     }
 
+    async fn will_read(&self, ty: FileType, id: &Id) {
+        self.inner.will_read(ty, id).await;
+    }
+
     async fn read_into(
         &self,
         ty: FileType,

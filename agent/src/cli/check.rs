@@ -6,7 +6,7 @@ use std::sync::{
 };
 
 use super::{progress, Global};
-use crate::check::{check, ReadData};
+use crate::check::{check, warm_first_packs, ReadData};
 
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
@@ -44,7 +44,13 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
-    let repo = g.open().await?;
+    let backend = g.backend(false)?;
+    // Detached: it only hints, and finishes long before the first pack is read.
+    tokio::spawn({
+        let backend = backend.clone();
+        async move { warm_first_packs(&*backend, how).await }
+    });
+    let repo = g.open_backend(backend).await?;
     // The re-check for conflicting locks overlaps the checking; nothing is
     // reported before it succeeds.
     let mut lock = repo.lock_unconfirmed(true).await?;
