@@ -293,7 +293,7 @@ async fn read_packs(
                             (verify_pack(&key, id, &mut bytes, blobs), bytes)
                         })
                         .await;
-                        buffers.give(bytes);
+                        buffers.give_as_is(bytes);
                         errs
                     }
                     Err(e) => vec![format!("pack {id}: {e}")],

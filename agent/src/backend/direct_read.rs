@@ -34,7 +34,8 @@ pub enum Outcome {
     Unsupported,
 }
 
-/// Reads `range` of the file `path` into `buf`, replacing what it held.
+/// Reads `range` of the file `path` into `buf`, replacing what it held (whatever
+/// its length).
 ///
 /// # Errors
 /// I/O errors other than `O_DIRECT` being refused, and a file that ends before the
@@ -51,10 +52,18 @@ pub fn read_range(path: &Path, range: Range<u64>, buf: &mut Vec<u8>) -> io::Resu
     let first = range.start / ALIGN * ALIGN;
     let last = range.end.div_ceil(ALIGN) * ALIGN;
     let (span, wanted) = (to_usize(last - first)?, to_usize(range.end - range.start)?);
-    buf.clear();
-    buf.reserve(span + ALIGN as usize);
+    if buf.capacity() < span + ALIGN as usize {
+        buf.clear();
+        buf.reserve(span + ALIGN as usize);
+    }
+    // Bytes the buffer already holds are overwritten, not zeroed first: a recycled
+    // pack buffer keeps its length (`PackBuffers::give_as_is`).
     let at = buf.as_ptr().align_offset(ALIGN as usize);
-    buf.resize(at + span, 0);
+    if buf.len() < at + span {
+        buf.resize(at + span, 0);
+    } else {
+        buf.truncate(at + span);
+    }
     let got = match fill(&file, first, &mut buf[at..]) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Outcome::Unsupported),
         r => r?,
@@ -118,6 +127,25 @@ mod tests {
                 Outcome::Unsupported => {
                     eprintln!("O_DIRECT refused in {}", dir.path().display());
                     return;
+                }
+            }
+        }
+    }
+
+    /// A recycled buffer keeps its length and stale bytes; none of them survive.
+    #[test]
+    fn stale_bytes_of_a_recycled_buffer_never_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pack");
+        let len = 2 * MIN_DIRECT as usize + 100;
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        for stale in [10, len / 2, 3 * len] {
+            let mut buf = vec![0xAB; stale];
+            for (start, end) in [(0, len), (7, MIN_DIRECT as usize + 9), (0, len)] {
+                match read_range(&path, start as u64..end as u64, &mut buf).unwrap() {
+                    Outcome::Read => assert!(buf == data[start..end], "{stale}: {start}..{end}"),
+                    Outcome::Unsupported => return,
                 }
             }
         }

@@ -317,7 +317,6 @@ impl Backend for ObjectStoreBackend {
         let path = self.path(ty, id);
         let res = self.get(&path, range.clone()).await?;
         let (size, got) = (res.meta.size, res.range.clone());
-        buf.clear();
         match res.payload {
             GetResultPayload::File(file, local) => {
                 let no_direct = self.no_direct_reads.clone();
@@ -342,6 +341,7 @@ impl Backend for ObjectStoreBackend {
                             }
                         }
                     }
+                    buf.clear();
                     let mut file = file;
                     file.seek(SeekFrom::Start(got.start))?;
                     let len = got.end - got.start;
@@ -354,6 +354,7 @@ impl Backend for ObjectStoreBackend {
                 .map_err(|e| Error::io(&local, e))?;
             }
             GetResultPayload::Stream(mut body) => {
+                buf.clear();
                 while let Some(chunk) = body
                     .try_next()
                     .await

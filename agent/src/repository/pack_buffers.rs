@@ -26,7 +26,8 @@ impl PackBuffers {
         }
     }
 
-    /// An empty buffer: a spare when there is one, else a new allocation.
+    /// A spare buffer when there is one (empty, unless it came back through
+    /// [`PackBuffers::give_as_is`]), else a new empty allocation.
     pub fn take(&self) -> Vec<u8> {
         let spare = self
             .spare
@@ -38,10 +39,17 @@ impl PackBuffers {
 
     /// Returns a buffer for reuse; small or surplus buffers are dropped.
     pub fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.give_as_is(buf);
+    }
+
+    /// As [`PackBuffers::give`], keeping the buffer's bytes: for buffers that
+    /// [`crate::backend::Backend::read_into`] refills, which then overwrites them
+    /// in place instead of zeroing a fresh length first (17 MiB per pack).
+    pub fn give_as_is(&self, buf: Vec<u8>) {
         if buf.capacity() < self.capacity {
             return;
         }
-        buf.clear();
         let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
         if spare.len() < self.keep {
             spare.push(buf);
@@ -88,5 +96,14 @@ mod tests {
         pool.give(pool.take());
         pool.give(Vec::with_capacity(1 << 20));
         assert_eq!(pool.spare.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn buffers_given_as_is_keep_their_length() {
+        let pool = PackBuffers::new(0, 1);
+        pool.give_as_is(vec![3u8; 4096]);
+        assert_eq!(pool.take(), vec![3u8; 4096]);
+        pool.give(vec![3u8; 4096]);
+        assert!(pool.take().is_empty());
     }
 }
