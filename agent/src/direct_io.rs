@@ -5,13 +5,37 @@
 //! rarely lie aligned in memory, so they go through an aligned buffer of the writing
 //! thread, [`PIECE`] bytes at a time.
 
-use std::{cell::RefCell, fs::File, io, os::unix::fs::FileExt};
+use std::{
+    cell::RefCell,
+    fs::{File, OpenOptions},
+    io,
+    os::unix::fs::{FileExt, OpenOptionsExt},
+    path::Path,
+};
 
 /// Alignment of offsets, lengths and memory: the page size, which also covers every
 /// common logical block size.
 pub const ALIGN: usize = 4096;
 /// Bytes copied and written per write call.
 pub const PIECE: usize = 1 << 20;
+
+/// Test builds refuse `O_DIRECT` below a directory of this name (see [`open`]).
+#[cfg(test)]
+pub const REFUSING_DIR: &str = "refuses-o-direct";
+
+/// Opens `path` with `options` and `O_DIRECT`.
+///
+/// Test builds refuse `O_DIRECT` with `EINVAL` below a directory named
+/// [`REFUSING_DIR`], as tmpfs before Linux 6.6 and some FUSE and network file
+/// systems do, so that the buffered fallbacks are tested on a kernel that accepts
+/// `O_DIRECT` everywhere.
+pub fn open(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    #[cfg(test)]
+    if path.components().any(|c| c.as_os_str() == REFUSING_DIR) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    options.custom_flags(libc::O_DIRECT).open(path)
+}
 
 thread_local! {
     /// Per writing thread: `PIECE` aligned bytes (plus slack to align them).

@@ -436,4 +436,36 @@ mod tests {
             assert!(part == data[4095..2_000_000], "range, hinted: {hinted}");
         }
     }
+
+    /// Where the file system refuses `O_DIRECT` (simulated by the test build below
+    /// `direct_io::REFUSING_DIR`), packs are written and read the ordinary way,
+    /// and the same bytes come back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_packs_fall_back_where_o_direct_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join(crate::direct_io::REFUSING_DIR).join("repo");
+        let b = open_location(root.to_str().unwrap(), true).unwrap();
+        b.create().await.unwrap();
+        for n in 0..2u32 {
+            let data: Vec<u8> = (0..2_500_000u32).map(|i| (i * 3 + n) as u8).collect();
+            let id = Id::hash(&data);
+            b.write(FileType::Pack, &id, Bytes::from(data.clone()))
+                .await
+                .unwrap();
+            assert!(
+                std::fs::read(root.join(FileType::Pack.path(&id))).unwrap() == data,
+                "pack {n} on disk"
+            );
+            let whole = b
+                .read_into(FileType::Pack, &id, None, vec![1; 10])
+                .await
+                .unwrap();
+            assert!(whole == data, "pack {n} read whole");
+            let part = b
+                .read_into(FileType::Pack, &id, Some(1..2_000_001), Vec::new())
+                .await
+                .unwrap();
+            assert!(part == data[1..2_000_001], "pack {n} read in part");
+        }
+    }
 }

@@ -16,7 +16,7 @@ use std::{
     fs::{File, OpenOptions},
     io,
     ops::Range,
-    os::unix::fs::{FileExt, OpenOptionsExt},
+    os::unix::fs::FileExt,
     path::Path,
 };
 
@@ -41,11 +41,7 @@ pub enum Outcome {
 /// I/O errors other than `O_DIRECT` being refused, and a file that ends before the
 /// range does ([`io::ErrorKind::UnexpectedEof`]).
 pub fn read_range(path: &Path, range: Range<u64>, buf: &mut Vec<u8>) -> io::Result<Outcome> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-    {
+    let file = match crate::direct_io::open(OpenOptions::new().read(true), path) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Outcome::Unsupported),
         r => r?,
     };
@@ -149,6 +145,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_refused_o_direct_is_reported_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join(crate::direct_io::REFUSING_DIR);
+        std::fs::create_dir(&sub).unwrap();
+        let path = sub.join("pack");
+        std::fs::write(&path, vec![9u8; 2 * MIN_DIRECT as usize]).unwrap();
+        let mut buf = Vec::new();
+        let outcome = read_range(&path, 0..2 * MIN_DIRECT, &mut buf).unwrap();
+        assert_eq!(outcome, Outcome::Unsupported);
     }
 
     #[test]

@@ -16,7 +16,6 @@
 use std::{
     fs::{File, OpenOptions},
     io,
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -77,12 +76,7 @@ fn create_temp(path: &Path) -> io::Result<(PathBuf, File)> {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let tmp = PathBuf::from(name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&tmp)
-        {
+        match crate::direct_io::open(OpenOptions::new().write(true).create_new(true), &tmp) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 16 => tries += 1,
             r => return r.map(|f| (tmp, f)),
         }
@@ -134,6 +128,23 @@ mod tests {
         assert!(
             names.iter().all(|n| !n.contains('#')),
             "temporary files left: {names:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_o_direct_is_reported_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join(crate::direct_io::REFUSING_DIR);
+        std::fs::create_dir(&sub).unwrap();
+        let path = sub.join("pack");
+        assert_eq!(
+            write(&path, &[5u8; 3 * ALIGN]).unwrap(),
+            Outcome::Unsupported
+        );
+        assert_eq!(
+            std::fs::read_dir(&sub).unwrap().count(),
+            0,
+            "nothing written"
         );
     }
 

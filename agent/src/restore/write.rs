@@ -20,7 +20,7 @@ use std::{
     fs::{File, OpenOptions},
     io,
     ops::Range,
-    os::unix::fs::{FileExt, OpenOptionsExt},
+    os::unix::fs::FileExt,
     path::Path,
     sync::atomic::{AtomicBool, Ordering},
 };
@@ -97,12 +97,10 @@ impl Target {
         debug_assert!(off.is_multiple_of(PAGE as u64) && data.len().is_multiple_of(PAGE));
         let file = match &mut self.direct {
             Some(f) => f,
-            none => none.insert(
-                OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_DIRECT)
-                    .open(path)?,
-            ),
+            none => none.insert(crate::direct_io::open(
+                OpenOptions::new().write(true),
+                path,
+            )?),
         };
         crate::direct_io::write_aligned(file, data, off)
     }
