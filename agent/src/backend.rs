@@ -79,6 +79,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         Ok(buf)
     }
 
+    /// Whether [`Backend::will_read`] does anything here, so that a caller does
+    /// not list a cloud bucket only to give hints that are dropped.
+    fn takes_read_hints(&self) -> bool {
+        false
+    }
+
     /// A hint that the whole file will be read soon. A local directory has the
     /// kernel read it into the page cache in the background and then reads it
     /// through the cache; elsewhere it does nothing. `check --read-data` gives it

@@ -247,7 +247,7 @@ pub async fn check(
 /// for a sound repository: every listed pack, selected and largest first.
 /// `ReadData::Percent` picks at random, so nothing is hinted for it.
 pub async fn warm_first_packs(backend: &dyn Backend, how: ReadData) {
-    if matches!(how, ReadData::None | ReadData::Percent(_)) {
+    if matches!(how, ReadData::None | ReadData::Percent(_)) || !backend.takes_read_hints() {
         return;
     }
     let Ok(listed) = backend.list(FileType::Pack).await else {

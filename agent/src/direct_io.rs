@@ -21,7 +21,15 @@ pub const PIECE: usize = 1 << 20;
 
 /// Test builds refuse `O_DIRECT` below a directory of this name (see [`open`]).
 #[cfg(test)]
-pub const REFUSING_DIR: &str = "refuses-o-direct";
+const REFUSING_DIR: &str = "refuses-o-direct";
+
+/// Creates, below `parent`, a directory where test builds refuse `O_DIRECT`.
+#[cfg(test)]
+pub fn refusing_dir(parent: &Path) -> std::path::PathBuf {
+    let dir = parent.join(REFUSING_DIR);
+    std::fs::create_dir_all(&dir).expect("create the refusing directory");
+    dir
+}
 
 /// Opens `path` with `options` and `O_DIRECT`.
 ///

@@ -70,7 +70,14 @@ impl Cost {
 /// # Errors
 /// [`FormatError::Kdf`] when a lane's memory cannot be allocated.
 pub fn scrypt(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Result<()> {
-    scrypt_within(password, salt, cost, out, LANE_MEMORY_BUDGET)
+    scrypt_with(
+        password,
+        salt,
+        cost,
+        out,
+        LANE_MEMORY_BUDGET,
+        Mixer::detect(),
+    )
 }
 
 /// [`scrypt`] on the portable instructions (SSE2 on x86-64) whatever the CPU has,
@@ -91,17 +98,7 @@ pub fn scrypt_portable(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8])
     )
 }
 
-/// [`scrypt`] with `budget` bytes for the lanes running at once.
-fn scrypt_within(
-    password: &[u8],
-    salt: &[u8],
-    cost: Cost,
-    out: &mut [u8],
-    budget: usize,
-) -> Result<()> {
-    scrypt_with(password, salt, cost, out, budget, Mixer::detect())
-}
-
+/// [`scrypt`] with `budget` bytes for the lanes running at once, on `mix`.
 fn scrypt_with(
     password: &[u8],
     salt: &[u8],
@@ -282,7 +279,15 @@ mod tests {
             scrypt::scrypt(b"pw", &[7u8; 64], &params, &mut want).unwrap();
             let mut got = [0u8; 64];
             let cost = Cost::new(n, r, p).unwrap();
-            scrypt_within(b"pw", &[7u8; 64], cost, &mut got, 128 * 8 * 1024).unwrap();
+            scrypt_with(
+                b"pw",
+                &[7u8; 64],
+                cost,
+                &mut got,
+                128 * 8 * 1024,
+                Mixer::detect(),
+            )
+            .unwrap();
             assert_eq!(got, want, "p={p}");
         }
     }

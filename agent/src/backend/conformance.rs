@@ -354,6 +354,8 @@ pub async fn run(b: Arc<dyn Backend>, raw: Option<Raw>) {
 
 #[cfg(test)]
 mod tests {
+    use std::ops::Range;
+
     use super::*;
     use crate::backend::{open_location, ObjectStoreBackend, Wrapping};
 
@@ -405,6 +407,22 @@ mod tests {
         assert!(path.join("data/00").is_dir() && path.join("data/ff").is_dir());
     }
 
+    /// Reads pack `id` whole into a buffer holding other bytes, and `part` of it
+    /// into an empty one, and compares both with `data`.
+    async fn reads_back(b: &dyn Backend, id: &Id, data: &[u8], part: Range<u64>, what: &str) {
+        let whole = b
+            .read_into(FileType::Pack, id, None, vec![1; 10])
+            .await
+            .unwrap();
+        assert!(whole == data, "whole pack, {what}");
+        let (start, end) = (part.start as usize, part.end as usize);
+        let got = b
+            .read_into(FileType::Pack, id, Some(part), Vec::new())
+            .await
+            .unwrap();
+        assert!(got == data[start..end], "range {start}..{end}, {what}");
+    }
+
     /// Local packs of 1 MiB and more are read past the page cache, and through it
     /// after [`Backend::will_read`]: both give exactly the file's bytes, for the
     /// whole file and for ranges.
@@ -420,30 +438,25 @@ mod tests {
         b.write(FileType::Pack, &id, Bytes::from(data.clone()))
             .await
             .unwrap();
+        assert!(b.takes_read_hints(), "a local directory takes read hints");
         for hinted in [false, true] {
             if hinted {
                 b.will_read(FileType::Pack, &id).await;
             }
-            let whole = b
-                .read_into(FileType::Pack, &id, None, vec![1; 10])
-                .await
-                .unwrap();
-            assert!(whole == data, "whole pack, hinted: {hinted}");
-            let part = b
-                .read_into(FileType::Pack, &id, Some(4095..2_000_000), Vec::new())
-                .await
-                .unwrap();
-            assert!(part == data[4095..2_000_000], "range, hinted: {hinted}");
+            let what = format!("hinted: {hinted}");
+            reads_back(&*b, &id, &data, 4095..2_000_000, &what).await;
         }
+        let memory = open_location("memory:read-hints", false).unwrap();
+        assert!(!memory.takes_read_hints(), "memory drops read hints");
     }
 
     /// Where the file system refuses `O_DIRECT` (simulated by the test build below
-    /// `direct_io::REFUSING_DIR`), packs are written and read the ordinary way,
+    /// `direct_io::refusing_dir`), packs are written and read the ordinary way,
     /// and the same bytes come back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn local_packs_fall_back_where_o_direct_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join(crate::direct_io::REFUSING_DIR).join("repo");
+        let root = crate::direct_io::refusing_dir(dir.path()).join("repo");
         let b = open_location(root.to_str().unwrap(), true).unwrap();
         b.create().await.unwrap();
         for n in 0..2u32 {
@@ -456,16 +469,7 @@ mod tests {
                 std::fs::read(root.join(FileType::Pack.path(&id))).unwrap() == data,
                 "pack {n} on disk"
             );
-            let whole = b
-                .read_into(FileType::Pack, &id, None, vec![1; 10])
-                .await
-                .unwrap();
-            assert!(whole == data, "pack {n} read whole");
-            let part = b
-                .read_into(FileType::Pack, &id, Some(1..2_000_001), Vec::new())
-                .await
-                .unwrap();
-            assert!(part == data[1..2_000_001], "pack {n} read in part");
+            reads_back(&*b, &id, &data, 1..2_000_001, &format!("pack {n}")).await;
         }
     }
 }

@@ -150,8 +150,7 @@ mod tests {
     #[test]
     fn a_refused_o_direct_is_reported_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join(crate::direct_io::REFUSING_DIR);
-        std::fs::create_dir(&sub).unwrap();
+        let sub = crate::direct_io::refusing_dir(dir.path());
         let path = sub.join("pack");
         std::fs::write(&path, vec![9u8; 2 * MIN_DIRECT as usize]).unwrap();
         let mut buf = Vec::new();

@@ -134,8 +134,7 @@ mod tests {
     #[test]
     fn a_refused_o_direct_is_reported_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join(crate::direct_io::REFUSING_DIR);
-        std::fs::create_dir(&sub).unwrap();
+        let sub = crate::direct_io::refusing_dir(dir.path());
         let path = sub.join("pack");
         assert_eq!(
             write(&path, &[5u8; 3 * ALIGN]).unwrap(),

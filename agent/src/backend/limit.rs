@@ -61,6 +61,10 @@ impl Backend for LimitBackend {
         self.inner.read(ty, id, range).await
     }
 
+    fn takes_read_hints(&self) -> bool {
+        self.inner.takes_read_hints()
+    }
+
     async fn will_read(&self, ty: FileType, id: &Id) {
         self.inner.will_read(ty, id).await;
     }

@@ -368,6 +368,10 @@ impl Backend for ObjectStoreBackend {
         Ok(buf)
     }
 
+    fn takes_read_hints(&self) -> bool {
+        self.local_root.is_some()
+    }
+
     async fn will_read(&self, ty: FileType, id: &Id) {
         let Some(root) = &self.local_root else {
             return;
