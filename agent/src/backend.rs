@@ -21,6 +21,7 @@ pub mod fault;
 pub mod limit;
 pub mod location;
 pub mod object_store;
+mod read_buf;
 pub mod retry;
 pub mod secret_dir;
 pub mod timeout;
@@ -38,6 +39,7 @@ pub use self::object_store::ObjectStoreBackend;
 pub use fault::{FaultBackend, FaultConfig};
 pub use limit::LimitBackend;
 pub use location::{open_location, open_location_with, parse_location, Location, OpenOptions};
+pub use read_buf::ReadBuf;
 pub use retry::{RetryBackend, RetryPolicy};
 pub use timeout::{TimeoutBackend, TimeoutPolicy};
 pub use wrapping::Wrapping;
@@ -64,19 +66,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn read(&self, ty: FileType, id: &Id, range: Option<Range<u64>>) -> Result<Bytes>;
 
     /// As [`Backend::read`], into `buf` (its contents are replaced): a reader of many
-    /// packs recycles its buffers instead of faulting in fresh memory for each. The
-    /// default copies from [`Backend::read`]; decorators forward it.
+    /// packs recycles its buffers ([`ReadBuf::into_buffer`]) instead of faulting in
+    /// fresh memory for each. The default copies from [`Backend::read`]; decorators
+    /// forward it.
     async fn read_into(
         &self,
         ty: FileType,
         id: &Id,
         range: Option<Range<u64>>,
         mut buf: Vec<u8>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<ReadBuf> {
         let bytes = self.read(ty, id, range).await?;
         buf.clear();
         buf.extend_from_slice(&bytes);
-        Ok(buf)
+        Ok(buf.into())
     }
 
     /// Whether [`Backend::will_read`] does anything here, so that a caller does

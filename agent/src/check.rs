@@ -293,7 +293,7 @@ async fn read_packs(
                             (verify_pack(&key, id, &mut bytes, blobs), bytes)
                         })
                         .await;
-                        buffers.give_as_is(bytes);
+                        buffers.give_as_is(bytes.into_buffer());
                         errs
                     }
                     Err(e) => vec![format!("pack {id}: {e}")],

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use stash_repo_format::{file_type::FileType, Id};
 
-use super::Backend;
+use super::{Backend, ReadBuf};
 use crate::error::{Error, Result};
 
 /// Shares of requests to disturb (each 0.0..=1.0, drawn independently).
@@ -209,7 +209,7 @@ impl Backend for FaultBackend {
         id: &Id,
         range: Option<Range<u64>>,
         buf: Vec<u8>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<ReadBuf> {
         if self.draw(false).await == Fault::Error {
             return Err(injected("read", ty.path(id), "error"));
         }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use stash_repo_format::{file_type::FileType, Id};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::Backend;
+use super::{Backend, ReadBuf};
 use crate::error::{Error, Result};
 
 /// A [`Backend`] allowing at most `n` concurrent requests to `inner`.
@@ -75,7 +75,7 @@ impl Backend for LimitBackend {
         id: &Id,
         range: Option<Range<u64>>,
         buf: Vec<u8>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<ReadBuf> {
         let _p = self.permit().await?;
         self.inner.read_into(ty, id, range, buf).await
     }

@@ -16,7 +16,7 @@ use object_store::{
 };
 use stash_repo_format::{file_type::FileType, Id};
 
-use super::Backend;
+use super::{Backend, ReadBuf};
 use crate::error::{Error, Result};
 
 /// A repository stored in an object store.
@@ -313,7 +313,7 @@ impl Backend for ObjectStoreBackend {
         id: &Id,
         range: Option<Range<u64>>,
         mut buf: Vec<u8>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<ReadBuf> {
         let path = self.path(ty, id);
         let res = self.get(&path, range.clone()).await?;
         let (size, got) = (res.meta.size, res.range.clone());
@@ -331,11 +331,13 @@ impl Backend for ObjectStoreBackend {
                     && !warmed
                     && !no_direct.load(Ordering::Relaxed);
                 let at = local.clone();
-                buf = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                let read = tokio::task::spawn_blocking(move || -> std::io::Result<ReadBuf> {
                     use std::io::{Read, Seek, SeekFrom};
                     if direct {
                         match super::direct_read::read_range(&at, got.clone(), &mut buf)? {
-                            super::direct_read::Outcome::Read => return Ok(buf),
+                            super::direct_read::Outcome::Read { start } => {
+                                return Ok(ReadBuf::new(buf, start))
+                            }
                             super::direct_read::Outcome::Unsupported => {
                                 no_direct.store(true, Ordering::Relaxed);
                             }
@@ -347,11 +349,13 @@ impl Backend for ObjectStoreBackend {
                     let len = got.end - got.start;
                     buf.reserve_exact(usize::try_from(len).unwrap_or(0));
                     file.take(len).read_to_end(&mut buf)?;
-                    Ok(buf)
+                    Ok(buf.into())
                 })
                 .await
                 .map_err(|e| Error::Usage(format!("read task: {e}")))?
                 .map_err(|e| Error::io(&local, e))?;
+                check_read(&path, range, size, read.len())?;
+                Ok(read)
             }
             GetResultPayload::Stream(mut body) => {
                 buf.clear();
@@ -362,10 +366,10 @@ impl Backend for ObjectStoreBackend {
                 {
                     buf.extend_from_slice(&chunk);
                 }
+                check_read(&path, range, size, buf.len())?;
+                Ok(buf.into())
             }
         }
-        check_read(&path, range, size, buf.len())?;
-        Ok(buf)
     }
 
     fn takes_read_hints(&self) -> bool {

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use rand::Rng;
 use stash_repo_format::{file_type::FileType, Id};
 
-use super::Backend;
+use super::{Backend, ReadBuf};
 use crate::error::{Error, Result};
 
 /// How often and how patiently to retry.
@@ -169,7 +169,7 @@ impl Backend for RetryBackend {
         id: &Id,
         range: Option<Range<u64>>,
         buf: Vec<u8>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<ReadBuf> {
         // The first attempt gets the caller's buffer; a retry starts a fresh one.
         let buf = std::sync::Mutex::new(Some(buf));
         self.run(

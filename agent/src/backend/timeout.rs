@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use stash_repo_format::{file_type::FileType, Id};
 
-use super::Backend;
+use super::{Backend, ReadBuf};
 use crate::error::{Error, Result};
 
 /// How long a request may take.
@@ -130,7 +130,7 @@ impl Backend for TimeoutBackend {
         id: &Id,
         range: Option<Range<u64>>,
         buf: Vec<u8>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<ReadBuf> {
         let bytes = range.as_ref().map_or(self.policy.assumed_read_size, |r| {
             r.end.saturating_sub(r.start)
         });

@@ -84,7 +84,7 @@ pub async fn fetch_all(
                 })
                 .await
                 .map_err(|e| Error::Usage(format!("restore write task: {e}")))?;
-                buffers.give_as_is(bytes);
+                buffers.give_as_is(bytes.into_buffer());
                 inflated.give(plain);
                 written
             }
