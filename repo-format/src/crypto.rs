@@ -117,11 +117,23 @@ impl Key {
     /// when the MAC does not verify (wrong key or damaged data), and
     /// [`FormatError::Invalid`] for an all-zero IV, which restic refuses too.
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>> {
-        let mut buf = sealed.to_vec();
-        let n = self.open_in_place(&mut buf)?;
-        buf.truncate(IV_LEN + n);
-        buf.drain(..IV_LEN);
-        Ok(buf)
+        let mut out = Vec::new();
+        self.open_into(sealed, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`Key::open`], into `out` (its contents are replaced), leaving `sealed`
+    /// as it was: `check` decrypts a blob whose pack bytes are not hashed yet this
+    /// way.
+    ///
+    /// # Errors
+    /// As [`Key::open`].
+    pub fn open_into(&self, sealed: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let (iv, ct) = self.verify(sealed)?;
+        out.clear();
+        out.extend_from_slice(ct);
+        Aes256Ctr::new((&self.encrypt).into(), (&iv).into()).apply_keystream(out);
+        Ok(())
     }
 
     /// Verifies and decrypts in place. On success the plaintext is
@@ -130,26 +142,34 @@ impl Key {
     /// # Errors
     /// As [`Key::open`].
     pub fn open_in_place(&self, buf: &mut [u8]) -> Result<usize> {
-        if buf.len() < OVERHEAD {
+        let (iv, ct_len) = {
+            let (iv, ct) = self.verify(buf)?;
+            (iv, ct.len())
+        };
+        let ct = &mut buf[IV_LEN..IV_LEN + ct_len];
+        Aes256Ctr::new((&self.encrypt).into(), (&iv).into()).apply_keystream(ct);
+        Ok(ct_len)
+    }
+
+    /// Checks a sealed object's length, IV and MAC; its IV and ciphertext.
+    fn verify<'a>(&self, sealed: &'a [u8]) -> Result<([u8; IV_LEN], &'a [u8])> {
+        if sealed.len() < OVERHEAD {
             return Err(FormatError::Truncated {
                 what: "encrypted object",
-                detail: format!("{} bytes, at least 32 needed", buf.len()),
+                detail: format!("{} bytes, at least 32 needed", sealed.len()),
             });
         }
-        let (iv_bytes, rest) = buf.split_at_mut(IV_LEN);
+        let (iv_bytes, rest) = sealed.split_at(IV_LEN);
         let mut iv = [0u8; IV_LEN];
         iv.copy_from_slice(iv_bytes);
         if iv == [0u8; IV_LEN] {
             return Err(FormatError::invalid("encrypted object", "all-zero IV"));
         }
-        let ct_len = rest.len() - MAC_LEN;
-        let (ct, tag) = rest.split_at_mut(ct_len);
-        let expected = self.mac(&iv, ct);
-        if !constant_time_eq(&expected, tag) {
+        let (ct, tag) = rest.split_at(rest.len() - MAC_LEN);
+        if !constant_time_eq(&self.mac(&iv, ct), tag) {
             return Err(FormatError::MacMismatch);
         }
-        Aes256Ctr::new((&self.encrypt).into(), (&iv).into()).apply_keystream(ct);
-        Ok(ct_len)
+        Ok((iv, ct))
     }
 
     /// The master key JSON restic stores (encrypted) in key files.
@@ -235,6 +255,12 @@ mod tests {
             let sealed = k.seal(&pt);
             assert_eq!(sealed.len(), len + OVERHEAD);
             assert_eq!(k.open(&sealed).unwrap(), pt);
+            let mut out = vec![0xAB; 3000];
+            k.open_into(&sealed, &mut out).unwrap();
+            assert_eq!(out, pt, "open_into replaces what the buffer held");
+            let mut in_place = sealed.clone();
+            let n = k.open_in_place(&mut in_place).unwrap();
+            assert_eq!(&in_place[16..16 + n], &pt[..]);
         }
     }
 

@@ -2,12 +2,12 @@
 //! blob's MAC and id.
 //!
 //! The pack's id is the SHA-256 of all its bytes and each blob's id the SHA-256 of its
-//! plaintext, so every byte is hashed twice. Blobs are decrypted in place, so the pack
-//! hash must see each blob's bytes before they are decrypted: the pack bytes up to
-//! the end of blob `i` are hashed together with the plaintext of blob `i - 1`, two
-//! streams at once ([`stash_repo_format::sha256`]).
+//! plaintext, so every byte is hashed twice. SHA-256 hashes two streams at once for
+//! little more than the cost of one ([`stash_repo_format::sha256`]), so the pack's
+//! bytes are hashed alongside the blobs' plaintexts, and once they run out (a
+//! compressed pack's plaintext is longer) the plaintexts alongside each other.
 
-use std::{collections::HashMap, ops::Range};
+use std::collections::HashMap;
 
 use stash_repo_format::{
     blob::{self, BlobType},
@@ -26,10 +26,10 @@ thread_local! {
 }
 
 /// Where a decoded blob's plaintext lies.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 enum Place {
-    /// In the pack bytes, where it was decrypted.
-    Pack(Range<usize>),
+    /// In the pack's bytes, where it was decrypted (`start..end`).
+    Pack(usize, usize),
     /// In inflate buffer 0 or 1.
     Buf(usize),
 }
@@ -46,9 +46,9 @@ struct Decoded<'h> {
 impl Decoded<'_> {
     /// The plaintext not hashed yet.
     fn rest<'a>(&self, bytes: &'a [u8], bufs: &'a [Vec<u8>; 2]) -> &'a [u8] {
-        let plain = match &self.place {
-            Place::Pack(r) => &bytes[r.clone()],
-            Place::Buf(k) => &bufs[*k][..],
+        let plain = match self.place {
+            Place::Pack(start, end) => &bytes[start..end],
+            Place::Buf(k) => &bufs[k][..],
         };
         &plain[self.done..]
     }
@@ -136,11 +136,13 @@ fn compare_with_index(
     }
 }
 
-/// Blobs in pack order without overlaps (as every writer stores them). Every hash
-/// pass pairs two streams: the pack bytes up to the end of blob `i` (hashed before
-/// blob `i` is decrypted in place) with the rest of an earlier blob's plaintext, and
-/// what remains of that plaintext with blob `i`'s. At most one plaintext is left
-/// partly hashed at a time, so two inflate buffers suffice.
+/// Blobs in pack order without overlaps (as every writer stores them). The pack's
+/// bytes are one stream, hashed from start to end paired with the blobs'
+/// plaintexts one after another; once the pack is all hashed, the plaintexts left
+/// pair with each other. A blob whose bytes the pack hash has passed is decrypted
+/// in place; one it has not is decrypted into a buffer (a compressed one, rarer:
+/// the pack stream runs ahead of longer plaintexts, is first hashed up to its end
+/// alone), so at most two plaintexts are ever held: two inflate buffers suffice.
 fn verify_blobs_paired(
     key: &Key,
     id: Id,
@@ -150,109 +152,132 @@ fn verify_blobs_paired(
 ) {
     PLAIN.with(|bufs| {
         let bufs = &mut *bufs.borrow_mut();
-        let mut pack_hash = Hasher::default();
-        let mut hashed = 0usize;
-        let mut carry: Option<Decoded> = None;
-        for h in header {
-            let blob_end = end(h);
-            hashed = hash_pack_with(
-                &mut pack_hash,
-                bytes,
-                hashed..blob_end,
-                &mut carry,
-                bufs,
-                id,
-                errs,
-            );
-            let free = match carry.as_ref().map(|c| &c.place) {
-                Some(Place::Buf(k)) => 1 - k,
-                _ => 0,
-            };
-            let sealed = &mut bytes[h.offset as usize..blob_end];
-            let place =
-                match blob::open_in_place(key, sealed, h.uncompressed_length, &mut bufs[free]) {
-                    Ok(plain) if !blob::inflates(h.uncompressed_length) => {
-                        let start = h.offset as usize + 16;
-                        Place::Pack(start..start + plain.len())
+        let mut pass = Pass {
+            key,
+            id,
+            blobs: header.iter(),
+            pack_hash: Hasher::default(),
+            hashed: 0,
+            errs,
+        };
+        // `a` pairs with the pack stream, or with `b` once the pack is all hashed.
+        let mut a: Option<Decoded> = None;
+        let mut b: Option<Decoded> = None;
+        loop {
+            if a.is_none() {
+                a = b.take();
+            }
+            if a.is_none() {
+                a = pass.decode_next(bytes, bufs, None);
+            }
+            let (hashed, left) = (pass.hashed, bytes.len() - pass.hashed);
+            match a.as_mut() {
+                Some(x) if left > 0 => {
+                    let rest = x.rest(bytes, bufs);
+                    let n = rest.len().min(left);
+                    let seg = &bytes[hashed..hashed + n];
+                    pass.pack_hash.update_pair(seg, &mut x.hasher, &rest[..n]);
+                    pass.hashed += n;
+                    x.done += n;
+                }
+                None if left > 0 => {
+                    pass.pack_hash.update(&bytes[hashed..]);
+                    pass.hashed = bytes.len();
+                }
+                Some(x) => {
+                    let busy = match x.place {
+                        Place::Buf(k) => Some(k),
+                        Place::Pack(..) => None,
+                    };
+                    if b.is_none() {
+                        b = pass.decode_next(bytes, bufs, busy);
                     }
-                    Ok(_) => Place::Buf(free),
-                    Err(e) => {
-                        blob_error(id, h, e, errs);
-                        continue;
+                    let Some(x) = a.as_mut() else { break };
+                    match b.as_mut() {
+                        Some(y) => {
+                            let (rx, ry) = (x.rest(bytes, bufs), y.rest(bytes, bufs));
+                            let n = rx.len().min(ry.len());
+                            x.hasher.update_pair(&rx[..n], &mut y.hasher, &ry[..n]);
+                            x.done += n;
+                            y.done += n;
+                        }
+                        None => {
+                            let rest = x.rest(bytes, bufs);
+                            x.hasher.update(rest);
+                            x.done += rest.len();
+                        }
                     }
-                };
-            let mut new = Decoded {
-                blob: h,
-                place,
-                hasher: Hasher::default(),
-                done: 0,
-            };
-            let Some(mut old) = carry.take() else {
-                carry = Some(new);
-                continue;
-            };
-            let (rest_old, rest_new) = (old.rest(bytes, bufs), new.rest(bytes, bufs));
-            let n = rest_old.len().min(rest_new.len());
-            old.hasher
-                .update_pair(&rest_old[..n], &mut new.hasher, &rest_new[..n]);
-            old.done += n;
-            new.done += n;
-            if old.rest(bytes, bufs).is_empty() {
-                old.finish(id, errs);
-                carry = Some(new);
-            } else {
-                new.finish(id, errs);
-                carry = Some(old);
+                }
+                None => break,
+            }
+            for d in [&mut a, &mut b] {
+                if d.as_ref().is_some_and(|x| x.rest(bytes, bufs).is_empty()) {
+                    if let Some(x) = d.take() {
+                        x.finish(id, pass.errs);
+                    }
+                }
             }
         }
-        let all = bytes.len();
-        hash_pack_with(
-            &mut pack_hash,
-            bytes,
-            hashed..all,
-            &mut carry,
-            bufs,
-            id,
-            errs,
-        );
-        if let Some(c) = carry {
-            let rest = c.rest(bytes, bufs);
-            let mut c = c;
-            c.hasher.update(rest);
-            c.finish(id, errs);
-        }
-        pack_hash_error(id, pack_hash.finish(), errs);
+        pack_hash_error(id, pass.pack_hash.finish(), pass.errs);
     });
 }
 
-/// Feeds `bytes[range]` to the pack hash, paired with as much of `carry`'s
-/// plaintext as it covers, finishing `carry` when all of it is hashed; returns the
-/// end of `range`.
-fn hash_pack_with(
-    pack_hash: &mut Hasher,
-    bytes: &[u8],
-    range: Range<usize>,
-    carry: &mut Option<Decoded>,
-    bufs: &[Vec<u8>; 2],
+/// One pass over a pack: the blobs not decoded yet and the pack hash so far.
+struct Pass<'a, 'h> {
+    key: &'a Key,
     id: Id,
-    errs: &mut Vec<String>,
-) -> usize {
-    let seg = &bytes[range.clone()];
-    let Some(c) = carry else {
-        pack_hash.update(seg);
-        return range.end;
-    };
-    let rest = c.rest(bytes, bufs);
-    let n = seg.len().min(rest.len());
-    pack_hash.update_pair(&seg[..n], &mut c.hasher, &rest[..n]);
-    c.done += n;
-    if n == rest.len() {
-        if let Some(c) = carry.take() {
-            c.finish(id, errs);
+    blobs: std::slice::Iter<'h, PackedBlob>,
+    pack_hash: Hasher,
+    /// Pack bytes hashed so far.
+    hashed: usize,
+    errs: &'a mut Vec<String>,
+}
+
+impl<'h> Pass<'_, 'h> {
+    /// Decodes the next blob that decodes (reporting those that do not) into the
+    /// inflate buffer other than `busy`, or in place where the pack hash has
+    /// passed its bytes.
+    fn decode_next(
+        &mut self,
+        bytes: &mut [u8],
+        bufs: &mut [Vec<u8>; 2],
+        busy: Option<usize>,
+    ) -> Option<Decoded<'h>> {
+        let free = busy.map_or(0, |k| 1 - k);
+        for h in self.blobs.by_ref() {
+            let (start, end) = (h.offset as usize, end(h));
+            let inflates = blob::inflates(h.uncompressed_length);
+            if inflates && self.hashed < end {
+                self.pack_hash.update(&bytes[self.hashed..end]);
+                self.hashed = end;
+            }
+            let place = if self.hashed >= end {
+                let sealed = &mut bytes[start..end];
+                match blob::open_in_place(self.key, sealed, h.uncompressed_length, &mut bufs[free])
+                {
+                    Ok(plain) if !inflates => Ok(Place::Pack(start + 16, start + 16 + plain.len())),
+                    Ok(_) => Ok(Place::Buf(free)),
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.key
+                    .open_into(&bytes[start..end], &mut bufs[free])
+                    .map(|()| Place::Buf(free))
+            };
+            match place {
+                Ok(place) => {
+                    return Some(Decoded {
+                        blob: h,
+                        place,
+                        hasher: Hasher::default(),
+                        done: 0,
+                    })
+                }
+                Err(e) => blob_error(self.id, h, e, self.errs),
+            }
         }
-        pack_hash.update(&seg[n..]);
+        None
     }
-    range.end
 }
 
 /// A header whose blobs overlap or run past the pack (damaged or hostile): the pack
@@ -320,29 +345,10 @@ mod tests {
         );
     }
 
-    /// Plaintexts much longer and much shorter than their sealed bytes, one after
-    /// the other, so that one blob's plaintext is hashed across several later
-    /// blobs: a sound pack has no findings, and a flipped byte in any blob names
-    /// exactly that blob.
-    #[test]
-    fn plaintexts_carried_across_blobs_are_each_checked() {
+    /// Builds packs of `plains` and checks that a sound one has no findings, and
+    /// that a blob stored under a wrong id, or with a flipped byte, is named.
+    fn every_blob_is_checked(plains: &[(Vec<u8>, Option<i32>)]) {
         let key = Key::random();
-        let text = |n: usize| b"level=info msg=ok\n".repeat(n);
-        let raw = |n: usize, seed: u32| -> Vec<u8> {
-            (0..n as u32)
-                .map(|i| (i ^ seed).wrapping_mul(2_654_435_761).to_le_bytes()[3])
-                .collect()
-        };
-        let plains: Vec<(Vec<u8>, Option<i32>)> = vec![
-            (text(40_000), Some(3)),
-            (raw(3_000, 1), None),
-            (raw(5_000, 2), None),
-            (text(100), Some(3)),
-            (text(30_000), Some(3)),
-            (text(20_000), Some(3)),
-            (raw(200_000, 3), None),
-            (raw(10, 4), None),
-        ];
         // Blob `forge` (if any) is stored under a wrong id.
         let build = |forge: Option<usize>| {
             let mut w = PackWriter::with_capacity(1 << 20);
@@ -379,6 +385,56 @@ mod tests {
             assert!(errs[0].contains(&b.id.to_string()), "blob {k}: {errs:?}");
             assert!(errs[1].contains("content hashes to"), "blob {k}: {errs:?}");
         }
+    }
+
+    fn text(n: usize) -> Vec<u8> {
+        b"level=info msg=ok\n".repeat(n)
+    }
+
+    fn raw(n: usize, seed: u32) -> Vec<u8> {
+        (0..n as u32)
+            .map(|i| (i ^ seed).wrapping_mul(2_654_435_761).to_le_bytes()[3])
+            .collect()
+    }
+
+    /// Plaintexts much longer and much shorter than their sealed bytes, one after
+    /// the other, so that the pack stream runs ahead of some blobs and behind
+    /// others (those are decrypted into a buffer).
+    #[test]
+    fn blobs_of_every_size_and_kind_are_each_checked() {
+        every_blob_is_checked(&[
+            (text(40_000), Some(3)),
+            (raw(3_000, 1), None),
+            (raw(5_000, 2), None),
+            (text(100), Some(3)),
+            (text(30_000), Some(3)),
+            (text(20_000), Some(3)),
+            (raw(200_000, 3), None),
+            (raw(10, 4), None),
+        ]);
+    }
+
+    /// Compressed blobs only: the pack's bytes run out long before the
+    /// plaintexts, which then pair with each other.
+    #[test]
+    fn plaintexts_left_after_the_pack_pair_with_each_other() {
+        let plains: Vec<_> = [9_000, 40_000, 500, 70_000, 3_000]
+            .iter()
+            .map(|&n| (text(n), Some(3)))
+            .collect();
+        every_blob_is_checked(&plains);
+    }
+
+    /// Uncompressed blobs only: each is decrypted into a buffer before the pack
+    /// hash reaches it.
+    #[test]
+    fn raw_blobs_are_checked_ahead_of_the_pack_hash() {
+        let plains: Vec<_> = [70_000, 100, 300_000, 64, 20_000]
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (raw(n, k as u32), None))
+            .collect();
+        every_blob_is_checked(&plains);
     }
 
     #[test]
