@@ -6,7 +6,7 @@
 //! always verified before any byte is decrypted, so damaged or forged data is never
 //! handed to a parser.
 
-use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use aes::cipher::{BlockEncrypt, KeyInit};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use poly1305::Poly1305;
 use rand::RngCore;
@@ -19,7 +19,7 @@ pub const OVERHEAD: usize = 32;
 const IV_LEN: usize = 16;
 const MAC_LEN: usize = 16;
 
-type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
+mod aes_ctr;
 
 /// The repository master key, or a user key derived from a password: one AES-256 key
 /// for encryption and a Poly1305-AES key pair (`k` for AES-128, `r` for Poly1305).
@@ -105,7 +105,7 @@ impl Key {
         out.extend_from_slice(&iv);
         write(out);
         let ct = &mut out[start + IV_LEN..];
-        Aes256Ctr::new((&self.encrypt).into(), (&iv).into()).apply_keystream(ct);
+        aes_ctr::apply_keystream(&self.encrypt, &iv, ct);
         let tag = self.mac(&iv, ct);
         out.extend_from_slice(&tag);
     }
@@ -132,7 +132,7 @@ impl Key {
         let (iv, ct) = self.verify(sealed)?;
         out.clear();
         out.extend_from_slice(ct);
-        Aes256Ctr::new((&self.encrypt).into(), (&iv).into()).apply_keystream(out);
+        aes_ctr::apply_keystream(&self.encrypt, &iv, out);
         Ok(())
     }
 
@@ -147,7 +147,7 @@ impl Key {
             (iv, ct.len())
         };
         let ct = &mut buf[IV_LEN..IV_LEN + ct_len];
-        Aes256Ctr::new((&self.encrypt).into(), (&iv).into()).apply_keystream(ct);
+        aes_ctr::apply_keystream(&self.encrypt, &iv, ct);
         Ok(ct_len)
     }
 
