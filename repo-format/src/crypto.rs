@@ -8,7 +8,6 @@
 
 use aes::cipher::{BlockEncrypt, KeyInit};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use poly1305::Poly1305;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +19,7 @@ const IV_LEN: usize = 16;
 const MAC_LEN: usize = 16;
 
 mod aes_ctr;
+mod mac;
 
 /// The repository master key, or a user key derived from a password: one AES-256 key
 /// for encryption and a Poly1305-AES key pair (`k` for AES-128, `r` for Poly1305).
@@ -70,10 +70,8 @@ impl Key {
         let mut poly_key = [0u8; 32];
         poly_key[..16].copy_from_slice(&self.mac_r);
         poly_key[16..].copy_from_slice(&s);
-        // The poly1305 crate clamps r itself, as restic >= 0.17 relies on Go's doing.
-        let mac = Poly1305::new((&poly_key).into());
-        let tag = mac.compute_unpadded(ciphertext);
-        tag.into()
+        // r is clamped as restic >= 0.17 relies on Go's doing.
+        mac::tag(&poly_key, ciphertext)
     }
 
     /// Encrypts `plaintext` under a fresh random IV.
