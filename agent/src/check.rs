@@ -19,8 +19,10 @@ use stash_repo_format::{
     Id,
 };
 
+mod order;
 mod verify;
 
+use order::{largest_first, read_order};
 use verify::verify_pack;
 
 use crate::{
@@ -157,8 +159,7 @@ pub async fn check(
         .copied()
         .collect();
     to_read.sort();
-    to_read = select(to_read, read_data);
-    largest_first(&mut to_read, &on_disk);
+    let to_read = read_order(select(to_read, read_data), READ_AHEAD, &on_disk, &indexed);
     let total = to_read.len() as u64;
     let indexed = Arc::new(indexed);
     let reading = read_packs(repo, to_read, indexed, on_pack);
@@ -240,12 +241,19 @@ pub async fn check(
     Ok(r)
 }
 
-/// Hints to the backend that the packs [`check`] reads first will be read, so that
-/// a local repository's first packs come off the disk while the caller is still
-/// deriving the key (nothing here needs it): the first packs then wait in the page
-/// cache instead of the cores waiting for them. The order is the one `check` uses
-/// for a sound repository: every listed pack, selected and largest first.
-/// `ReadData::Percent` picks at random, so nothing is hinted for it.
+/// Bytes of packs hinted to the device while the key is derived: about what a
+/// disk reads in the 0.2-0.6 s scrypt takes at restic's cost. They wait in the
+/// page cache (reclaimable, not this process's memory) instead of the cores
+/// waiting for them: a check of 600 MB went from 1.085 s (3 packs hinted) to
+/// 1.02 s (9).
+const WARM_BYTES: u64 = 128 << 20;
+
+/// Hints to the backend that the largest packs will be read, so that a local
+/// repository's first packs come off the disk while the caller is still deriving
+/// the key (nothing here needs it). [`check`] reads the largest first and the
+/// rest in an order that mixes them ([`order::read_order`]); either way, a hinted
+/// pack is read from the page cache when its turn comes. `ReadData::Percent`
+/// picks at random, so nothing is hinted for it.
 pub async fn warm_first_packs(backend: &dyn Backend, how: ReadData) {
     if matches!(how, ReadData::None | ReadData::Percent(_)) || !backend.takes_read_hints() {
         return;
@@ -258,8 +266,13 @@ pub async fn warm_first_packs(backend: &dyn Backend, how: ReadData) {
     packs.sort();
     let mut packs = select(packs, how);
     largest_first(&mut packs, &sizes);
-    for id in packs.iter().take(READ_AHEAD) {
+    let mut hinted = 0;
+    for id in &packs {
+        if hinted >= WARM_BYTES {
+            break;
+        }
         backend.will_read(FileType::Pack, id).await;
+        hinted += sizes.get(id).copied().unwrap_or(0);
     }
 }
 
@@ -308,14 +321,6 @@ async fn read_packs(
         .buffer_unordered(READ_AHEAD)
         .collect()
         .await
-}
-
-/// Orders packs by size, largest first (ties by id). A pack is verified on one
-/// core from start to end, so the last packs decide how long one core idles at
-/// the end; with the small ones (tree packs, the last pack of a backup) last, that
-/// idle stretch is short.
-fn largest_first(packs: &mut [Id], sizes: &HashMap<Id, u64>) {
-    packs.sort_by_key(|id| (std::cmp::Reverse(sizes.get(id).copied().unwrap_or(0)), *id));
 }
 
 fn select(mut packs: Vec<Id>, how: ReadData) -> Vec<Id> {
@@ -449,20 +454,4 @@ async fn uses_packs(
         }
     }
     false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn packs_are_read_largest_first() {
-        let ids: Vec<Id> = (1..=4u8).map(|b| Id([b; 32])).collect();
-        let sizes: HashMap<Id, u64> = [(ids[0], 5), (ids[1], 90), (ids[2], 5), (ids[3], 40)]
-            .into_iter()
-            .collect();
-        let mut packs = ids.clone();
-        largest_first(&mut packs, &sizes);
-        assert_eq!(packs, vec![ids[1], ids[3], ids[0], ids[2]]);
-    }
 }
