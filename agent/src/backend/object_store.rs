@@ -35,8 +35,9 @@ pub struct ObjectStoreBackend {
     /// Set once the local file system refused an `O_DIRECT` read: packs are then
     /// read through the page cache.
     no_direct_reads: Arc<std::sync::atomic::AtomicBool>,
-    /// Local packs given to [`Backend::will_read`] and not read since: the kernel
-    /// is reading them into the page cache, so they are read from there.
+    /// Local packs given to [`Backend::will_read`]: the kernel is reading them into
+    /// the page cache, so every range of them is read from there. Only the packs
+    /// `check` reads first are hinted, about 128 MiB of them.
     warming: Arc<std::sync::Mutex<HashSet<Id>>>,
 }
 
@@ -325,7 +326,7 @@ impl Backend for ObjectStoreBackend {
                         .warming
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .remove(id);
+                        .contains(id);
                 let direct = ty == FileType::Pack
                     && got.end - got.start >= super::direct_read::MIN_DIRECT
                     && !warmed

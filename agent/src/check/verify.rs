@@ -80,7 +80,9 @@ pub fn verify_pack(key: &Key, id: Id, bytes: &mut [u8], indexed: &[PackedBlob]) 
         .all(|w| end(&w[0]) <= w[1].offset as usize)
         && header.last().is_none_or(|h| end(h) <= bytes.len());
     if in_order {
-        verify_blobs_paired(key, id, bytes, &header, &mut errs);
+        let mut pack_hash = Hasher::default();
+        verify_window(key, id, bytes, 0, &header, &mut pack_hash, &mut errs);
+        pack_hash_error(id, pack_hash.finish(), &mut errs);
     } else {
         verify_blobs_one_by_one(key, id, bytes, &header, &mut errs);
     }
@@ -92,7 +94,8 @@ fn end(h: &PackedBlob) -> usize {
     h.offset as usize + h.length as usize
 }
 
-fn pack_hash_error(id: Id, got: Id, errs: &mut Vec<String>) {
+/// Reports the pack if its bytes do not hash to its id.
+pub fn pack_hash_error(id: Id, got: Id, errs: &mut Vec<String>) {
     if got != id {
         errs.push(format!(
             "pack {id}: content hashes to {got} (the file is damaged)"
@@ -104,7 +107,8 @@ fn blob_error(id: Id, h: &PackedBlob, e: impl std::fmt::Display, errs: &mut Vec<
     errs.push(format!("pack {id}: {} blob {}: {e}", h.ty, h.id));
 }
 
-fn compare_with_index(
+/// Compares a pack's header with its index entries.
+pub fn compare_with_index(
     id: Id,
     header: &[PackedBlob],
     indexed: &[PackedBlob],
@@ -136,18 +140,24 @@ fn compare_with_index(
     }
 }
 
-/// Blobs in pack order without overlaps (as every writer stores them). The pack's
-/// bytes are one stream, hashed from start to end paired with the blobs'
-/// plaintexts one after another; once the pack is all hashed, the plaintexts left
-/// pair with each other. A blob whose bytes the pack hash has passed is decrypted
-/// in place; one it has not is decrypted into a buffer (a compressed one, rarer:
-/// the pack stream runs ahead of longer plaintexts, is first hashed up to its end
-/// alone), so at most two plaintexts are ever held: two inflate buffers suffice.
-fn verify_blobs_paired(
+/// Verifies the blobs in a stretch of a pack (all of it, or a window of it) and
+/// feeds its bytes to `pack_hash`: `bytes` start at `base` in the pack, and
+/// `blobs` lie in them in order without overlaps (as every writer stores them).
+///
+/// The bytes are one hash stream, paired with the blobs' plaintexts one after
+/// another; once the bytes are all hashed, the plaintexts left pair with each
+/// other, and only the last one's rest is hashed alone. A blob whose bytes the
+/// pack hash has passed is decrypted in place; one it has not is decrypted into a
+/// buffer (a compressed one, rarer: the pack stream runs ahead of longer
+/// plaintexts, is first hashed up to its end alone), so at most two plaintexts are
+/// ever held: two inflate buffers suffice.
+pub fn verify_window(
     key: &Key,
     id: Id,
     bytes: &mut [u8],
-    header: &[PackedBlob],
+    base: u64,
+    blobs: &[PackedBlob],
+    pack_hash: &mut Hasher,
     errs: &mut Vec<String>,
 ) {
     PLAIN.with(|bufs| {
@@ -155,8 +165,9 @@ fn verify_blobs_paired(
         let mut pass = Pass {
             key,
             id,
-            blobs: header.iter(),
-            pack_hash: Hasher::default(),
+            base,
+            blobs: blobs.iter(),
+            pack_hash,
             hashed: 0,
             errs,
         };
@@ -218,17 +229,19 @@ fn verify_blobs_paired(
                 }
             }
         }
-        pack_hash_error(id, pass.pack_hash.finish(), pass.errs);
     });
 }
 
-/// One pass over a pack: the blobs not decoded yet and the pack hash so far.
+/// One pass over a stretch of a pack: the blobs not decoded yet and the pack
+/// hash so far.
 struct Pass<'a, 'h> {
     key: &'a Key,
     id: Id,
+    /// Where the bytes start in the pack.
+    base: u64,
     blobs: std::slice::Iter<'h, PackedBlob>,
-    pack_hash: Hasher,
-    /// Pack bytes hashed so far.
+    pack_hash: &'a mut Hasher,
+    /// Bytes hashed so far.
     hashed: usize,
     errs: &'a mut Vec<String>,
 }
@@ -245,7 +258,15 @@ impl<'h> Pass<'_, 'h> {
     ) -> Option<Decoded<'h>> {
         let free = busy.map_or(0, |k| 1 - k);
         for h in self.blobs.by_ref() {
-            let (start, end) = (h.offset as usize, end(h));
+            let within = u64::from(h.offset)
+                .checked_sub(self.base)
+                .and_then(|at| usize::try_from(at).ok())
+                .filter(|at| at + h.length as usize <= bytes.len());
+            let Some(start) = within else {
+                blob_error(self.id, h, "lies outside the bytes read for it", self.errs);
+                continue;
+            };
+            let end = start + h.length as usize;
             let inflates = blob::inflates(h.uncompressed_length);
             if inflates && self.hashed < end {
                 self.pack_hash.update(&bytes[self.hashed..end]);
