@@ -5,7 +5,7 @@ use std::{
     ops::Range,
     path::PathBuf,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
 };
@@ -29,6 +29,14 @@ const CONCURRENCY: usize = 3;
 /// by the pack size.
 const WINDOW: u64 = 4 << 20;
 
+/// Where a window's blobs go, and what the writes share.
+#[derive(Clone, Copy)]
+struct Writes<'a> {
+    plan: &'a Plan,
+    progress: &'a Progress,
+    direct_refused: &'a AtomicBool,
+}
+
 /// Restore progress counters.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -51,6 +59,9 @@ pub async fn fetch_all(
 ) -> Result<Vec<PathBuf>> {
     let buffers = Arc::new(PackBuffers::new(0, CONCURRENCY));
     let inflated = Arc::new(PackBuffers::new(0, CONCURRENCY));
+    // Whether the target's file system refused `O_DIRECT`: per restore, since one
+    // process (the operator) restores to several file systems.
+    let direct_refused = Arc::new(AtomicBool::new(false));
     let windows = windows(&plan);
     let results: Vec<Result<Vec<u32>>> = stream::iter(windows)
         .map(|(i, blobs)| {
@@ -58,6 +69,7 @@ pub async fn fetch_all(
             let progress = progress.clone();
             let buffers = buffers.clone();
             let inflated = inflated.clone();
+            let direct_refused = direct_refused.clone();
             async move {
                 let (pack, all) = &plan.packs[i];
                 let (start, end) = span(&all[blobs.clone()]);
@@ -71,15 +83,12 @@ pub async fn fetch_all(
                 // device, and a waiting CPU-pool thread would idle a core.
                 let (written, bytes, plain) = tokio::task::spawn_blocking(move || {
                     let mut bytes = bytes;
-                    let r = write_blobs(
-                        &key,
-                        &plan,
-                        (i, blobs),
-                        &mut bytes,
-                        start,
-                        &mut plain,
-                        &progress,
-                    );
+                    let to = Writes {
+                        plan: &plan,
+                        progress: &progress,
+                        direct_refused: &direct_refused,
+                    };
+                    let r = write_blobs(&key, &to, (i, blobs), &mut bytes, start, &mut plain);
                     (r, bytes, plain)
                 })
                 .await
@@ -140,13 +149,17 @@ fn span(blobs: &[PackBlob]) -> (u64, u64) {
 /// writes each to its files.
 fn write_blobs(
     key: &stash_repo_format::crypto::Key,
-    plan: &Plan,
+    to: &Writes,
     (i, window): (usize, Range<usize>),
     bytes: &mut [u8],
     start: u64,
     buf: &mut Vec<u8>,
-    progress: &Progress,
 ) -> Result<Vec<u32>> {
+    let Writes {
+        plan,
+        progress,
+        direct_refused,
+    } = *to;
     {
         let (pack, blobs) = &plan.packs[i];
         let blobs = &blobs[window];
@@ -173,7 +186,9 @@ fn write_blobs(
             };
             for &(fileno, off) in &b.targets {
                 let path = &plan.files[fileno as usize].path;
-                open.entry(fileno).or_default().write_at(path, plain, off)?;
+                open.entry(fileno)
+                    .or_insert_with(|| Target::new(direct_refused))
+                    .write_at(path, plain, off)?;
                 progress
                     .bytes_done
                     .fetch_add(plain.len() as u64, Ordering::Relaxed);

@@ -14,7 +14,8 @@
 //! write per small file would cost more than the copy it saves.
 //!
 //! A file system that refuses `O_DIRECT` (tmpfs, some FUSE and network file
-//! systems) is noticed on the first refusal, and from then on every write is buffered.
+//! systems) is noticed on the first refusal, and from then on every write of that
+//! restore is buffered.
 
 use std::{
     fs::{File, OpenOptions},
@@ -32,9 +33,6 @@ const PAGE: usize = crate::direct_io::ALIGN;
 /// Whole-page spans shorter than this are written buffered with the rest.
 const MIN_DIRECT: usize = 64 * 1024;
 
-/// Set when a file system refused `O_DIRECT`; every later write is buffered.
-static DIRECT_REFUSED: AtomicBool = AtomicBool::new(false);
-
 /// The part of `len` bytes written at file offset `off` that covers whole pages, as a
 /// range of the data; empty when there is none.
 fn whole_pages(off: u64, len: usize) -> Range<usize> {
@@ -48,13 +46,25 @@ fn whole_pages(off: u64, len: usize) -> Range<usize> {
 }
 
 /// One restored file's handles, opened on first need.
-#[derive(Debug, Default)]
-pub struct Target {
+#[derive(Debug)]
+pub struct Target<'a> {
     buffered: Option<File>,
     direct: Option<File>,
+    /// Set when the file system refused `O_DIRECT`, shared by one restore's
+    /// targets: every later write is buffered.
+    direct_refused: &'a AtomicBool,
 }
 
-impl Target {
+impl<'a> Target<'a> {
+    /// A target of a restore whose refusal flag is `direct_refused`.
+    pub fn new(direct_refused: &'a AtomicBool) -> Self {
+        Target {
+            buffered: None,
+            direct: None,
+            direct_refused,
+        }
+    }
+
     /// Writes `data` at offset `off` of the existing file `path`.
     ///
     /// # Errors
@@ -66,14 +76,14 @@ impl Target {
 
     fn write_at_io(&mut self, path: &Path, data: &[u8], off: u64) -> io::Result<()> {
         let mid = whole_pages(off, data.len());
-        if mid.len() >= MIN_DIRECT && !DIRECT_REFUSED.load(Ordering::Relaxed) {
+        if mid.len() >= MIN_DIRECT && !self.direct_refused.load(Ordering::Relaxed) {
             match self.write_direct(path, &data[mid.clone()], off + mid.start as u64) {
                 Ok(()) => {
                     self.write_buffered(path, &data[..mid.start], off)?;
                     return self.write_buffered(path, &data[mid.end..], off + mid.end as u64);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    DIRECT_REFUSED.store(true, Ordering::Relaxed);
+                    self.direct_refused.store(true, Ordering::Relaxed);
                 }
                 Err(e) => return Err(e),
             }
@@ -126,12 +136,11 @@ mod tests {
         );
     }
 
-    /// Pieces of a file written in a scattered order, at offsets and lengths around
-    /// page boundaries, large enough to take the direct path, read back exactly.
-    #[test]
-    fn scattered_pieces_read_back_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
+    /// Writes a file in pieces in a scattered order, at offsets and lengths around
+    /// page boundaries, large enough to take the direct path, into `dir`, and
+    /// checks that it reads back exactly; whether `O_DIRECT` was refused.
+    fn scattered_pieces_read_back_exactly_in(dir: &Path) -> bool {
+        let path = dir.join("f");
         let len = 3 * PIECE + 5 * PAGE + 123;
         let data: Vec<u8> = (0..len).map(|i| (i * 31 + i / 4099) as u8).collect();
         let cuts = [
@@ -148,7 +157,8 @@ mod tests {
             .unwrap()
             .set_len(len as u64)
             .unwrap();
-        let mut target = Target::default();
+        let refused = AtomicBool::new(false);
+        let mut target = Target::new(&refused);
         // Pieces in reverse, then the file checked.
         for w in cuts.windows(2).rev() {
             target
@@ -157,6 +167,22 @@ mod tests {
         }
         drop(target);
         assert_eq!(std::fs::read(&path).unwrap(), data);
+        refused.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn scattered_pieces_read_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!scattered_pieces_read_back_exactly_in(dir.path()));
+    }
+
+    /// Where the file system refuses `O_DIRECT`, the same writes go through the
+    /// page cache, and the restore remembers the refusal.
+    #[test]
+    fn a_refused_o_direct_falls_back_to_buffered_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = crate::direct_io::refusing_dir(dir.path());
+        assert!(scattered_pieces_read_back_exactly_in(&sub));
     }
 
     #[test]
@@ -175,7 +201,8 @@ mod tests {
             .unwrap()
             .set_len(len as u64)
             .unwrap();
-        let mut target = Target::default();
+        let refused = AtomicBool::new(false);
+        let mut target = Target::new(&refused);
         target.write_at(&path, &storage[a..a + PIECE], 0).unwrap();
         let odd = expect[PIECE..].to_vec();
         let mut shifted = vec![0u8; odd.len() + 1];
@@ -189,7 +216,8 @@ mod tests {
     fn a_missing_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gone");
-        let err = Target::default()
+        let refused = AtomicBool::new(false);
+        let err = Target::new(&refused)
             .write_at(&path, &[1; 3 * MIN_DIRECT], 0)
             .unwrap_err();
         assert!(err.to_string().contains("gone"), "{err}");
