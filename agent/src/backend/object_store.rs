@@ -35,9 +35,9 @@ pub struct ObjectStoreBackend {
     /// Set once the local file system refused an `O_DIRECT` read: packs are then
     /// read through the page cache.
     no_direct_reads: Arc<std::sync::atomic::AtomicBool>,
-    /// Local packs given to [`Backend::will_read`]: the kernel is reading them into
-    /// the page cache, so every range of them is read from there. Only the packs
-    /// `check` reads first are hinted, about 128 MiB of them.
+    /// Local packs given to [`Backend::will_read`] and not read to their end since:
+    /// the kernel is reading them into the page cache, so their ranges are read
+    /// from there. `check` hints about 128 MiB of packs.
     warming: Arc<std::sync::Mutex<HashSet<Id>>>,
 }
 
@@ -321,12 +321,16 @@ impl Backend for ObjectStoreBackend {
         match res.payload {
             GetResultPayload::File(file, local) => {
                 let no_direct = self.no_direct_reads.clone();
-                let warmed = ty == FileType::Pack
-                    && self
-                        .warming
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .contains(id);
+                // Hinted packs are read in windows, all through the cache; the one
+                // reaching the end of the file ends the hint.
+                let warmed = ty == FileType::Pack && {
+                    let mut warming = self.warming.lock().unwrap_or_else(PoisonError::into_inner);
+                    if got.end >= size {
+                        warming.remove(id)
+                    } else {
+                        warming.contains(id)
+                    }
+                };
                 let direct = ty == FileType::Pack
                     && got.end - got.start >= super::direct_read::MIN_DIRECT
                     && !warmed

@@ -19,8 +19,9 @@ pub fn largest_first(packs: &mut [Id], sizes: &HashMap<Id, u64>) {
     packs.sort_by_key(|id| (std::cmp::Reverse(sizes.get(id).copied().unwrap_or(0)), *id));
 }
 
-/// The read order: the `first` largest packs (the ones hinted to the device while
-/// the key was derived, see [`super::warm_first_packs`]), then the other full-size
+/// The read order: the `first` largest packs (the first of those hinted to the
+/// device while the key was derived, see [`super::warm_first_packs`]; the other
+/// hinted ones are read from the page cache whenever their turn comes), then the other full-size
 /// packs alternating between the most and the least plaintext per byte, then the
 /// small ones, largest first.
 pub fn read_order(
@@ -38,7 +39,10 @@ pub fn read_order(
         indexed.get(id).map_or(0, |blobs| {
             blobs
                 .iter()
-                .map(|b| u64::from(b.uncompressed_length.unwrap_or(b.length)))
+                .map(|b| match b.uncompressed_length {
+                    Some(n) if stash_repo_format::blob::inflates(Some(n)) => u64::from(n),
+                    _ => u64::from(b.length),
+                })
                 .sum()
         })
     };

@@ -253,10 +253,11 @@ fn check_header(
         Ok(n) => n as u64,
         Err(e) => return errs.push(format!("pack {id}: header: {e}")),
     };
-    if size - 4 - hlen != data_len {
+    let header_at = size - 4 - hlen;
+    if header_at != data_len {
         return errs.push(format!(
-            "pack {id}: header: {hlen} bytes by the pack's last 4, {} by the index",
-            size - 4 - data_len
+            "pack {id}: header: starts at byte {header_at} by the pack's last 4 bytes, \
+             but the index's blobs end at {data_len}"
         ));
     }
     let sealed = usize::try_from(data_len - w.bytes.start)

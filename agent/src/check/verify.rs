@@ -147,10 +147,11 @@ pub fn compare_with_index(
 /// The bytes are one hash stream, paired with the blobs' plaintexts one after
 /// another; once the bytes are all hashed, the plaintexts left pair with each
 /// other, and only the last one's rest is hashed alone. A blob whose bytes the
-/// pack hash has passed is decrypted in place; one it has not is decrypted into a
-/// buffer (a compressed one, rarer: the pack stream runs ahead of longer
-/// plaintexts, is first hashed up to its end alone), so at most two plaintexts are
-/// ever held: two inflate buffers suffice.
+/// pack hash has passed is decrypted in place. A raw one it has not reached is
+/// decrypted into a buffer; a compressed one (rarer: the pack stream runs ahead of
+/// longer plaintexts) has the pack hashed up to its end alone first, and is then
+/// decrypted in place and inflated. At most two plaintexts are ever held: two
+/// inflate buffers suffice.
 pub fn verify_window(
     key: &Key,
     id: Id,
