@@ -15,7 +15,8 @@ use crate::error::{FormatError, Result};
 
 /// Bytes added to a plaintext by sealing: IV and MAC.
 pub const OVERHEAD: usize = 32;
-const IV_LEN: usize = 16;
+/// Bytes of the IV a sealed object starts with; its plaintext follows it.
+pub const IV_LEN: usize = 16;
 const MAC_LEN: usize = 16;
 
 mod aes_ctr;

@@ -46,12 +46,14 @@ pub fn read_order(
                 .sum()
         })
     };
-    // Most plaintext per pack byte first: a / b > c / d as a * d > c * b.
-    rest.sort_by(|a, b| {
-        let (pa, pb) = (u128::from(plain(a)), u128::from(plain(b)));
-        let (sa, sb) = (u128::from(size(a).max(1)), u128::from(size(b).max(1)));
-        (pb * sa).cmp(&(pa * sb)).then(a.cmp(b))
-    });
+    // Most plaintext per pack byte first: a / b > c / d as a * d > c * b. Each
+    // pack's plaintext is summed once, not per comparison.
+    let mut weighed: Vec<(Id, u128, u128)> = rest
+        .iter()
+        .map(|id| (*id, u128::from(plain(id)), u128::from(size(id).max(1))))
+        .collect();
+    weighed.sort_by(|(a, pa, sa), (b, pb, sb)| (pb * sa).cmp(&(pa * sb)).then(a.cmp(b)));
+    let rest: Vec<Id> = weighed.into_iter().map(|(id, ..)| id).collect();
     let (mut heavy, mut light) = (0, rest.len());
     while heavy < light {
         packs.push(rest[heavy]);

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use stash_repo_format::{
     blob::{self, BlobType},
-    crypto::Key,
+    crypto::{self, Key},
     pack::{self, PackedBlob},
     sha256::Hasher,
     Id,
@@ -204,7 +204,6 @@ pub fn verify_window(
                     if b.is_none() {
                         b = pass.decode_next(bytes, bufs, busy);
                     }
-                    let Some(x) = a.as_mut() else { break };
                     match b.as_mut() {
                         Some(y) => {
                             let (rx, ry) = (x.rest(bytes, bufs), y.rest(bytes, bufs));
@@ -277,7 +276,10 @@ impl<'h> Pass<'_, 'h> {
                 let sealed = &mut bytes[start..end];
                 match blob::open_in_place(self.key, sealed, h.uncompressed_length, &mut bufs[free])
                 {
-                    Ok(plain) if !inflates => Ok(Place::Pack(start + 16, start + 16 + plain.len())),
+                    Ok(plain) if !inflates => {
+                        let at = start + crypto::IV_LEN;
+                        Ok(Place::Pack(at, at + plain.len()))
+                    }
                     Ok(_) => Ok(Place::Buf(free)),
                     Err(e) => Err(e),
                 }
