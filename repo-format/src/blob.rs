@@ -129,6 +129,35 @@ pub fn open_in_place<'a>(
     })
 }
 
+/// The pieces [`open_into`] decrypts a compressed body in: large enough that
+/// zstd rarely sees a block cut in two (its blocks are at most 128 KiB), small
+/// enough to stay in the core's cache.
+pub const OPEN_PIECE: usize = 256 << 10;
+
+/// As [`open_in_place`], leaving `sealed` as it is: the plaintext lands in `plain`.
+/// A compressed body is decrypted into `scratch` piece by piece
+/// ([`OPEN_PIECE`] bytes) and inflated as it comes. `check` decodes a blob this
+/// way while the pack's own hash has not passed its bytes.
+///
+/// # Errors
+/// As [`open_in_place`].
+pub fn open_into(
+    key: &Key,
+    sealed: &[u8],
+    uncompressed_length: Option<u32>,
+    scratch: &mut Vec<u8>,
+    plain: &mut Vec<u8>,
+) -> Result<()> {
+    match uncompressed_length {
+        Some(len) if inflates(uncompressed_length) => {
+            compress::decompress_pieces_into("blob", len as usize, plain, |inflate| {
+                key.open_pieces(sealed, OPEN_PIECE, scratch, inflate)
+            })
+        }
+        _ => key.open_into(sealed, plain),
+    }
+}
+
 /// Whether a blob with this header length field is a zstd frame to inflate (into the
 /// caller's buffer, by [`open_in_place`]) rather than the plaintext itself (left
 /// where it was decrypted: after the 16-byte nonce).
@@ -178,6 +207,43 @@ mod tests {
                 e.sealed[21..],
                 "nothing decrypted after a MAC failure"
             );
+        }
+    }
+
+    #[test]
+    fn open_into_leaves_the_sealed_bytes_as_they_were() {
+        let key = Key::random();
+        let text = b"log line 42\n".repeat(2000);
+        let (mut scratch, mut plain) = (Vec::new(), Vec::new());
+        for (data, c) in [
+            (&text[..], Some(3)),
+            (&b"raw bytes"[..], None),
+            (&b""[..], Some(3)),
+        ] {
+            let e = encode(&key, BlobType::Data, Id::hash(data), data, c);
+            open_into(
+                &key,
+                &e.sealed,
+                e.uncompressed_length,
+                &mut scratch,
+                &mut plain,
+            )
+            .unwrap();
+            assert_eq!(plain, data);
+            let mut damaged = e.sealed.clone();
+            damaged[20] ^= 1;
+            assert!(open_into(
+                &key,
+                &damaged,
+                e.uncompressed_length,
+                &mut scratch,
+                &mut plain
+            )
+            .is_err());
+            if let Some(len) = e.uncompressed_length {
+                let longer = Some(len + 1);
+                assert!(open_into(&key, &e.sealed, longer, &mut scratch, &mut plain).is_err());
+            }
         }
     }
 

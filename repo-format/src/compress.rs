@@ -11,7 +11,8 @@
 use std::{cell::RefCell, io::Read};
 
 use zstd::zstd_safe::{
-    self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, InBuffer, OutBuffer, ResetDirective,
+    self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, DCtx, DParameter, InBuffer, OutBuffer,
+    ResetDirective,
 };
 
 use crate::error::{FormatError, Result};
@@ -75,6 +76,10 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, CCtx<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { RefCell::new(None) };
+    /// For frames handed over in pieces ([`decompress_pieces_into`]): its output
+    /// buffer is stable (the caller's, as long as the whole plaintext), so zstd
+    /// decodes straight into it and keeps no window of its own.
+    static PIECES_DECOMPRESSOR: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
 }
 
 fn err(what: &'static str, e: impl ToString) -> FormatError {
@@ -191,6 +196,68 @@ pub fn decompress_exact_into(
     Ok(())
 }
 
+/// As [`decompress_exact_into`], for a frame that `feed` hands over in pieces, in
+/// order (it calls the function it is given once per piece): the frame is never
+/// whole in memory. `check` decrypts a blob piece by piece into a small buffer this
+/// way, leaving the pack's bytes as they were for the pack's own hash.
+///
+/// # Errors
+/// As [`decompress_exact_into`], a frame that ends early, or the first error
+/// `feed` returns.
+pub fn decompress_pieces_into(
+    what: &'static str,
+    len: usize,
+    out: &mut Vec<u8>,
+    feed: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
+) -> Result<()> {
+    out.clear();
+    // Room for len + 1: a frame inflating further fails instead of allocating more.
+    out.reserve(len + 1);
+    PIECES_DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            let mut d =
+                DCtx::try_create().ok_or_else(|| err(what, "no memory for a zstd context"))?;
+            d.set_parameter(DParameter::StableOutBuffer(true))
+                .map_err(|c| err(what, zstd_safe::get_error_name(c)))?;
+            *slot = Some(d);
+        }
+        let Some(d) = slot.as_mut() else {
+            return Err(err(what, "no zstd context"));
+        };
+        d.reset(ResetDirective::SessionOnly)
+            .map_err(|c| err(what, zstd_safe::get_error_name(c)))?;
+        // zstd's hint of the input it still wants: zero once a frame is complete.
+        let mut wanted = 1;
+        feed(&mut |piece| {
+            let mut input = InBuffer::around(piece);
+            while input.pos() < piece.len() {
+                let (was_in, was_out) = (input.pos(), out.len());
+                let at = out.len();
+                let mut output = OutBuffer::around_pos(out, at);
+                wanted = d
+                    .decompress_stream(&mut output, &mut input)
+                    .map_err(|c| err(what, zstd_safe::get_error_name(c)))?;
+                if input.pos() == was_in && out.len() == was_out {
+                    return Err(err(what, format!("inflates past {len} bytes")));
+                }
+            }
+            Ok(())
+        })?;
+        if wanted != 0 {
+            return Err(err(what, "frame ends early"));
+        }
+        Ok(())
+    })?;
+    if out.len() != len {
+        return Err(err(
+            what,
+            format!("inflated to {} bytes, header says {len}", out.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// Decompresses a frame of unknown content size, up to [`MAX_UNPACKED`] bytes.
 ///
 /// # Errors
@@ -244,6 +311,48 @@ mod tests {
         let g = compress(&data, 7);
         assert_eq!(decompress_exact("blob", &g, data.len()).unwrap(), data);
         assert_eq!(compress(&data, DEFAULT_LEVEL), f);
+    }
+
+    /// Feeds `frame` in pieces of `piece` bytes.
+    fn in_pieces(frame: &[u8], len: usize, piece: usize) -> Result<Vec<u8>> {
+        let mut out = vec![0xEE; 7];
+        decompress_pieces_into("blob", len, &mut out, |inflate| {
+            frame.chunks(piece).try_for_each(inflate)
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn frames_in_pieces_inflate_like_whole_ones() {
+        let text = b"2026-11-25 info request served in 12ms path=/a/b\n".repeat(9000);
+        let noise: Vec<u8> = (0..300_000u32)
+            .map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()[3])
+            .collect();
+        for data in [&text[..], &noise[..], b"x"] {
+            let f = compress(data, DEFAULT_LEVEL);
+            for piece in [1, 5, 4096, 200_000, f.len()] {
+                assert_eq!(
+                    in_pieces(&f, data.len(), piece).unwrap(),
+                    data,
+                    "pieces of {piece}"
+                );
+            }
+            assert!(
+                in_pieces(&f, data.len() - 1, 4096).is_err(),
+                "longer than its header says"
+            );
+            assert!(in_pieces(&f, data.len() + 1, 4096).is_err(), "shorter");
+            let e = in_pieces(&f[..f.len() - 3], data.len(), 4096).unwrap_err();
+            assert!(e.to_string().contains("blob"), "{e}");
+        }
+        assert!(in_pieces(b"not a zstd frame at all", 10, 4).is_err());
+        let failed = decompress_pieces_into("blob", 5, &mut Vec::new(), |_| {
+            Err(FormatError::MacMismatch)
+        });
+        assert!(matches!(failed, Err(FormatError::MacMismatch)));
+        // The context is reset between frames: a failed one leaves nothing behind.
+        let f = compress(&text, DEFAULT_LEVEL);
+        assert_eq!(in_pieces(&f, text.len(), 777).unwrap(), text);
     }
 
     #[test]

@@ -17,11 +17,21 @@ use stash_repo_format::{
     Id,
 };
 
+/// Per verifying thread, the buffers blobs are decoded into only to be hashed.
+struct Buffers {
+    /// Plaintexts: two, so that the rest of one blob's plaintext pairs with the
+    /// next one's.
+    plain: [Vec<u8>; 2],
+    /// A compressed body decrypted out of place, on its way into `plain`.
+    scratch: Vec<u8>,
+}
+
 thread_local! {
-    /// Per verifying thread: compressed blobs inflate here only to be hashed; two,
-    /// so that the rest of one blob's plaintext pairs with the next one's.
-    static PLAIN: std::cell::RefCell<[Vec<u8>; 2]> = const {
-        std::cell::RefCell::new([Vec::new(), Vec::new()])
+    static BUFFERS: std::cell::RefCell<Buffers> = const {
+        std::cell::RefCell::new(Buffers {
+            plain: [Vec::new(), Vec::new()],
+            scratch: Vec::new(),
+        })
     };
 }
 
@@ -146,12 +156,11 @@ pub fn compare_with_index(
 ///
 /// The bytes are one hash stream, paired with the blobs' plaintexts one after
 /// another; once the bytes are all hashed, the plaintexts left pair with each
-/// other, and only the last one's rest is hashed alone. A blob whose bytes the
-/// pack hash has passed is decrypted in place. A raw one it has not reached is
-/// decrypted into a buffer; a compressed one (rarer: the pack stream runs ahead of
-/// longer plaintexts) has the pack hashed up to its end alone first, and is then
-/// decrypted in place and inflated. At most two plaintexts are ever held: two
-/// inflate buffers suffice.
+/// other, longest first, so that what is hashed alone at the end (the rest of the
+/// last one) is as short as it can be. A blob whose bytes the pack hash has passed
+/// is decrypted in place (and a compressed one inflated into a buffer); one it has
+/// not reached is decoded into a buffer, leaving the bytes for the pack hash. At
+/// most two plaintexts are ever held: two buffers suffice.
 pub fn verify_window(
     key: &Key,
     id: Id,
@@ -161,13 +170,14 @@ pub fn verify_window(
     pack_hash: &mut Hasher,
     errs: &mut Vec<String>,
 ) {
-    PLAIN.with(|bufs| {
+    BUFFERS.with(|bufs| {
         let bufs = &mut *bufs.borrow_mut();
         let mut pass = Pass {
             key,
             id,
             base,
-            blobs: blobs.iter(),
+            todo: blobs.iter().rev().collect(),
+            by_length: false,
             pack_hash,
             hashed: 0,
             errs,
@@ -185,7 +195,7 @@ pub fn verify_window(
             let (hashed, left) = (pass.hashed, bytes.len() - pass.hashed);
             match a.as_mut() {
                 Some(x) if left > 0 => {
-                    let rest = x.rest(bytes, bufs);
+                    let rest = x.rest(bytes, &bufs.plain);
                     let n = rest.len().min(left);
                     let seg = &bytes[hashed..hashed + n];
                     pass.pack_hash.update_pair(seg, &mut x.hasher, &rest[..n]);
@@ -206,14 +216,14 @@ pub fn verify_window(
                     }
                     match b.as_mut() {
                         Some(y) => {
-                            let (rx, ry) = (x.rest(bytes, bufs), y.rest(bytes, bufs));
+                            let (rx, ry) = (x.rest(bytes, &bufs.plain), y.rest(bytes, &bufs.plain));
                             let n = rx.len().min(ry.len());
                             x.hasher.update_pair(&rx[..n], &mut y.hasher, &ry[..n]);
                             x.done += n;
                             y.done += n;
                         }
                         None => {
-                            let rest = x.rest(bytes, bufs);
+                            let rest = x.rest(bytes, &bufs.plain);
                             x.hasher.update(rest);
                             x.done += rest.len();
                         }
@@ -222,7 +232,9 @@ pub fn verify_window(
                 None => break,
             }
             for d in [&mut a, &mut b] {
-                if d.as_ref().is_some_and(|x| x.rest(bytes, bufs).is_empty()) {
+                if d.as_ref()
+                    .is_some_and(|x| x.rest(bytes, &bufs.plain).is_empty())
+                {
                     if let Some(x) = d.take() {
                         x.finish(id, pass.errs);
                     }
@@ -239,7 +251,11 @@ struct Pass<'a, 'h> {
     id: Id,
     /// Where the bytes start in the pack.
     base: u64,
-    blobs: std::slice::Iter<'h, PackedBlob>,
+    /// The blobs not decoded yet, the next one last: in the pack's order while
+    /// its bytes are being hashed, then by plaintext length.
+    todo: Vec<&'h PackedBlob>,
+    /// Whether `todo` is by plaintext length yet.
+    by_length: bool,
     pack_hash: &'a mut Hasher,
     /// Bytes hashed so far.
     hashed: usize,
@@ -248,16 +264,20 @@ struct Pass<'a, 'h> {
 
 impl<'h> Pass<'_, 'h> {
     /// Decodes the next blob that decodes (reporting those that do not) into the
-    /// inflate buffer other than `busy`, or in place where the pack hash has
+    /// plaintext buffer other than `busy`, or in place where the pack hash has
     /// passed its bytes.
     fn decode_next(
         &mut self,
         bytes: &mut [u8],
-        bufs: &mut [Vec<u8>; 2],
+        bufs: &mut Buffers,
         busy: Option<usize>,
     ) -> Option<Decoded<'h>> {
         let free = busy.map_or(0, |k| 1 - k);
-        for h in self.blobs.by_ref() {
+        if self.hashed == bytes.len() && !self.by_length {
+            self.todo.sort_by_key(|h| plain_len(h));
+            self.by_length = true;
+        }
+        while let Some(h) = self.todo.pop() {
             let within = u64::from(h.offset)
                 .checked_sub(self.base)
                 .and_then(|at| usize::try_from(at).ok())
@@ -268,14 +288,10 @@ impl<'h> Pass<'_, 'h> {
             };
             let end = start + h.length as usize;
             let inflates = blob::inflates(h.uncompressed_length);
-            if inflates && self.hashed < end {
-                self.pack_hash.update(&bytes[self.hashed..end]);
-                self.hashed = end;
-            }
             let place = if self.hashed >= end {
                 let sealed = &mut bytes[start..end];
-                match blob::open_in_place(self.key, sealed, h.uncompressed_length, &mut bufs[free])
-                {
+                let plain = &mut bufs.plain[free];
+                match blob::open_in_place(self.key, sealed, h.uncompressed_length, plain) {
                     Ok(plain) if !inflates => {
                         let at = start + crypto::IV_LEN;
                         Ok(Place::Pack(at, at + plain.len()))
@@ -284,9 +300,14 @@ impl<'h> Pass<'_, 'h> {
                     Err(e) => Err(e),
                 }
             } else {
-                self.key
-                    .open_into(&bytes[start..end], &mut bufs[free])
-                    .map(|()| Place::Buf(free))
+                blob::open_into(
+                    self.key,
+                    &bytes[start..end],
+                    h.uncompressed_length,
+                    &mut bufs.scratch,
+                    &mut bufs.plain[free],
+                )
+                .map(|()| Place::Buf(free))
             };
             match place {
                 Ok(place) => {
@@ -301,6 +322,14 @@ impl<'h> Pass<'_, 'h> {
             }
         }
         None
+    }
+}
+
+/// The length of a blob's plaintext, as its index entry gives it.
+fn plain_len(h: &PackedBlob) -> usize {
+    match h.uncompressed_length {
+        Some(len) if blob::inflates(h.uncompressed_length) => len as usize,
+        _ => (h.length as usize).saturating_sub(crypto::OVERHEAD),
     }
 }
 
@@ -319,8 +348,8 @@ fn verify_blobs_one_by_one(
             blob_error(id, h, "lies outside the pack", errs);
             continue;
         };
-        let decoded = PLAIN.with(|bufs| {
-            let plain = &mut bufs.borrow_mut()[0];
+        let decoded = BUFFERS.with(|bufs| {
+            let plain = &mut bufs.borrow_mut().plain[0];
             blob::decode_in_place(key, &h.id, sealed, h.uncompressed_length, plain).map(|_| ())
         });
         if let Err(e) = decoded {
@@ -435,6 +464,33 @@ mod tests {
             (text(20_000), Some(3)),
             (raw(200_000, 3), None),
             (raw(10, 4), None),
+        ]);
+    }
+
+    /// A compressed blob of several decryption pieces ([`blob::OPEN_PIECE`]) that
+    /// the pack hash has not reached: decoded piece by piece out of place.
+    #[test]
+    fn a_large_compressed_blob_ahead_of_the_pack_hash_is_checked() {
+        let key = Key::random();
+        let mut w = PackWriter::with_capacity(1 << 20);
+        let mut x = 9u64;
+        let big: Vec<u8> = (0..3 * blob::OPEN_PIECE)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (x >> 56) as u8
+            })
+            .collect();
+        let id = w.hash_blob(&big);
+        w.add_plaintext(&key, BlobType::Data, id, &big, Some(3))
+            .unwrap();
+        let p = w.finish(&key);
+        assert!(p.blobs[0].uncompressed_length.is_some());
+        assert!(p.blobs[0].length as usize > 2 * blob::OPEN_PIECE);
+        every_blob_is_checked(&[
+            (raw(3_000, 1), None),
+            (big, Some(3)),
+            (text(40_000), Some(3)),
+            (raw(100, 2), None),
         ]);
     }
 
