@@ -348,11 +348,15 @@ impl Backend for ObjectStoreBackend {
                             }
                         }
                     }
-                    buf.clear();
                     let mut file = file;
                     file.seek(SeekFrom::Start(got.start))?;
                     let len = got.end - got.start;
-                    buf.reserve_exact(usize::try_from(len).unwrap_or(0));
+                    let want = usize::try_from(len).unwrap_or(0);
+                    if buf.capacity() < want {
+                        // A new allocation: growing would first copy the old bytes over.
+                        buf = Vec::with_capacity(want);
+                    }
+                    buf.clear();
                     file.take(len).read_to_end(&mut buf)?;
                     Ok(buf.into())
                 })

@@ -40,6 +40,11 @@ pub const LANES: usize = 3;
 /// The bytes a window spans, unless a single blob is larger.
 const WINDOW: u64 = 6 << 20;
 
+/// The capacity of a window's buffer: a window, the header of a pack's last one
+/// and `O_DIRECT`'s alignment. Every buffer is allocated at this size, so that a
+/// window a little longer than the last one does not grow (copy) its buffer.
+const BUFFER: usize = WINDOW as usize + (1 << 20);
+
 /// A stretch of a pack read and verified at once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
@@ -97,7 +102,7 @@ pub async fn read_packs(
 ) -> Vec<(Id, Vec<String>)> {
     let total = packs.len() as u64;
     let done = Arc::new(AtomicU64::new(0));
-    let buffers = Arc::new(PackBuffers::new(0, 2 * LANES));
+    let buffers = Arc::new(PackBuffers::new(BUFFER, 2 * LANES));
     stream::iter(packs)
         .map(|(id, size)| {
             let indexed = indexed.clone();
