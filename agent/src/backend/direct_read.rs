@@ -53,8 +53,9 @@ pub fn read_range(path: &Path, range: Range<u64>, buf: &mut Vec<u8>) -> io::Resu
     let last = range.end.div_ceil(ALIGN) * ALIGN;
     let (span, wanted) = (to_usize(last - first)?, to_usize(range.end - range.start)?);
     if buf.capacity() < span + ALIGN as usize {
-        // A new allocation: growing would first copy the old bytes over.
-        *buf = Vec::with_capacity(span + ALIGN as usize);
+        // A new allocation (growing would first copy the old bytes over), as
+        // roomy as growing would have made it.
+        *buf = Vec::with_capacity((span + ALIGN as usize).max(2 * buf.capacity()));
     }
     // Bytes the buffer already holds are overwritten, not zeroed first: a recycled
     // pack buffer keeps its length (`PackBuffers::give_as_is`).
