@@ -330,9 +330,12 @@ mod tests {
         }
     }
 
+    /// On a store whose listings lag, the re-check waits [`RECHECK_AFTER`], so the
+    /// flag is still down when `lock_unconfirmed` returns (on one that lists every
+    /// finished write, the re-check may already be done by then).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn confirmed_lock_opens_the_gate() {
-        let repo = memory_repo("lock-recheck-ok").await;
+        let repo = lagging_memory_repo("lock-recheck-ok").await;
         let mut lock = repo.lock_unconfirmed(true).await.unwrap();
         assert!(!lock.confirmed_flag().load(Ordering::Acquire));
         lock.confirm().await.unwrap();
