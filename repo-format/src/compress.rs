@@ -211,35 +211,50 @@ pub fn decompress_pieces_into(
     feed: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
 ) -> Result<()> {
     out.clear();
-    // Room for len + 1: a frame inflating further fails instead of allocating more.
-    out.reserve(len + 1);
+    let setup = |c| {
+        err(
+            what,
+            format!("zstd context: {}", zstd_safe::get_error_name(c)),
+        )
+    };
     PIECES_DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
             let mut d =
-                DCtx::try_create().ok_or_else(|| err(what, "no memory for a zstd context"))?;
+                DCtx::try_create().ok_or_else(|| err(what, "zstd context: out of memory"))?;
             d.set_parameter(DParameter::StableOutBuffer(true))
-                .map_err(|c| err(what, zstd_safe::get_error_name(c)))?;
+                .map_err(setup)?;
+            // As the one-shot decoder: a window as large as the frame, whatever it is
+            // (no window buffer is allocated with a stable output buffer).
+            d.set_parameter(DParameter::WindowLogMax(31))
+                .map_err(setup)?;
             *slot = Some(d);
         }
         let Some(d) = slot.as_mut() else {
             return Err(err(what, "no zstd context"));
         };
-        d.reset(ResetDirective::SessionOnly)
-            .map_err(|c| err(what, zstd_safe::get_error_name(c)))?;
+        d.reset(ResetDirective::SessionOnly).map_err(setup)?;
         // zstd's hint of the input it still wants: zero once a frame is complete.
         let mut wanted = 1;
         feed(&mut |piece| {
+            if out.capacity() <= len {
+                // Room for len + 1, reserved once the first piece has come (after the
+                // MAC was verified): a frame inflating further fails instead of
+                // allocating more. The buffer must not move once zstd writes to it.
+                out.try_reserve(len + 1)
+                    .map_err(|e| err(what, format!("{len} bytes: {e}")))?;
+            }
             let mut input = InBuffer::around(piece);
             while input.pos() < piece.len() {
                 let (was_in, was_out) = (input.pos(), out.len());
                 let at = out.len();
                 let mut output = OutBuffer::around_pos(out, at);
-                wanted = d
-                    .decompress_stream(&mut output, &mut input)
-                    .map_err(|c| err(what, zstd_safe::get_error_name(c)))?;
+                wanted = d.decompress_stream(&mut output, &mut input).map_err(|c| {
+                    let name = zstd_safe::get_error_name(c);
+                    err(what, format!("{name} (the header says {len} bytes)"))
+                })?;
                 if input.pos() == was_in && out.len() == was_out {
-                    return Err(err(what, format!("inflates past {len} bytes")));
+                    return Err(err(what, "zstd made no progress"));
                 }
             }
             Ok(())
@@ -346,6 +361,23 @@ mod tests {
             assert!(e.to_string().contains("blob"), "{e}");
         }
         assert!(in_pieces(b"not a zstd frame at all", 10, 4).is_err());
+        // Concatenated frames inflate as one, as the one-shot decoder has them;
+        // garbage after a frame is an error.
+        let (a, b) = (compress(&text[..1000], 3), compress(&noise[..500], 3));
+        let both = [&a[..], &b[..]].concat();
+        let joined = [&text[..1000], &noise[..500]].concat();
+        assert_eq!(decompress_exact("blob", &both, 1500).unwrap(), joined);
+        assert_eq!(in_pieces(&both, 1500, 64).unwrap(), joined);
+        let trailing = [&a[..], b"garbage"].concat();
+        assert!(in_pieces(&trailing, 1000, 64).is_err());
+        // A frame without its content size that inflates past the length.
+        let mut unsized_frame = Vec::new();
+        let mut enc = zstd::stream::write::Encoder::new(&mut unsized_frame, 3).unwrap();
+        std::io::Write::write_all(&mut enc, &text).unwrap();
+        enc.finish().unwrap();
+        let e = in_pieces(&unsized_frame, 100, 4096).unwrap_err();
+        assert!(e.to_string().contains("100 bytes"), "{e}");
+        assert_eq!(in_pieces(&unsized_frame, text.len(), 4096).unwrap(), text);
         let failed = decompress_pieces_into("blob", 5, &mut Vec::new(), |_| {
             Err(FormatError::MacMismatch)
         });

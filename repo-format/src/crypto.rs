@@ -135,8 +135,9 @@ impl Key {
         Ok(())
     }
 
-    /// As [`Key::open_into`], handing the plaintext to `each` in pieces of at most
-    /// `piece` bytes (a multiple of 16), decrypted one after another into `scratch`:
+    /// As [`Key::open_into`], handing the plaintext to `each` in pieces of `piece`
+    /// bytes rounded down to a multiple of 16 (at least 16; the last piece may be
+    /// shorter), decrypted one after another into `scratch`:
     /// a consumer that streams (a zstd decoder) needs no buffer as long as the
     /// object. The MAC is verified before the first piece is decrypted.
     ///
@@ -294,8 +295,9 @@ mod tests {
         }
     }
 
-    /// Pieces of every size, including ones that end mid-block and a counter whose
-    /// low half wraps inside the object, join up to what [`Key::open`] gives.
+    /// Pieces of every size (sizes not a multiple of 16 are rounded down, and the
+    /// last piece ends mid-block) and a counter whose low half wraps between two
+    /// pieces join up to what [`Key::open`] gives.
     #[test]
     fn pieces_join_up_to_the_plaintext() {
         let k = Key::random();

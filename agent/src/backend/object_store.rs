@@ -353,9 +353,8 @@ impl Backend for ObjectStoreBackend {
                     let len = got.end - got.start;
                     let want = usize::try_from(len).unwrap_or(0);
                     if buf.capacity() < want {
-                        // A new allocation (growing would first copy the old bytes
-                        // over), as roomy as growing would have made it.
-                        buf = Vec::with_capacity(want.max(2 * buf.capacity()));
+                        // A new allocation: growing would first copy the old bytes over.
+                        buf = Vec::with_capacity(want);
                     }
                     buf.clear();
                     file.take(len).read_to_end(&mut buf)?;

@@ -40,7 +40,7 @@ thread_local! {
 enum Place {
     /// In the pack's bytes, where it was decrypted (`start..end`).
     Pack(usize, usize),
-    /// In inflate buffer 0 or 1.
+    /// In plaintext buffer 0 or 1.
     Buf(usize),
 }
 
@@ -157,7 +157,7 @@ pub fn compare_with_index(
 /// The bytes are one hash stream, paired with the blobs' plaintexts one after
 /// another; once the bytes are all hashed, the plaintexts left pair with each
 /// other, longest first, so that what is hashed alone at the end (the rest of the
-/// last one) is as short as it can be. A blob whose bytes the pack hash has passed
+/// last one) is short. A blob whose bytes the pack hash has passed
 /// is decrypted in place (and a compressed one inflated into a buffer); one it has
 /// not reached is decoded into a buffer, leaving the bytes for the pack hash. At
 /// most two plaintexts are ever held: two buffers suffice.
@@ -325,7 +325,7 @@ impl<'h> Pass<'_, 'h> {
     }
 }
 
-/// The length of a blob's plaintext, as its index entry gives it.
+/// The length of a blob's plaintext, as its index or header entry gives it.
 fn plain_len(h: &PackedBlob) -> usize {
     match h.uncompressed_length {
         Some(len) if blob::inflates(h.uncompressed_length) => len as usize,
