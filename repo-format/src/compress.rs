@@ -187,13 +187,7 @@ pub fn decompress_exact_into(
                 .map_err(|e| err(what, e))?;
         }
     }
-    if out.len() != len {
-        return Err(err(
-            what,
-            format!("inflated to {} bytes, header says {len}", out.len()),
-        ));
-    }
-    Ok(())
+    exact_len(what, out.len(), len)
 }
 
 /// As [`decompress_exact_into`], for a frame that `feed` hands over in pieces, in
@@ -264,10 +258,15 @@ pub fn decompress_pieces_into(
         }
         Ok(())
     })?;
-    if out.len() != len {
+    exact_len(what, out.len(), len)
+}
+
+/// A frame must inflate to exactly the length its header states.
+fn exact_len(what: &'static str, got: usize, len: usize) -> Result<()> {
+    if got != len {
         return Err(err(
             what,
-            format!("inflated to {} bytes, header says {len}", out.len()),
+            format!("inflated to {got} bytes, header says {len}"),
         ));
     }
     Ok(())

@@ -48,10 +48,14 @@ impl PackedBlob {
         }
     }
 
-    /// Plaintext length (the stored length minus overhead when uncompressed).
+    /// Plaintext length (the stored length minus overhead when uncompressed; a
+    /// zero uncompressed length means uncompressed, as [`crate::blob::inflates`]
+    /// has it).
     pub fn data_length(&self) -> u32 {
-        self.uncompressed_length
-            .unwrap_or_else(|| self.length.saturating_sub(OVERHEAD as u32))
+        match self.uncompressed_length {
+            Some(n) if crate::blob::inflates(Some(n)) => n,
+            _ => self.length.saturating_sub(OVERHEAD as u32),
+        }
     }
 }
 
@@ -387,6 +391,20 @@ pub fn parse_pack(key: &Key, pack: &[u8]) -> Result<Vec<PackedBlob>> {
 mod tests {
     use super::*;
     use crate::blob;
+
+    #[test]
+    fn data_length_is_the_plaintext_length() {
+        let b = |uncompressed_length| PackedBlob {
+            ty: BlobType::Data,
+            id: Id([1; 32]),
+            offset: 0,
+            length: 100,
+            uncompressed_length,
+        };
+        assert_eq!(b(None).data_length(), 68);
+        assert_eq!(b(Some(0)).data_length(), 68, "zero: stored uncompressed");
+        assert_eq!(b(Some(500)).data_length(), 500);
+    }
 
     #[test]
     fn write_then_parse() {

@@ -37,13 +37,7 @@ pub fn read_order(
     let small = rest.split_off(rest.partition_point(|id| 2 * size(id) >= largest));
     let plain = |id: &Id| -> u64 {
         indexed.get(id).map_or(0, |blobs| {
-            blobs
-                .iter()
-                .map(|b| match b.uncompressed_length {
-                    Some(n) if stash_repo_format::blob::inflates(Some(n)) => u64::from(n),
-                    _ => u64::from(b.length),
-                })
-                .sum()
+            blobs.iter().map(|b| u64::from(b.data_length())).sum()
         })
     };
     // Most plaintext per pack byte first: a / b > c / d as a * d > c * b. Each

@@ -5,9 +5,8 @@
 //! default pack size, and 3 x 128 MiB for a repository written with
 //! `--pack-size 128`. In windows, the bytes held are two windows per pack whatever
 //! the pack size, and verifying a pack starts after its first few MiB. On 600 MB of
-//! 17 MiB packs, 6 MiB windows took peak RSS from 95 to 86 MiB for 0.1 s more CPU
-//! (at each window's start and end, a plaintext's hashing goes unpaired) and the
-//! same wall time within noise.
+//! 17 MiB packs, 6 MiB windows took peak RSS from 95 to 86 MiB at the same wall
+//! time within noise.
 
 use std::{
     collections::HashMap,

@@ -274,7 +274,7 @@ impl<'h> Pass<'_, 'h> {
     ) -> Option<Decoded<'h>> {
         let free = busy.map_or(0, |k| 1 - k);
         if self.hashed == bytes.len() && !self.by_length {
-            self.todo.sort_by_key(|h| plain_len(h));
+            self.todo.sort_by_key(|h| h.data_length());
             self.by_length = true;
         }
         while let Some(h) = self.todo.pop() {
@@ -322,14 +322,6 @@ impl<'h> Pass<'_, 'h> {
             }
         }
         None
-    }
-}
-
-/// The length of a blob's plaintext, as its index or header entry gives it.
-fn plain_len(h: &PackedBlob) -> usize {
-    match h.uncompressed_length {
-        Some(len) if blob::inflates(h.uncompressed_length) => len as usize,
-        _ => (h.length as usize).saturating_sub(crypto::OVERHEAD),
     }
 }
 
