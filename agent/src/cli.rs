@@ -178,6 +178,15 @@ pub fn main() -> i32 {
         }
     };
     let code = rt.block_on(async move {
+        // Handlers are installed before the command starts, so a signal that arrives
+        // the moment a lock is taken still finds them and the lock is removed.
+        let signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: installing signal handlers: {e}");
+                return 1;
+            }
+        };
         let run = run(cli);
         tokio::select! {
             r = run => match r {
@@ -188,7 +197,7 @@ pub fn main() -> i32 {
                     exit_code(&e)
                 }
             },
-            code = interrupted() => {
+            code = signals.received() => {
                 repository::lock::release_all().await;
                 eprintln!("interrupted");
                 code
@@ -200,20 +209,29 @@ pub fn main() -> i32 {
     code
 }
 
-/// Resolves on Ctrl-C (exit code 130) or SIGTERM, what Kubernetes sends a container
-/// it stops (143, as a shell reports a process killed by it); either way the caller
-/// removes our locks first.
-async fn interrupted() -> i32 {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return 130;
+/// SIGINT (Ctrl-C) and SIGTERM, what Kubernetes sends a container it stops; either way
+/// the caller removes our locks first.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The exit code for the first signal: 130 for SIGINT, 143 for SIGTERM (as a shell
+    /// reports a process killed by either).
+    async fn received(mut self) -> i32 {
+        tokio::select! {
+            _ = self.int.recv() => 130,
+            _ = self.term.recv() => 143,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => 130,
-        _ = term.recv() => 143,
     }
 }
 

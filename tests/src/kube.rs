@@ -91,15 +91,19 @@ impl Cluster {
             "tests/kube/build.sh",
         );
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        for args in [
-            &["build", "-p", "stash-agent", "--bin", "stash"][..],
-            &["build", "-p", "stash-test-kubelet"][..],
-        ] {
-            run_checked(
-                Command::new(&cargo).current_dir(&root).args(args),
-                &format!("cargo {}", args.join(" ")),
-            );
-        }
+        // The same command as tests/run.sh, so nothing is rebuilt with other features.
+        let args = [
+            "build",
+            "-p",
+            "stash-agent",
+            "-p",
+            "stash-test-kubelet",
+            "--bins",
+        ];
+        run_checked(
+            Command::new(&cargo).current_dir(&root).args(args),
+            &format!("cargo {}", args.join(" ")),
+        );
         let dir = root
             .join("target/kube/clusters")
             .join(format!("test-{}", std::process::id()));

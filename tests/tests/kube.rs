@@ -338,7 +338,7 @@ spec:
     command: ["sh", "-c"]
     args:
     - cat /etc/creds/password; echo; cat /etc/conf/greeting; echo; echo env=$PASSWORD;
-      exec {kubectl} get pods -o name
+      grep -w db /etc/hosts; exec {kubectl} get pods -o name
     env:
     - name: PASSWORD
       valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}
@@ -368,6 +368,12 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: conf}
 data: {greeting: hello}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  ports: [{port: 5432}]
 ---
 apiVersion: v1
 kind: ServiceAccount
@@ -406,7 +412,23 @@ subjects:
     let log = ns.log("allowed", "app");
     assert_eq!(phase(&allowed), "Succeeded", "{log}");
     assert!(log.starts_with("s3cr3t\nhello\nenv=s3cr3t\n"), "{log}");
+    // Service names resolve to loopback, as cluster DNS would resolve them.
+    let ns_name = &ns.name;
+    let hosts =
+        format!("127.0.0.1\tdb.{ns_name}.svc.cluster.local db.{ns_name}.svc db.{ns_name} db\n");
+    assert!(log.contains(&hosts), "{log}");
     assert!(log.contains("pod/allowed"), "{log}");
+    // Mount points were made inside the containers' own roots, never on the host's.
+    for path in [
+        "/etc/creds",
+        "/etc/conf",
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    ] {
+        assert!(
+            !std::path::Path::new(path).exists(),
+            "{path} appeared on the host"
+        );
+    }
 
     let log = ns.log("refused", "app");
     assert_eq!(phase(&refused), "Failed", "{log}");
@@ -458,6 +480,39 @@ spec:
     assert!(log.contains("got SIGTERM\nclean exit\n"), "{log}");
     assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
+
+    // A process that ignores SIGTERM is killed once the grace period is over.
+    ns.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: stubborn}}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: app
+    image: {image}
+    command: ["sh", "-c"]
+    args: ["trap 'echo ignoring SIGTERM' TERM; echo running; while true; do sleep 0.1; done"]
+"#,
+        image = image()
+    ));
+    ns.wait_for::<Pod>("stubborn", "pod Running", MINUTE, ready)
+        .await;
+    ns.eventually("the process to start", MINUTE, || async {
+        ns.log("stubborn", "app").contains("running").then_some(())
+    })
+    .await;
+    let t0 = std::time::Instant::now();
+    ns.api::<Pod>()
+        .delete("stubborn", &DeleteParams::default())
+        .await
+        .unwrap();
+    ns.wait_gone::<Pod>("stubborn", Duration::from_secs(30))
+        .await;
+    let elapsed = t0.elapsed();
+    assert!(ns.log("stubborn", "app").contains("ignoring SIGTERM"));
+    assert!(elapsed >= Duration::from_secs(3), "{elapsed:?}");
 }
 
 #[tokio::test]

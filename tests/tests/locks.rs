@@ -142,24 +142,24 @@ fn initialised(s: &Scratch) -> Repo {
 }
 
 /// Starts `stash backup --stdin` on a pipe kept open, waits for its lock, lets it
-/// hold the lock for `hold` and sends SIGINT.
-fn interrupted_stdin_backup(repo: &Repo, hold: Duration) -> (Held, String) {
+/// hold the lock for `hold` and sends `signal` (INT or TERM).
+fn interrupted_stdin_backup(repo: &Repo, hold: Duration, signal: &str) -> (Held, String) {
     let cmd = repo.stash(&["backup", "--stdin", "--stdin-filename", "big.bin"]);
     let shown = cmd.shown().to_string();
     let held = Held::start(cmd, random_bytes(5, 3_000_000));
     wait_lock(repo, "stash backup --stdin");
     std::thread::sleep(hold);
-    send_signal(held.child.id(), "INT");
+    send_signal(held.child.id(), signal);
     (held, shown)
 }
 
-/// After SIGINT the lock goes away within 5 s, the exit code is 130 (stdin is
-/// closed only after the lock is gone), no snapshot is written, restic's check
-/// passes without unlock, and stash carries on with the repository.
-fn sigint_removes_lock(hold: Duration) {
+/// After SIGINT (SIGTERM) the lock goes away within 5 s, the exit code is 130 (143)
+/// (stdin is closed only after the lock is gone), no snapshot is written, restic's
+/// check passes without unlock, and stash carries on with the repository.
+fn signal_removes_lock(hold: Duration, signal: &str, code: i32) {
     let s = Scratch::new();
     let repo = initialised(&s);
-    let (mut held, shown) = interrupted_stdin_backup(&repo, hold);
+    let (mut held, shown) = interrupted_stdin_backup(&repo, hold, signal);
     let gone = wait_for(Duration::from_secs(5), || {
         repo.lock_files().is_empty().then_some(())
     });
@@ -167,12 +167,12 @@ fn sigint_removes_lock(hold: Duration) {
     let out = held.finish(&shown);
     assert!(
         gone.is_some(),
-        "lock still there 5 s after SIGINT: {:?}\n{out}",
+        "lock still there 5 s after SIG{signal}: {:?}\n{out}",
         repo.lock_files()
     );
-    out.assert_code(130);
+    out.assert_code(code);
     out.assert_no_panic();
-    repo.assert_no_locks("SIGINT");
+    repo.assert_no_locks(signal);
     assert_eq!(
         repo.restic_snapshots().len(),
         1,
@@ -186,13 +186,20 @@ fn sigint_removes_lock(hold: Duration) {
 /// SIGINT once the backup has held its lock for a second.
 #[test]
 fn sigint_during_stdin_backup_removes_lock() {
-    sigint_removes_lock(Duration::from_secs(1));
+    signal_removes_lock(Duration::from_secs(1), "INT", 130);
+}
+
+/// SIGTERM, what Kubernetes sends a container it stops, is handled like Ctrl-C, with
+/// the exit code a shell reports for it.
+#[test]
+fn sigterm_during_stdin_backup_removes_lock() {
+    signal_removes_lock(Duration::from_secs(1), "TERM", 143);
 }
 
 /// SIGINT the moment the lock file appears.
 #[test]
 fn sigint_right_after_locking_removes_lock() {
-    sigint_removes_lock(Duration::ZERO);
+    signal_removes_lock(Duration::ZERO, "INT", 130);
 }
 
 /// Ctrl-C during `backup --stdin` while the pipe stays open: exit 130 within a few
@@ -201,7 +208,7 @@ fn sigint_right_after_locking_removes_lock() {
 fn sigint_during_stdin_backup_exits_130_promptly() {
     let s = Scratch::new();
     let repo = initialised(&s);
-    let (mut held, shown) = interrupted_stdin_backup(&repo, Duration::from_secs(1));
+    let (mut held, shown) = interrupted_stdin_backup(&repo, Duration::from_secs(1), "INT");
     let start = Instant::now();
     let status = wait_for(Duration::from_secs(10), || {
         held.child.try_wait().expect("try_wait")
