@@ -54,6 +54,36 @@ fn run_checked(cmd: &mut Command, what: &str) {
     );
 }
 
+fn newest_mtime(path: &Path, newest: &mut std::time::SystemTime) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() {
+        for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            newest_mtime(&e.path(), newest);
+        }
+    } else if let Ok(t) = meta.modified() {
+        *newest = (*newest).max(t);
+    }
+}
+
+/// The newest modification time of what `stash` and the kubelet are built from.
+fn newest_source(root: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for p in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "agent",
+        "repo-format/src",
+        "chunker/src",
+        "operator/src",
+        "tests/kubelet",
+    ] {
+        newest_mtime(&root.join(p), &mut newest);
+    }
+    newest
+}
+
 /// A running cluster.
 #[derive(Debug)]
 pub struct Cluster {
@@ -67,8 +97,21 @@ pub struct Cluster {
 impl Cluster {
     /// The cluster of this test process, started on first use.
     pub fn shared() -> &'static Cluster {
-        static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-        CLUSTER.get_or_init(Cluster::start)
+        // A failed start is remembered: the other tests fail at once with its message
+        // instead of each trying again.
+        static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+        let r = CLUSTER.get_or_init(|| {
+            std::panic::catch_unwind(Cluster::start).map_err(|e| {
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "the test cluster did not start".into())
+            })
+        });
+        match r {
+            Ok(c) => c,
+            Err(e) => panic!("test cluster: {e}"),
+        }
     }
 
     fn start() -> Cluster {
@@ -90,32 +133,62 @@ impl Cluster {
             Command::new("bash").arg(root.join("tests/kube/build.sh")),
             "tests/kube/build.sh",
         );
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        // The same command as tests/run.sh, so nothing is rebuilt with other features.
-        let args = [
-            "build",
-            "-p",
-            "stash-agent",
-            "-p",
-            "stash-test-kubelet",
-            "--bins",
-        ];
-        run_checked(
-            Command::new(&cargo).current_dir(&root).args(args),
-            &format!("cargo {}", args.join(" ")),
-        );
+        // tests/run.sh builds the binaries before the tests; a local run builds them
+        // here when they are missing or older than their sources.
+        let target = root.join("target/debug");
+        let bins = [target.join("stash"), target.join("stash-test-kubelet")];
+        let newest = newest_source(&root);
+        let stale = bins.iter().any(|b| {
+            std::fs::metadata(b)
+                .and_then(|m| m.modified())
+                .map(|t| t < newest)
+                .unwrap_or(true)
+        });
+        if stale {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let args = [
+                "build",
+                "-p",
+                "stash-agent",
+                "-p",
+                "stash-test-kubelet",
+                "--bins",
+            ];
+            run_checked(
+                Command::new(&cargo).current_dir(&root).args(args),
+                &format!("cargo {}", args.join(" ")),
+            );
+        }
         let dir = root
             .join("target/kube/clusters")
             .join(format!("test-{}", std::process::id()));
         let t0 = Instant::now();
-        run_checked(
-            Command::new("bash")
+        // Free ports are picked before they are bound: another process may take one in
+        // between, so a failed start is tried again on new ports.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let out = Command::new("bash")
                 .arg(root.join("tests/kube/cluster"))
                 .args(["up", "--dir"])
                 .arg(&dir)
-                .args(["--owner", &std::process::id().to_string()]),
-            "tests/kube/cluster up",
-        );
+                .args(["--owner", &std::process::id().to_string()])
+                .output()
+                .expect("running tests/kube/cluster up");
+            if out.status.success() {
+                break;
+            }
+            let why = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                tries < 3,
+                "tests/kube/cluster up failed {tries} times:\n{why}"
+            );
+            eprintln!("tests/kube/cluster up failed, trying again:\n{why}");
+        }
         eprintln!(
             "test cluster up in {:.1} s: {}",
             t0.elapsed().as_secs_f64(),

@@ -80,7 +80,11 @@ spec:
         assert!(ready(p));
         let name = p.metadata.name.as_deref().unwrap();
         // The container's hostname is its pod's name, as in a real pod.
-        let log = ns.log(name, "app");
+        let log = ns
+            .eventually("the pod's first line", MINUTE, || async {
+                Some(ns.log(name, "app")).filter(|l| l.ends_with('\n'))
+            })
+            .await;
         assert_eq!(log.trim(), format!("started as {name}"));
     }
     let rs = ns
@@ -191,7 +195,13 @@ spec:
     assert_eq!(on.len() as i32, nodes);
     for p in pods(&ns, "app=agent").await {
         let node = p.spec.as_ref().unwrap().node_name.clone().unwrap();
-        let log = ns.log(p.metadata.name.as_deref().unwrap(), "app");
+        let name = p.metadata.name.as_deref().unwrap();
+        // Ready means started (no probes): the first line may still be on its way.
+        let log = ns
+            .eventually("the pod's first line", MINUTE, || async {
+                Some(ns.log(name, "app")).filter(|l| l.ends_with('\n'))
+            })
+            .await;
         assert_eq!(log.trim(), format!("node={node}"));
     }
 }
@@ -569,6 +579,22 @@ spec:
         })
         .await;
     assert_eq!(phase(&again), "Pending");
+    // An init container of another image has nothing to run here and completes.
+    ns.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: other}}
+spec:
+  initContainers:
+  - {{name: prepare, image: busybox, command: ["true"]}}
+  containers:
+  - {{name: main, image: {image}, command: ["sh", "-c", "echo main ran; exec sleep 3600"]}}
+"#,
+        image = image()
+    ));
+    ns.wait_for::<Pod>("other", "pod other Ready", MINUTE, ready)
+        .await;
     for pod in ["once", "again"] {
         assert_eq!(ns.log(pod, "first"), "first ran\n");
         assert!(ns.log(pod, "second").starts_with("second failed\n"));

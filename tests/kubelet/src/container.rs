@@ -128,7 +128,11 @@ impl Spec {
                 .working_dir
                 .clone()
                 .unwrap_or_else(|| "/".into()),
-            mounts: volumes::mounts(&self.container, &self.volumes)?,
+            mounts: volumes::mounts(
+                &self.container,
+                &self.volumes,
+                &volumes::api_backed(&self.pod),
+            )?,
             env,
             log: self.kubelet.log_path(&self.pod, name),
         };
@@ -171,6 +175,20 @@ pub async fn supervise(
             restarts,
         });
     };
+    if !spec.ours() && matches!(slot, Slot::Init(_)) && spec.restart != Restart::Always {
+        // An init container of another image has nothing to run: it completes at once.
+        let now = Timestamp::now();
+        send(
+            State::Terminated {
+                exit_code: 0,
+                signal: None,
+                started: now,
+                finished: now,
+            },
+            0,
+        );
+        return;
+    }
     if !spec.ours() {
         // Other images (busybox, postgres) count as running without a process.
         send(
@@ -219,10 +237,11 @@ pub async fn supervise(
                 }
                 Ok(mut child) => {
                     let started = Timestamp::now();
+                    let pgid = child.id().unwrap_or_default();
                     send(State::Running { started }, restarts);
                     let (status, stopped) = tokio::select! {
-                        s = child.wait() => (s, false),
-                        grace = stop_requested(&mut stop) => (process::stop(&mut child, grace).await, true),
+                        s = process::wait(&mut child, pgid) => (s, false),
+                        grace = stop_requested(&mut stop) => (process::stop(&mut child, pgid, grace).await, true),
                     };
                     let (code, signal) = status.as_ref().map(exit_code).unwrap_or((255, None));
                     send(

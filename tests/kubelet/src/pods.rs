@@ -2,12 +2,12 @@
 //! them to a worker of its own, which learns of later changes through a watch channel.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
 };
 
 use anyhow::Result;
-use futures::TryStreamExt;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
     api::PostParams,
@@ -119,8 +119,12 @@ impl Pods {
     fn dispatch(&mut self, pod: Arc<Pod>) {
         let id = uid(&pod);
         if let Some(tx) = self.workers.get(&id) {
-            let _ = tx.send(Some(pod));
-            return;
+            if !tx.is_closed() {
+                let _ = tx.send(Some(pod));
+                return;
+            }
+            // Its worker ended but the pod is still there (its final delete failed): a
+            // new worker finishes the deletion.
         }
         let (tx, rx) = watch::channel(Some(pod));
         tokio::spawn(worker::run(self.kubelet.clone(), rx));
@@ -163,18 +167,43 @@ pub async fn run(kubelet: Arc<Kubelet>) -> Result<()> {
         workers: HashMap::new(),
     };
     let mut shutdown = kubelet.shutdown.clone();
+    // Uids listed since the watch last (re)started: a pod missing from a full list was
+    // deleted while the watch was down.
+    let mut relisted: Option<HashSet<String>> = None;
     loop {
         let event = tokio::select! {
-            e = stream.try_next() => e?,
+            e = stream.next() => e,
             _ = shutdown.changed() => break,
         };
         match event {
-            Some(watcher::Event::Apply(p)) | Some(watcher::Event::InitApply(p)) => {
+            None => break,
+            Some(Err(e)) => {
+                // The watcher re-lists after errors (410 Gone after compaction and the
+                // like); the kubelet carries on.
+                tracing::info!("pod watch: {e}");
+            }
+            Some(Ok(watcher::Event::Apply(p))) => pods.applied(p).await,
+            Some(Ok(watcher::Event::Init)) => relisted = Some(HashSet::new()),
+            Some(Ok(watcher::Event::InitApply(p))) => {
+                if let Some(seen) = relisted.as_mut() {
+                    seen.insert(uid(&p));
+                }
                 pods.applied(p).await
             }
-            Some(watcher::Event::Delete(p)) => pods.deleted(&p),
-            Some(_) => {}
-            None => break,
+            Some(Ok(watcher::Event::InitDone)) => {
+                if let Some(seen) = relisted.take() {
+                    let gone: Vec<Arc<Pod>> = pods
+                        .known
+                        .iter()
+                        .filter(|(id, _)| !seen.contains(*id))
+                        .map(|(_, p)| p.clone())
+                        .collect();
+                    for p in gone {
+                        pods.deleted(&p);
+                    }
+                }
+            }
+            Some(Ok(watcher::Event::Delete(p))) => pods.deleted(&p),
         }
     }
     // Workers see the shutdown themselves; wait until their processes are gone.

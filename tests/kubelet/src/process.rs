@@ -76,7 +76,7 @@ pub fn spawn(script: &Path, sb: &Sandbox, command: &[String]) -> Result<Child> {
         .with_context(|| format!("open log {}", sb.log.display()))?;
     let err = log.try_clone()?;
     fs::create_dir_all(&sb.dir)?;
-    let child = Command::new("unshare")
+    let child = Command::new("/usr/bin/unshare")
         .args(argv(script, sb, command))
         .env_clear()
         .envs(&sb.env)
@@ -84,25 +84,38 @@ pub fn spawn(script: &Path, sb: &Sandbox, command: &[String]) -> Result<Child> {
         .stdout(log)
         .stderr(err)
         .kill_on_drop(true)
+        // A group of its own: signals reach what the container started too.
+        .process_group(0)
         .spawn()
         .context("spawn unshare")?;
     Ok(child)
 }
 
-pub fn signal(child: &Child, sig: Signal) {
-    if let Some(pid) = child.id() {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), sig);
-    }
+/// Signals the container's process group (its main process leads it).
+pub fn signal_group(pgid: u32, sig: Signal) {
+    let _ = nix::sys::signal::killpg(Pid::from_raw(pgid as i32), sig);
+}
+
+/// Waits for the main process; whatever it left behind in its group is killed then, as
+/// a container's other processes die with it.
+pub async fn wait(child: &mut Child, pgid: u32) -> std::io::Result<std::process::ExitStatus> {
+    let status = child.wait().await;
+    signal_group(pgid, Signal::SIGKILL);
+    status
 }
 
 /// SIGTERM, then SIGKILL once `grace` has passed; returns the exit status.
-pub async fn stop(child: &mut Child, grace: Duration) -> std::io::Result<std::process::ExitStatus> {
-    signal(child, Signal::SIGTERM);
-    match tokio::time::timeout(grace, child.wait()).await {
+pub async fn stop(
+    child: &mut Child,
+    pgid: u32,
+    grace: Duration,
+) -> std::io::Result<std::process::ExitStatus> {
+    signal_group(pgid, Signal::SIGTERM);
+    match tokio::time::timeout(grace, wait(child, pgid)).await {
         Ok(status) => status,
         Err(_) => {
-            signal(child, Signal::SIGKILL);
-            child.wait().await
+            signal_group(pgid, Signal::SIGKILL);
+            wait(child, pgid).await
         }
     }
 }

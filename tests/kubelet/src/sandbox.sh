@@ -38,10 +38,13 @@ for m in $mounts; do
   i=$((i + 1))
   mkdir -p "$dir/upper/$i" "$dir/work/$i"
   if ! mount -t overlay overlay -o "lowerdir=$m,upperdir=$dir/upper/$i,workdir=$dir/work/$i" "$root$m" 2>/dev/null; then
-    mount --rbind "$m" "$root$m"
-    mount -o remount,bind,ro "$root$m" || true
+    # Without an overlay the tree is shown read-only (not its own submounts), or not at all.
+    mount --bind "$m" "$root$m"
+    mount -o remount,bind,ro "$root$m" || { umount -l "$root$m"; echo "sandbox: hiding $m" >&2; }
   fi
 done
+# The host's /dev is shared (devices), but not its shared memory.
+mount -t tmpfs -o mode=1777,nosuid,nodev stash-test-shm "$root/dev/shm"
 
 # Volumes. Mount points are made and resolved inside the new root, so a symlink such as
 # /var/run -> /run points into the container, never at the host.
@@ -49,6 +52,10 @@ while [ "$n" -gt 0 ]; do
   src=$1 dst=$2 ro=$3
   shift 3
   n=$((n - 1))
+  case "$dst" in
+    /dev|/dev/*|/proc|/proc/*|/sys|/sys/*)
+      echo "sandbox: mountPath $dst is in a kernel file system" >&2; exit 1 ;;
+  esac
   if [ -d "$src" ]; then
     chroot "$root" mkdir -p "$dst"
   else
@@ -61,6 +68,8 @@ while [ "$n" -gt 0 ]; do
   fi
 done
 
+# A fresh file: /etc/hosts may be a symlink that leads out of the root.
+rm -f "$root/etc/hosts"
 cat "$hosts" > "$root/etc/hosts"
 echo "$name" > /proc/sys/kernel/hostname
 [ "${1:-}" = "--" ] && shift

@@ -237,7 +237,6 @@ pub fn pod_status(
         start_time: Some(Time(start_time)),
         init_container_statuses: Some(init.iter().map(|r| container_status(pod_uid, r)).collect()),
         container_statuses: Some(main.iter().map(|r| container_status(pod_uid, r)).collect()),
-        qos_class: Some("BestEffort".into()),
         ..PodStatus::default()
     }
 }

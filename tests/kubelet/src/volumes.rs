@@ -4,7 +4,7 @@
 //! out as files. The sandbox bind-mounts them into each container.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fs,
     os::unix::fs::PermissionsExt,
     path::{Component, Path, PathBuf},
@@ -90,6 +90,21 @@ fn write_keys(
 
 fn mode(m: Option<i32>) -> u32 {
     m.map(|m| m as u32).unwrap_or(0o644)
+}
+
+/// The names of the pod's volumes whose files come from the API.
+pub fn api_backed(pod: &Pod) -> BTreeSet<String> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter(|v| {
+            v.secret.is_some()
+                || v.config_map.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
+        })
+        .map(|v| v.name.clone())
+        .collect()
 }
 
 /// Materialises every volume of `pod` and returns its host directory by volume name.
@@ -315,21 +330,23 @@ async fn claim_dir(client: &Client, layout: &Layout, ns: &str, claim: &str) -> R
     Ok(dir)
 }
 
-/// The bind mounts of one container from its `volumeMounts`.
-pub fn mounts(container: &Container, volumes: &BTreeMap<String, PathBuf>) -> Result<Vec<Mount>> {
+/// The bind mounts of one container from its `volumeMounts`. Volumes written from the API
+/// (`api_backed`: Secret, ConfigMap, downward API, projected) are always read-only.
+pub fn mounts(
+    container: &Container,
+    volumes: &BTreeMap<String, PathBuf>,
+    api_backed: &BTreeSet<String>,
+) -> Result<Vec<Mount>> {
     let mut out = Vec::new();
     for vm in container.volume_mounts.iter().flatten() {
         let base = volumes
             .get(&vm.name)
             .ok_or_else(|| anyhow!("volumeMount {:?} names no volume of the pod", vm.name))?;
+        if vm.sub_path_expr.as_deref().is_some_and(|s| !s.is_empty()) {
+            bail!("volumeMount {:?}: subPathExpr is not supported", vm.name);
+        }
         let host = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            Some(sub) => {
-                let p = inside(base, sub)?;
-                if !p.exists() {
-                    fs::create_dir_all(&p)?;
-                }
-                p
-            }
+            Some(sub) => sub_path(base, sub)?,
             None => base.clone(),
         };
         if !vm.mount_path.starts_with('/') {
@@ -338,10 +355,28 @@ pub fn mounts(container: &Container, volumes: &BTreeMap<String, PathBuf>) -> Res
         out.push(Mount {
             host,
             container: vm.mount_path.clone(),
-            read_only: vm.read_only == Some(true),
+            read_only: vm.read_only == Some(true) || api_backed.contains(&vm.name),
         });
     }
+    // Parents before children, so a volume mounted inside another stays visible.
+    out.sort_by_key(|m| Path::new(&m.container).components().count());
     Ok(out)
+}
+
+/// A subPath inside its volume: made when missing, and refused when a symlink on the way
+/// (a container may write one into the volume) would lead outside it.
+fn sub_path(base: &Path, sub: &str) -> Result<PathBuf> {
+    let p = inside(base, sub)?;
+    let mut cur = base.to_path_buf();
+    for c in Path::new(sub).components() {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => bail!("subPath {sub:?} crosses a symlink"),
+            Ok(_) => {}
+            Err(_) => fs::create_dir(&cur).with_context(|| format!("create {}", cur.display()))?,
+        }
+    }
+    Ok(p)
 }
 
 #[cfg(test)]
@@ -361,6 +396,7 @@ mod tests {
     #[test]
     fn mounts_follow_volume_mounts() {
         let tmp = std::env::temp_dir().join(format!("kubelet-mounts-{}", std::process::id()));
+        fs::create_dir_all(&tmp).unwrap();
         let vols: BTreeMap<String, PathBuf> = [("data".to_string(), tmp.clone())].into();
         let c = Container {
             name: "c".into(),
@@ -380,10 +416,12 @@ mod tests {
             ]),
             ..Container::default()
         };
-        let m = mounts(&c, &vols).unwrap();
-        assert_eq!(m[0].host, tmp);
-        assert!(m[0].read_only);
-        assert_eq!(m[1].host, tmp.join("x"));
+        let m = mounts(&c, &vols, &BTreeSet::new()).unwrap();
+        // Sorted parents first: /sub (depth 1) before /source/data (depth 2).
+        assert_eq!(m[1].host, tmp);
+        assert!(m[1].read_only);
+        assert_eq!(m[0].container, "/sub");
+        assert_eq!(m[0].host, tmp.join("x"));
         assert!(tmp.join("x").is_dir());
         let bad = Container {
             volume_mounts: Some(vec![VolumeMount {
@@ -391,9 +429,23 @@ mod tests {
                 mount_path: "/m".into(),
                 ..VolumeMount::default()
             }]),
-            ..c
+            ..c.clone()
         };
-        assert!(mounts(&bad, &vols).is_err());
+        assert!(mounts(&bad, &vols, &BTreeSet::new()).is_err());
+        let api: BTreeSet<String> = ["data".to_string()].into();
+        assert!(mounts(&c, &vols, &api).unwrap().iter().all(|m| m.read_only));
+        std::os::unix::fs::symlink("/etc", tmp.join("link")).unwrap();
+        let through_link = Container {
+            volume_mounts: Some(vec![VolumeMount {
+                name: "data".into(),
+                mount_path: "/m".into(),
+                sub_path: Some("link/x".into()),
+                ..VolumeMount::default()
+            }]),
+            ..Container::default()
+        };
+        assert!(mounts(&through_link, &vols, &BTreeSet::new()).is_err());
+        assert!(!Path::new("/etc/x").exists());
         fs::remove_dir_all(tmp).unwrap();
     }
 }

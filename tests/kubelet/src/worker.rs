@@ -134,7 +134,8 @@ impl Worker {
         rec.state = u.state;
     }
 
-    async fn publish(&mut self) {
+    /// Writes the status when it changed; false when that write failed (retried later).
+    async fn publish(&mut self) -> bool {
         let st = status::pod_status(
             &self.uid,
             &self.restart_policy,
@@ -146,15 +147,25 @@ impl Worker {
         self.conditions = st.conditions.clone().unwrap_or_default();
         let body = json!({ "status": st });
         if self.published.as_ref() == Some(&body) {
-            return;
+            return true;
         }
         match self
             .api
-            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&body))
+            .patch_status(
+                &self.name,
+                &PatchParams::default(),
+                &Patch::Strategic(&body),
+            )
             .await
         {
-            Ok(_) => self.published = Some(body),
-            Err(e) => tracing::debug!(pod = %self.name, "status: {e}"),
+            Ok(_) => {
+                self.published = Some(body);
+                true
+            }
+            Err(e) => {
+                tracing::info!(pod = %self.name, "status: {e}");
+                false
+            }
         }
     }
 
@@ -204,8 +215,14 @@ impl Worker {
                     }),
                     ..DeleteParams::default()
                 };
-                if let Err(e) = self.api.delete(&self.name, &dp).await {
-                    tracing::debug!(pod = %self.name, "final delete: {e}");
+                // Retried: a pod left Terminating would never go away.
+                for _ in 0..60 {
+                    match self.api.delete(&self.name, &dp).await {
+                        Ok(_) => break,
+                        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => break,
+                        Err(e) => tracing::info!(pod = %self.name, "final delete: {e}"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 let _ = fs::remove_dir_all(self.kubelet.layout.pod_dir(&self.uid));
             }
@@ -296,8 +313,9 @@ pub async fn run(kubelet: Arc<Kubelet>, mut rx: PodUpdates) {
             }
             main_started = true;
         }
-        w.publish().await;
+        let published = w.publish().await;
         tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)), if !published => {}
             Some(u) = updates.recv() => {
                 w.apply(u);
                 while let Ok(u) = updates.try_recv() { w.apply(u); }
@@ -317,6 +335,10 @@ pub async fn run(kubelet: Arc<Kubelet>, mut rx: PodUpdates) {
         w.apply(u);
     }
     if matches!(end, Ending::Terminating(_)) {
+        // Nothing restarts a deleted pod: its last status is terminal (Succeeded when
+        // every container exited 0, else Failed), as kubelets report since 1.27; the
+        // Job controller counts such pods.
+        w.restart_policy = "Never".into();
         w.publish().await;
     }
     w.finish(end).await;
