@@ -449,78 +449,69 @@ subjects:
     );
 }
 
-#[tokio::test]
-async fn deleting_a_pod_terminates_its_process_first() {
-    let ns = TestNs::new("term").await;
+/// Starts a pod `name` whose container runs `trap TRAP TERM` and then loops, waits until
+/// it runs, deletes it, and returns the time from the delete until the pod was gone
+/// (`check_after_1s` runs one second after the delete, while the pod may still be there).
+async fn delete_trapping_pod(
+    ns: &TestNs,
+    name: &str,
+    grace_seconds: u32,
+    trap: &str,
+    check_after_1s: Option<fn(bool)>,
+) -> Duration {
     ns.apply(&format!(
         r#"
 apiVersion: v1
 kind: Pod
-metadata: {{name: worker}}
+metadata: {{name: {name}}}
 spec:
-  terminationGracePeriodSeconds: 60
+  terminationGracePeriodSeconds: {grace_seconds}
   containers:
   - name: app
     image: {image}
     command: ["sh", "-c"]
-    args:
-    - trap 'echo got SIGTERM; sleep 2; echo clean exit; exit 0' TERM;
-      echo running; while true; do sleep 0.1; done
+    args: ["trap '{trap}' TERM; echo running; while true; do sleep 0.1; done"]
 "#,
         image = image()
     ));
-    ns.wait_for::<Pod>("worker", "pod Running", MINUTE, ready)
-        .await;
+    ns.wait_for::<Pod>(name, "pod Running", MINUTE, ready).await;
     ns.eventually("the process to start", MINUTE, || async {
-        ns.log("worker", "app").contains("running").then_some(())
+        ns.log(name, "app").contains("running").then_some(())
     })
     .await;
     let t0 = std::time::Instant::now();
     ns.api::<Pod>()
-        .delete("worker", &DeleteParams::default())
+        .delete(name, &DeleteParams::default())
         .await
         .unwrap();
+    if let Some(check) = check_after_1s {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        check(ns.api::<Pod>().get_opt(name).await.unwrap().is_some());
+    }
+    ns.wait_gone::<Pod>(name, Duration::from_secs(30)).await;
+    t0.elapsed()
+}
+
+#[tokio::test]
+async fn deleting_a_pod_terminates_its_process_first() {
+    let ns = TestNs::new("term").await;
     // The pod stays while the process handles SIGTERM, and goes once it has exited,
     // long before the 60 s grace period.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(ns.api::<Pod>().get_opt("worker").await.unwrap().is_some());
-    ns.wait_gone::<Pod>("worker", Duration::from_secs(30)).await;
-    let elapsed = t0.elapsed();
+    let elapsed = delete_trapping_pod(
+        &ns,
+        "worker",
+        60,
+        "echo got SIGTERM; sleep 2; echo clean exit; exit 0",
+        Some(|present| assert!(present, "the pod went before its process exited")),
+    )
+    .await;
     let log = ns.log("worker", "app");
     assert!(log.contains("got SIGTERM\nclean exit\n"), "{log}");
     assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
 
     // A process that ignores SIGTERM is killed once the grace period is over.
-    ns.apply(&format!(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata: {{name: stubborn}}
-spec:
-  terminationGracePeriodSeconds: 3
-  containers:
-  - name: app
-    image: {image}
-    command: ["sh", "-c"]
-    args: ["trap 'echo ignoring SIGTERM' TERM; echo running; while true; do sleep 0.1; done"]
-"#,
-        image = image()
-    ));
-    ns.wait_for::<Pod>("stubborn", "pod Running", MINUTE, ready)
-        .await;
-    ns.eventually("the process to start", MINUTE, || async {
-        ns.log("stubborn", "app").contains("running").then_some(())
-    })
-    .await;
-    let t0 = std::time::Instant::now();
-    ns.api::<Pod>()
-        .delete("stubborn", &DeleteParams::default())
-        .await
-        .unwrap();
-    ns.wait_gone::<Pod>("stubborn", Duration::from_secs(30))
-        .await;
-    let elapsed = t0.elapsed();
+    let elapsed = delete_trapping_pod(&ns, "stubborn", 3, "echo ignoring SIGTERM", None).await;
     assert!(ns.log("stubborn", "app").contains("ignoring SIGTERM"));
     assert!(elapsed >= Duration::from_secs(3), "{elapsed:?}");
 }

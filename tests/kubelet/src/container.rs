@@ -175,36 +175,22 @@ pub async fn supervise(
             restarts,
         });
     };
-    if !spec.ours() && matches!(slot, Slot::Init(_)) && spec.restart != Restart::Always {
-        // An init container of another image has nothing to run: it completes at once.
-        let now = Timestamp::now();
-        send(
-            State::Terminated {
-                exit_code: 0,
-                signal: None,
-                started: now,
-                finished: now,
-            },
-            0,
-        );
-        return;
-    }
     if !spec.ours() {
-        // Other images (busybox, postgres) count as running without a process.
-        send(
-            State::Running {
-                started: Timestamp::now(),
-            },
-            0,
-        );
-        stop_requested(&mut stop).await;
-        let now = Timestamp::now();
+        // Other images (busybox, postgres) have no process here: an init container
+        // completes at once, any other counts as running until it is stopped.
+        let completes = matches!(slot, Slot::Init(_)) && spec.restart != Restart::Always;
+        let started = Timestamp::now();
+        if !completes {
+            send(State::Running { started }, 0);
+            stop_requested(&mut stop).await;
+        }
+        let finished = Timestamp::now();
         send(
             State::Terminated {
                 exit_code: 0,
                 signal: None,
-                started: now,
-                finished: now,
+                started,
+                finished,
             },
             0,
         );

@@ -17,17 +17,10 @@ use kube::{
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::{schedule, worker, Kubelet};
+use crate::{schedule, status::finished, worker, Kubelet};
 
 fn uid(p: &Pod) -> String {
     p.metadata.uid.clone().unwrap_or_default()
-}
-
-fn finished(p: &Pod) -> bool {
-    matches!(
-        p.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded") | Some("Failed")
-    )
 }
 
 struct Pods {

@@ -5,7 +5,7 @@
 use k8s_openapi::{
     api::core::v1::{
         ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-        ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
+        ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
     },
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
@@ -79,6 +79,14 @@ impl Record {
             self.exit_code() == Some(0)
         }
     }
+}
+
+/// Whether the pod has reached a terminal phase (nothing of it runs any more).
+pub fn finished(p: &Pod) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
 }
 
 /// The pod's phase from its containers and restart policy.

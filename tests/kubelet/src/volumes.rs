@@ -14,7 +14,8 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use k8s_openapi::api::{
     authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
     core::v1::{
-        Container, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount, Volume,
+        Container, DownwardAPIVolumeFile, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod,
+        ServiceAccount, Volume,
     },
 };
 use kube::{api::PostParams, Api, Client};
@@ -84,6 +85,41 @@ fn write_keys(
                 write_file(dir, k, v, default_mode)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Writes a Secret's or ConfigMap's keys, or nothing when it is missing but optional.
+fn write_found(
+    dir: &Path,
+    kind: &str,
+    name: &str,
+    found: Option<BTreeMap<String, Vec<u8>>>,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: u32,
+    optional: Option<bool>,
+) -> Result<()> {
+    match found {
+        Some(data) => write_keys(dir, &format!("{kind} {name}"), &data, items, default_mode),
+        None if optional == Some(true) => Ok(()),
+        None => bail!("{kind} {name:?} not found"),
+    }
+}
+
+/// Writes downward-API items (field references of the pod).
+fn write_downward(
+    dir: &Path,
+    pod: &Pod,
+    items: Option<&[DownwardAPIVolumeFile]>,
+    default_mode: u32,
+) -> Result<()> {
+    for item in items.into_iter().flatten() {
+        let value = match &item.field_ref {
+            Some(f) => field_ref(pod, &f.field_path)?,
+            None => String::new(),
+        };
+        let m = item.mode.map(|m| m as u32).unwrap_or(default_mode);
+        write_file(dir, &item.path, value.as_bytes(), m)?;
     }
     Ok(())
 }
@@ -174,44 +210,37 @@ async fn materialise(
     if let Some(s) = &v.secret {
         let name = s.secret_name.clone().unwrap_or_default();
         fresh(dir)?;
-        match sources.secret(&name).await? {
-            Some(data) => write_keys(
-                dir,
-                &format!("Secret {name}"),
-                &data,
-                s.items.as_ref(),
-                mode(s.default_mode),
-            )?,
-            None if s.optional == Some(true) => {}
-            None => bail!("Secret {name:?} not found"),
-        }
+        let found = sources.secret(&name).await?;
+        let mode = mode(s.default_mode);
+        write_found(
+            dir,
+            "Secret",
+            &name,
+            found,
+            s.items.as_ref(),
+            mode,
+            s.optional,
+        )?;
         return Ok(dir.to_path_buf());
     }
     if let Some(c) = &v.config_map {
         fresh(dir)?;
-        match sources.config_map(&c.name).await? {
-            Some(data) => write_keys(
-                dir,
-                &format!("ConfigMap {}", c.name),
-                &data,
-                c.items.as_ref(),
-                mode(c.default_mode),
-            )?,
-            None if c.optional == Some(true) => {}
-            None => bail!("ConfigMap {:?} not found", c.name),
-        }
+        let found = sources.config_map(&c.name).await?;
+        let mode = mode(c.default_mode);
+        write_found(
+            dir,
+            "ConfigMap",
+            &c.name,
+            found,
+            c.items.as_ref(),
+            mode,
+            c.optional,
+        )?;
         return Ok(dir.to_path_buf());
     }
     if let Some(d) = &v.downward_api {
         fresh(dir)?;
-        for item in d.items.iter().flatten() {
-            let value = match &item.field_ref {
-                Some(f) => field_ref(pod, &f.field_path)?,
-                None => String::new(),
-            };
-            let m = item.mode.map(|m| m as u32).unwrap_or(mode(d.default_mode));
-            write_file(dir, &item.path, value.as_bytes(), m)?;
-        }
+        write_downward(dir, pod, d.items.as_deref(), mode(d.default_mode))?;
         return Ok(dir.to_path_buf());
     }
     if let Some(p) = &v.projected {
@@ -219,40 +248,33 @@ async fn materialise(
         let default_mode = mode(p.default_mode);
         for src in p.sources.iter().flatten() {
             if let Some(s) = &src.secret {
-                match sources.secret(&s.name).await? {
-                    Some(data) => write_keys(
-                        dir,
-                        &format!("Secret {}", s.name),
-                        &data,
-                        s.items.as_ref(),
-                        default_mode,
-                    )?,
-                    None if s.optional == Some(true) => {}
-                    None => bail!("Secret {:?} not found", s.name),
-                }
+                let found = sources.secret(&s.name).await?;
+                let items = s.items.as_ref();
+                write_found(
+                    dir,
+                    "Secret",
+                    &s.name,
+                    found,
+                    items,
+                    default_mode,
+                    s.optional,
+                )?;
             }
             if let Some(c) = &src.config_map {
-                match sources.config_map(&c.name).await? {
-                    Some(data) => write_keys(
-                        dir,
-                        &format!("ConfigMap {}", c.name),
-                        &data,
-                        c.items.as_ref(),
-                        default_mode,
-                    )?,
-                    None if c.optional == Some(true) => {}
-                    None => bail!("ConfigMap {:?} not found", c.name),
-                }
+                let found = sources.config_map(&c.name).await?;
+                let items = c.items.as_ref();
+                write_found(
+                    dir,
+                    "ConfigMap",
+                    &c.name,
+                    found,
+                    items,
+                    default_mode,
+                    c.optional,
+                )?;
             }
             if let Some(d) = &src.downward_api {
-                for item in d.items.iter().flatten() {
-                    let value = match &item.field_ref {
-                        Some(f) => field_ref(pod, &f.field_path)?,
-                        None => String::new(),
-                    };
-                    let m = item.mode.map(|m| m as u32).unwrap_or(default_mode);
-                    write_file(dir, &item.path, value.as_bytes(), m)?;
-                }
+                write_downward(dir, pod, d.items.as_deref(), default_mode)?;
             }
             if let Some(t) = &src.service_account_token {
                 let token =

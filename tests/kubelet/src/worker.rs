@@ -241,9 +241,7 @@ pub async fn run(kubelet: Arc<Kubelet>, mut rx: PodUpdates) {
     };
     let mut shutdown = kubelet.shutdown.clone();
     let mut w = Worker::new(kubelet.clone(), pod.clone());
-    if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
-        || pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
-    {
+    if status::finished(&pod) {
         // Finished before this kubelet saw it: only its deletion is left to do.
         let end = ending(&mut rx, &mut shutdown).await;
         w.finish(end).await;
