@@ -13,6 +13,7 @@ use stash_repo_format::{
     blob::BlobType,
     file_type::FileType,
     index::IndexLookup,
+    key::KeyFile,
     node::NodeType,
     pack::{self, PackedBlob},
     Id,
@@ -74,6 +75,7 @@ pub async fn check(
     on_pack: Option<OnPack>,
 ) -> Result<CheckReport> {
     let mut r = CheckReport::default();
+    r.errors.extend(damaged_keys(repo).await?);
     // Index.
     let mut files = Vec::new();
     for id in repo.index_ids().await? {
@@ -123,6 +125,10 @@ pub async fn check(
                 let want = pack::expected_size(blobs);
                 if size != want {
                     r.errors.push(format!("pack {id}: size {size} does not match the {want} bytes its index entries imply"));
+                    bad_packs.insert(*id);
+                }
+                if let Some(e) = entries_past_the_data(*id, size, blobs) {
+                    r.errors.push(e);
                     bad_packs.insert(*id);
                 }
                 let mixed = blobs.iter().any(|b| b.ty == BlobType::Data)
@@ -177,7 +183,10 @@ pub async fn check(
             let mut tree_ok: HashMap<Id, bool> = HashMap::new();
             for (sid, snap) in &snaps {
                 let ok = match snap.tree {
-                    Some(t) => walk(&repo, &index, t, &mut used, &mut tree_ok, &mut errors).await,
+                    Some(t) => {
+                        let root = (*sid, t);
+                        walk(&repo, &index, root, &mut used, &mut tree_ok, &mut errors).await
+                    }
                     None => {
                         errors.push(format!("snapshot {sid}: has no tree"));
                         false
@@ -237,6 +246,45 @@ pub async fn check(
     Ok(r)
 }
 
+/// The index entries of a pack of `size` bytes that end past its blobs' bytes (the
+/// pack less its header), as one error naming the first: an entry pointing there
+/// (a damaged or hostile index) keeps the pack's size right and is otherwise found
+/// only by reading the pack.
+fn entries_past_the_data(id: Id, size: u64, blobs: &[PackedBlob]) -> Option<String> {
+    let data = size.saturating_sub(pack::header_size(blobs));
+    let mut past = blobs
+        .iter()
+        .filter(|b| u64::from(b.offset) + u64::from(b.length) > data);
+    let first = past.next()?;
+    let more = match past.count() {
+        0 => String::new(),
+        n => format!(" (and {n} more)"),
+    };
+    Some(format!(
+        "pack {id}: index entry for {} blob {} at offset {} of length {} ends past the \
+         {data} bytes of blobs in the {size}-byte pack{more}",
+        first.ty, first.id, first.offset, first.length
+    ))
+}
+
+/// Errors for the key files that do not parse. Only their JSON is read: a key is
+/// opened only with its password, and one key scrypt takes a fraction of a second.
+async fn damaged_keys(repo: &Repository) -> Result<Vec<String>> {
+    let mut errors = Vec::new();
+    for (id, _) in repo.backend().list(FileType::Key).await? {
+        let parsed = match repo.backend().read(FileType::Key, &id, None).await {
+            Ok(bytes) => KeyFile::from_bytes(&bytes)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = parsed {
+            errors.push(format!("key {id}: {e}"));
+        }
+    }
+    Ok(errors)
+}
+
 /// Bytes of packs hinted to the device while the key is derived: about what a
 /// disk reads in the 0.2-0.6 s scrypt takes at restic's cost. They wait in the
 /// page cache (reclaimable, not this process's memory) instead of the cores
@@ -290,11 +338,12 @@ fn select(mut packs: Vec<Id>, how: ReadData) -> Vec<Id> {
     }
 }
 
-/// Walks a tree; returns false if anything below it is missing or damaged.
+/// Walks a snapshot's tree; returns false if anything below it is missing or
+/// damaged. A root tree that does not load is reported with the snapshot naming it.
 async fn walk(
     repo: &Repository,
     index: &IndexLookup,
-    root: Id,
+    (snapshot, root): (Id, Id),
     used: &mut HashSet<(BlobType, Id)>,
     tree_ok: &mut HashMap<Id, bool>,
     errors: &mut Vec<String>,
@@ -313,7 +362,11 @@ async fn walk(
         let tree = match trees.read_tree(index, &id).await {
             Ok(t) => t,
             Err(e) => {
-                errors.push(format!("tree {id}: {e}"));
+                errors.push(if id == root {
+                    format!("snapshot {snapshot}: root tree {id}: {e}")
+                } else {
+                    format!("tree {id}: {e}")
+                });
                 tree_ok.insert(id, false);
                 ok = false;
                 continue;
@@ -403,4 +456,42 @@ async fn uses_packs(
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Index entries lying past a pack's blob bytes are reported once per pack,
+    /// naming the first, the pack and the bytes there are; offsets near 4 GiB do not
+    /// overflow.
+    #[test]
+    fn index_entries_past_the_blob_bytes_are_named() {
+        let blob = |n: u8, offset: u32, length: u32| PackedBlob {
+            ty: BlobType::Tree,
+            id: Id([n; 32]),
+            offset,
+            length,
+            uncompressed_length: None,
+        };
+        let pack = Id([9; 32]);
+        let mut blobs = vec![blob(1, 0, 100), blob(2, 100, 50)];
+        let size = pack::expected_size(&blobs);
+        assert_eq!(entries_past_the_data(pack, size, &blobs), None);
+        blobs[1].offset = u32::MAX;
+        blobs.push(blob(3, 150, u32::MAX));
+        let e = entries_past_the_data(pack, size, &blobs).unwrap();
+        assert!(e.starts_with(&format!("pack {pack}: ")), "{e}");
+        let data = size - pack::header_size(&blobs);
+        assert!(
+            e.contains(&format!(
+                "tree blob {} at offset {} of length 50 ends past the {data} bytes",
+                Id([2; 32]),
+                u32::MAX
+            )),
+            "{e}"
+        );
+        assert!(e.ends_with("(and 1 more)"), "{e}");
+        assert!(entries_past_the_data(pack, 10, &blobs[..1]).is_some());
+    }
 }

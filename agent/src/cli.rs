@@ -202,6 +202,11 @@ pub fn main() -> i32 {
                 eprintln!("interrupted");
                 code
             }
+            msg = repository::lock::lost() => {
+                repository::lock::release_all().await;
+                eprintln!("error: {msg}");
+                1
+            }
         }
     });
     // A blocking task may still wait on stdin or a file: do not wait for it.

@@ -17,7 +17,7 @@ use stash_repo_format::{
     blob::{self, BlobType},
     file_type::FileType,
     index::{IndexBlob, IndexLookup, IndexLookupBuilder, IndexPack},
-    pack::PackedBlob,
+    pack::{self, PackedBlob},
     prune::{plan, PruneOptions, PrunePlan},
     Id,
 };
@@ -213,18 +213,14 @@ async fn repack(repo: &Repository, plan: &PrunePlan, saver: &BlobSaver) -> Resul
             // Decoding and re-encoding is CPU work; saving may block on the upload queue.
             tokio::task::spawn_blocking(move || -> Result<()> {
                 for b in &blobs {
-                    let end = (b.offset as usize).checked_add(b.length as usize);
-                    let sealed = end
-                        .and_then(|e| bytes.get(b.offset as usize..e))
-                        .ok_or_else(|| Error::BadBlob {
+                    let range = pack::blob_range(u64::from(b.offset), b.length, bytes.len())
+                        .map_err(|source| Error::BadBlob {
                             ty: b.ty.as_str(),
                             id: b.id,
                             pack,
-                            source: stash_repo_format::FormatError::invalid(
-                                "pack",
-                                "blob beyond the end of the pack",
-                            ),
+                            source,
                         })?;
+                    let sealed = &bytes[range];
                     let plain = blob::decode(&key, &b.id, sealed, b.uncompressed_length).map_err(
                         |source| Error::BadBlob {
                             ty: b.ty.as_str(),

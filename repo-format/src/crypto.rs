@@ -3,13 +3,20 @@
 //!
 //! Layout of a sealed object: `IV(16) || CT || MAC(16)`. The IV is the initial
 //! 128-bit big-endian counter block and also the Poly1305-AES nonce. The MAC is
-//! always verified before any byte is decrypted, so damaged or forged data is never
-//! handed to a parser.
+//! always verified (in constant time) before any byte is decrypted, so damaged or
+//! forged data is never handed to a parser.
+//!
+//! AES and Poly1305 are the RustCrypto `aes`, `ctr` and `poly1305` crates. With the
+//! `simd-crypto` feature, CPUs with VAES and AVX-512 (AES-CTR) or AVX-512 IFMA
+//! (Poly1305) take hand-written paths instead (`crate::simd`), unless
+//! `STASH_SIMD_CRYPTO=0`; the bytes are the same.
 
-use aes::cipher::{BlockEncrypt, KeyInit};
+use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use poly1305::Poly1305;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
 use crate::error::{FormatError, Result};
 
@@ -19,12 +26,30 @@ pub const OVERHEAD: usize = 32;
 pub const IV_LEN: usize = 16;
 const MAC_LEN: usize = 16;
 
-mod aes_ctr;
-mod mac;
+/// XORs `data` with the AES-256-CTR keystream of `key` from counter block `iv`.
+fn apply_keystream(key: &[u8; 32], iv: &[u8; IV_LEN], data: &mut [u8]) {
+    #[cfg(feature = "simd-crypto")]
+    if crate::simd::aes_ctr::in_use() {
+        return crate::simd::aes_ctr::apply_keystream(key, iv, data);
+    }
+    ctr::Ctr128BE::<aes::Aes256>::new(key.into(), iv.into()).apply_keystream(data);
+}
+
+/// The Poly1305 tag of `msg` under the one-time key `key` (`r || s`).
+fn poly1305_tag(key: &[u8; 32], msg: &[u8]) -> [u8; MAC_LEN] {
+    #[cfg(feature = "simd-crypto")]
+    if msg.len() >= crate::simd::poly1305::MIN_WIDE && crate::simd::poly1305::in_use() {
+        return crate::simd::poly1305::tag(key, msg);
+    }
+    Poly1305::new(key.into()).compute_unpadded(msg).into()
+}
 
 /// The repository master key, or a user key derived from a password: one AES-256 key
 /// for encryption and a Poly1305-AES key pair (`k` for AES-128, `r` for Poly1305).
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Its `Debug` shows no key bytes, and comparing two keys takes the same time
+/// wherever they differ.
+#[derive(Clone)]
 pub struct Key {
     encrypt: [u8; 32],
     mac_k: [u8; 16],
@@ -36,6 +61,17 @@ impl std::fmt::Debug for Key {
         f.write_str("Key(..)")
     }
 }
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        (self.encrypt[..].ct_eq(&other.encrypt[..])
+            & self.mac_k[..].ct_eq(&other.mac_k[..])
+            & self.mac_r[..].ct_eq(&other.mac_r[..]))
+        .into()
+    }
+}
+
+impl Eq for Key {}
 
 impl Key {
     /// A fresh random key, as `init` creates for a new repository.
@@ -71,8 +107,9 @@ impl Key {
         let mut poly_key = [0u8; 32];
         poly_key[..16].copy_from_slice(&self.mac_r);
         poly_key[16..].copy_from_slice(&s);
-        // r is clamped as restic >= 0.17 relies on Go's doing.
-        mac::tag(&poly_key, ciphertext)
+        // r is clamped (by the crate and the fast path alike) as restic >= 0.17
+        // relies on Go's doing.
+        poly1305_tag(&poly_key, ciphertext)
     }
 
     /// Encrypts `plaintext` under a fresh random IV.
@@ -104,7 +141,7 @@ impl Key {
         out.extend_from_slice(&iv);
         write(out);
         let ct = &mut out[start + IV_LEN..];
-        aes_ctr::apply_keystream(&self.encrypt, &iv, ct);
+        apply_keystream(&self.encrypt, &iv, ct);
         let tag = self.mac(&iv, ct);
         out.extend_from_slice(&tag);
     }
@@ -131,7 +168,7 @@ impl Key {
         let (iv, ct) = self.verify(sealed)?;
         out.clear();
         out.extend_from_slice(ct);
-        aes_ctr::apply_keystream(&self.encrypt, &iv, out);
+        apply_keystream(&self.encrypt, &iv, out);
         Ok(())
     }
 
@@ -157,7 +194,7 @@ impl Key {
             let block = (k * (piece / 16)) as u128;
             scratch.clear();
             scratch.extend_from_slice(part);
-            aes_ctr::apply_keystream(
+            apply_keystream(
                 &self.encrypt,
                 &first.wrapping_add(block).to_be_bytes(),
                 scratch,
@@ -178,7 +215,7 @@ impl Key {
             (iv, ct.len())
         };
         let ct = &mut buf[IV_LEN..IV_LEN + ct_len];
-        aes_ctr::apply_keystream(&self.encrypt, &iv, ct);
+        apply_keystream(&self.encrypt, &iv, ct);
         Ok(ct_len)
     }
 
@@ -197,7 +234,7 @@ impl Key {
             return Err(FormatError::invalid("encrypted object", "all-zero IV"));
         }
         let (ct, tag) = rest.split_at(rest.len() - MAC_LEN);
-        if !constant_time_eq(&self.mac(&iv, ct), tag) {
+        if !bool::from(self.mac(&iv, ct)[..].ct_eq(tag)) {
             return Err(FormatError::MacMismatch);
         }
         Ok((iv, ct))
@@ -242,12 +279,9 @@ impl Key {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// `{"mac":{"k":..,"r":..},"encrypt":..}` as restic writes it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `{"mac":{"k":..,"r":..},"encrypt":..}` as restic writes it. Its `Debug` shows
+/// no key bytes.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct MasterKeyJson {
     /// Poly1305-AES key pair.
     pub mac: MacJson,
@@ -255,13 +289,25 @@ pub struct MasterKeyJson {
     pub encrypt: String,
 }
 
-/// The MAC part of [`MasterKeyJson`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The MAC part of [`MasterKeyJson`]. Its `Debug` shows no key bytes.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct MacJson {
     /// AES-128 key for the nonce encryption, base64.
     pub k: String,
     /// Poly1305 multiplier, base64.
     pub r: String,
+}
+
+impl std::fmt::Debug for MasterKeyJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKeyJson(..)")
+    }
+}
+
+impl std::fmt::Debug for MacJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MacJson(..)")
+    }
 }
 
 #[cfg(test)]
@@ -316,7 +362,7 @@ mod tests {
         let iv = [[0x11u8; 8], (u64::MAX - 1).to_be_bytes()].concat();
         sealed[..16].copy_from_slice(&iv);
         let mut ct = pt.clone();
-        aes_ctr::apply_keystream(&k.encrypt, iv.as_slice().try_into().unwrap(), &mut ct);
+        apply_keystream(&k.encrypt, iv.as_slice().try_into().unwrap(), &mut ct);
         let tag = k.mac(iv.as_slice().try_into().unwrap(), &ct);
         sealed = [&iv[..], &ct, &tag].concat();
         let mut joined = Vec::new();
@@ -372,6 +418,32 @@ mod tests {
         let nonce: [u8; 16] = h("fb447350c4e868c52ac3275cf9d4327e").try_into().unwrap();
         let tag = key.mac(&nonce, &h("f3f6"));
         assert_eq!(hex::encode(tag), "f4c633c3044fc145f84f335cb81953de");
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        let k = Key::random();
+        let j = k.to_json();
+        for text in [format!("{k:?}"), format!("{j:?}"), format!("{:?}", j.mac)] {
+            for secret in [&j.encrypt, &j.mac.k, &j.mac.r] {
+                assert!(!text.contains(secret.as_str()), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_compare_by_every_part() {
+        let k = Key::random();
+        assert_eq!(k.clone(), k);
+        for part in 0..3 {
+            let mut other = k.clone();
+            match part {
+                0 => other.encrypt[31] ^= 1,
+                1 => other.mac_k[0] ^= 1,
+                _ => other.mac_r[15] ^= 1,
+            }
+            assert_ne!(other, k, "part {part}");
+        }
     }
 
     #[test]

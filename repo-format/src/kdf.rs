@@ -1,22 +1,16 @@
-//! scrypt (RFC 7914) with its `p` lanes computed on several threads.
+//! scrypt (RFC 7914), the KDF of restic's key files, with the parameters (N, r, p)
+//! each key file names.
 //!
-//! The lanes are independent, so running them side by side keeps the attacker's
-//! work (and the key) the same while opening a repository waits less. At most
-//! [`LANE_MEMORY_BUDGET`] of lane memory is in use at once: restic's default lanes
-//! (N = 2^15, r = 8) take 32 MiB each and run one after the other, so opening a
-//! repository never needs more memory than restic's sequential derivation.
-
-use pbkdf2::pbkdf2_hmac;
-use sha2::Sha256;
-
-mod salsa;
-
-use salsa::{load, store, xor_block, zero_block, Block, Mixer};
+//! The derivation is the RustCrypto `scrypt` crate's, its lanes one after another.
+//! With the `simd-crypto` feature (and unless `STASH_SIMD_CRYPTO=0`), [`scrypt()`]
+//! runs the lanes on several threads within [`LANE_MEMORY_BUDGET`] instead, on SSE2
+//! or AVX-512 VL (`crate::simd::scrypt`); the key is the same.
 
 use crate::error::{FormatError, Result};
 
-/// Memory all lanes running at once may take together (each lane needs `128·r·N`
-/// bytes); one lane always runs.
+/// Memory the `simd-crypto` path's lanes running at once may take together (each
+/// lane needs `128·r·N` bytes); one lane always runs. The default path runs one
+/// lane at a time.
 pub const LANE_MEMORY_BUDGET: usize = 32 << 20;
 
 /// The most memory one lane may ask for: a key file is repository data, and a
@@ -60,167 +54,72 @@ impl Cost {
         })
     }
 
-    fn lane_bytes(&self) -> usize {
-        128 * self.r
+    /// N.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// r.
+    pub fn r(&self) -> usize {
+        self.r
+    }
+
+    /// p.
+    pub fn p(&self) -> usize {
+        self.p
+    }
+
+    fn bad(&self, why: &str) -> FormatError {
+        FormatError::Kdf(format!(
+            "scrypt N={} r={} p={}: {why}",
+            self.n, self.r, self.p
+        ))
     }
 }
 
 /// Fills `out` with scrypt(password, salt, N, r, p).
 ///
 /// # Errors
-/// [`FormatError::Kdf`] when a lane's memory cannot be allocated.
+/// [`FormatError::Kdf`] when the memory cannot be allocated, for an empty `out`, or
+/// for parameters the `scrypt` crate refuses (N must be below 2^(16·r)).
 pub fn scrypt(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Result<()> {
-    scrypt_with(
-        password,
-        salt,
-        cost,
-        out,
-        LANE_MEMORY_BUDGET,
-        Mixer::detect(),
-    )
+    #[cfg(feature = "simd-crypto")]
+    if crate::simd::enabled() {
+        return crate::simd::scrypt::scrypt(password, salt, cost, out);
+    }
+    scrypt_portable(password, salt, cost, out)
 }
 
-/// [`scrypt`] on the portable instructions (SSE2 on x86-64) whatever the CPU has,
-/// for calibrating new keys: their cost is set by how long a plain implementation
-/// takes (as restic's calibration times Go's), so a faster path on this machine
-/// makes opening quicker instead of making every new key costlier.
+/// [`scrypt()`] on the RustCrypto `scrypt` crate whatever the build and the CPU, for
+/// calibrating new keys: their cost is set by how long a plain implementation takes
+/// (as restic's calibration times Go's), so a faster path on this machine makes
+/// opening quicker instead of making every new key costlier.
 ///
 /// # Errors
-/// As [`scrypt`].
+/// As [`scrypt()`].
 pub fn scrypt_portable(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Result<()> {
-    scrypt_with(
-        password,
-        salt,
-        cost,
-        out,
-        LANE_MEMORY_BUDGET,
-        Mixer::baseline(),
+    let params = ::scrypt::Params::new(
+        cost.n.trailing_zeros() as u8,
+        cost.r as u32,
+        cost.p as u32,
+        ::scrypt::Params::RECOMMENDED_LEN,
     )
-}
-
-/// [`scrypt`] with `budget` bytes for the lanes running at once, on `mix`.
-fn scrypt_with(
-    password: &[u8],
-    salt: &[u8],
-    cost: Cost,
-    out: &mut [u8],
-    budget: usize,
-    mix: Mixer,
-) -> Result<()> {
-    let lane = cost.lane_bytes();
-    let mut b = vec![0u8; lane * cost.p];
-    pbkdf2_hmac::<Sha256>(password, salt, 1, &mut b);
-
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let by_memory = (budget / (lane * cost.n)).max(1);
-    let workers = cost.p.min(cores).min(by_memory);
-    let mut lanes: Vec<&mut [u8]> = b.chunks_mut(lane).collect();
-    if workers <= 1 {
-        // One lane's memory at a time (restic's default cost). With a second core,
-        // lanes run in pairs, each in half of that memory: a lane then stores every
-        // other V entry and recomputes an odd one from its predecessor when ROMix
-        // asks for it (a quarter more work per lane, two lanes at once).
-        let blocks = cost.n * lane / 64;
-        let mut v = scratch(blocks)?;
-        let mut rest = lanes.as_mut_slice();
-        while cores >= 2 && rest.len() >= 2 {
-            let (pair, tail) = rest.split_at_mut(2);
-            let (first, second) = pair.split_at_mut(1);
-            let (v1, v2) = v.split_at_mut(blocks / 2);
-            std::thread::scope(|s| {
-                let other = s.spawn(|| ro_mix(second[0], v2, cost.n, 2, mix));
-                ro_mix(first[0], v1, cost.n, 2, mix);
-                other
-                    .join()
-                    .map_err(|_| FormatError::Kdf("scrypt lane thread panicked".into()))
-            })?;
-            rest = tail;
-        }
-        for chunk in rest {
-            ro_mix(chunk, &mut v, cost.n, 1, mix);
-        }
-    } else {
-        let queue = std::sync::Mutex::new(lanes);
-        let next = || {
-            queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .pop()
-        };
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    s.spawn(|| -> Result<()> {
-                        let mut v = scratch(cost.n * lane / 64)?;
-                        while let Some(chunk) = next() {
-                            ro_mix(chunk, &mut v, cost.n, 1, mix);
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .map_err(|_| FormatError::Kdf("scrypt lane thread panicked".into()))?
-            })
+    .map_err(|_| cost.bad("refused by the scrypt crate"))?;
+    // The crate allocates with `vec!`, which aborts the process when the allocator
+    // has nothing; ask for the same memory first so that refusing it is an error.
+    let lane = 128 * cost.r;
+    let mut probe: Vec<u8> = Vec::new();
+    probe
+        .try_reserve_exact(lane * (cost.n + cost.p + 1))
+        .map_err(|_| {
+            cost.bad(&format!(
+                "cannot allocate {} MiB",
+                (lane * (cost.n + cost.p + 1)) >> 20
+            ))
         })?;
-    }
-    pbkdf2_hmac::<Sha256>(password, &b, 1, out);
-    Ok(())
-}
-
-/// Memory for `blocks` Salsa20 blocks, refused rather than aborting when the
-/// allocator has none.
-fn scratch(blocks: usize) -> Result<Vec<Block>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(blocks).map_err(|_| {
-        FormatError::Kdf(format!(
-            "cannot allocate {} MiB for scrypt",
-            (blocks * 64) >> 20
-        ))
-    })?;
-    v.resize(blocks, zero_block());
-    Ok(v)
-}
-
-/// ROMix over one lane `b` (128·r bytes). `v` holds every `stride`-th of the N
-/// V entries (N / stride lane copies); a missing entry is recomputed from the stored
-/// one before it.
-fn ro_mix(b: &mut [u8], v: &mut [Block], n: usize, stride: usize, mix: Mixer) {
-    let blocks = b.len() / 64;
-    let mut x: Vec<Block> = b.chunks_exact(64).map(load).collect();
-    let mut t = x.clone();
-    let mut vj = x.clone();
-    for i in 0..n {
-        if i.is_multiple_of(stride) {
-            let slot = &mut v[i / stride * blocks..][..blocks];
-            slot.copy_from_slice(&x);
-            mix.block_mix(|i| slot[i], &mut x);
-        } else {
-            mix.block_mix(|i| x[i], &mut t);
-            std::mem::swap(&mut x, &mut t);
-        }
-    }
-    for _ in 0..n {
-        let j = salsa::integerify(&x[blocks - 1]) as usize & (n - 1);
-        let stored = &v[j / stride * blocks..][..blocks];
-        salsa::prefetch(stored);
-        let entry = if j.is_multiple_of(stride) {
-            stored
-        } else {
-            mix.block_mix(|i| stored[i], &mut vj);
-            for _ in 1..j % stride {
-                mix.block_mix(|i| vj[i], &mut t);
-                std::mem::swap(&mut vj, &mut t);
-            }
-            &vj
-        };
-        mix.block_mix(|i| xor_block(&x[i], &entry[i]), &mut t);
-        std::mem::swap(&mut x, &mut t);
-    }
-    for (block, bytes) in x.iter().zip(b.chunks_exact_mut(64)) {
-        store(block, bytes);
-    }
+    drop(probe);
+    ::scrypt::scrypt(password, salt, &params, out)
+        .map_err(|_| cost.bad(&format!("cannot derive {} bytes", out.len())))
 }
 
 #[cfg(test)]
@@ -249,90 +148,29 @@ mod tests {
         );
     }
 
+    /// restic's parameter shapes (r = 8, several lanes) through both entry points.
     #[test]
-    fn matches_the_sequential_reference_for_restic_like_parameters() {
-        for (n, r, p) in [
-            (1024u64, 8u32, 1u32),
-            (1024, 8, 5),
-            (2048, 4, 3),
-            (256, 1, 7),
-        ] {
-            let mut want = [0u8; 64];
-            let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p, 64).unwrap();
-            scrypt::scrypt(b"pw", &[7u8; 64], &params, &mut want).unwrap();
+    fn both_entry_points_agree_on_restic_like_parameters() {
+        for (n, r, p) in [(1024u64, 8u32, 1u32), (1024, 8, 5), (2048, 4, 3)] {
+            let cost = Cost::new(n, r, p).unwrap();
+            let mut portable = [0u8; 64];
+            scrypt_portable(b"pw", &[7u8; 64], cost, &mut portable).unwrap();
             assert_eq!(
                 ours(b"pw", &[7u8; 64], n, r, p, 64),
-                want,
+                portable,
                 "N={n} r={r} p={p}"
             );
         }
     }
 
     #[test]
-    fn lanes_in_pairs_with_half_memory_match_the_reference() {
-        // A budget of one lane's memory (1 MiB here, 32 MiB at restic's cost) runs
-        // lanes in pairs with every other V entry recomputed; the result is the same.
-        let (n, r) = (1024u64, 8u32);
-        for p in [1u32, 2, 5] {
-            let mut want = [0u8; 64];
-            let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p, 64).unwrap();
-            scrypt::scrypt(b"pw", &[7u8; 64], &params, &mut want).unwrap();
-            let mut got = [0u8; 64];
-            let cost = Cost::new(n, r, p).unwrap();
-            scrypt_with(
-                b"pw",
-                &[7u8; 64],
-                cost,
-                &mut got,
-                128 * 8 * 1024,
-                Mixer::detect(),
-            )
-            .unwrap();
-            assert_eq!(got, want, "p={p}");
-        }
-    }
-
-    #[test]
-    fn every_stride_gives_the_same_lane() {
-        let lane: Vec<u8> = (0..128 * 2).map(|i| (i * 7 + 3) as u8).collect();
-        let n = 64;
-        let mut want = lane.clone();
-        ro_mix(
-            &mut want,
-            &mut scratch(n * 4).unwrap(),
-            n,
-            1,
-            Mixer::baseline(),
-        );
-        for stride in [2, 4, 8] {
-            let mut got = lane.clone();
-            ro_mix(
-                &mut got,
-                &mut scratch(n * 4 / stride).unwrap(),
-                n,
-                stride,
-                Mixer::detect(),
-            );
-            assert_eq!(got, want, "stride {stride}");
-        }
-    }
-
-    #[test]
-    fn the_mixers_agree() {
-        // On a CPU with AVX-512 `detect` takes the other path; elsewhere this
-        // compares the baseline with itself and the reference test above covers it.
-        let lane: Vec<u8> = (0..128 * 8).map(|i| (i * 13 + 5) as u8).collect();
-        let n = 256;
-        let (mut a, mut b) = (lane.clone(), lane);
-        ro_mix(
-            &mut a,
-            &mut scratch(n * 16).unwrap(),
-            n,
-            1,
-            Mixer::baseline(),
-        );
-        ro_mix(&mut b, &mut scratch(n * 16).unwrap(), n, 1, Mixer::detect());
-        assert_eq!(a, b);
+    fn parameters_the_crate_refuses_are_errors() {
+        // N = 2^16 with r = 1 passes `Cost::new`, but RFC 7914 wants N < 2^(16 r).
+        let cost = Cost::new(1 << 16, 1, 1).unwrap();
+        let err = scrypt_portable(b"pw", b"salt", cost, &mut [0u8; 64]).unwrap_err();
+        assert!(err.to_string().contains("N=65536 r=1 p=1"), "{err}");
+        let cost = Cost::new(16, 1, 1).unwrap();
+        assert!(scrypt_portable(b"pw", b"salt", cost, &mut []).is_err());
     }
 
     #[test]

@@ -159,8 +159,16 @@ impl KeyFile {
     /// Parses the stored bytes of a key file.
     ///
     /// # Errors
+    /// [`FormatError::Truncated`] for an empty file (an interrupted write or a
+    /// full disk leaves one; the JSON parser's "EOF at column 0" would not say so),
     /// [`FormatError::Json`] for malformed JSON.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(FormatError::Truncated {
+                what: "key file",
+                detail: format!("{} bytes, no key in them", bytes.len()),
+            });
+        }
         serde_json::from_slice(bytes).map_err(|e| FormatError::json("key file", e))
     }
 
@@ -255,5 +263,16 @@ mod tests {
         }
         assert!(derive_user_key(b"x", &salt[..10], FAST).is_err());
         assert!(KeyFile::from_bytes(b"{not json").is_err());
+    }
+
+    #[test]
+    fn empty_key_files_say_so() {
+        for empty in [&b""[..], b"\n"] {
+            let err = KeyFile::from_bytes(empty).unwrap_err().to_string();
+            assert!(
+                err.contains("key file truncated") && err.contains("no key"),
+                "{err}"
+            );
+        }
     }
 }

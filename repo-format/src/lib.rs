@@ -8,6 +8,19 @@
 //! which pack holds which blob; trees ([`tree`], [`node`]) describe directories; a
 //! snapshot ([`snapshot`]) names a root tree. This crate encodes and decodes all of
 //! them from and to bytes; it never touches a file system or network.
+//!
+//! # Crypto implementations
+//!
+//! By default every primitive is a RustCrypto crate (`aes` + `ctr`, `poly1305`,
+//! `sha2`, `scrypt`) and this crate has no `unsafe` code (`forbid(unsafe_code)`).
+//! The opt-in cargo feature `simd-crypto` adds hand-written fast paths (VAES
+//! AES-CTR, AVX-512 IFMA Poly1305, two-stream SHA-NI SHA-256, multi-threaded scrypt
+//! on SSE2/AVX-512), all in the one module allowed `unsafe` (`simd`), each taken only
+//! where the CPU has the instructions and held to its crate by differential tests
+//! and fuzz targets. Setting the environment variable `STASH_SIMD_CRYPTO=0` (or
+//! `false`, `off`, `no`) turns them off at run time; it is read once per process.
+
+#![cfg_attr(not(feature = "simd-crypto"), forbid(unsafe_code))]
 
 pub mod blob;
 pub mod compress;
@@ -27,6 +40,10 @@ pub mod pack;
 pub mod prune;
 pub mod retention;
 pub mod sha256;
+#[cfg(feature = "simd-crypto")]
+#[doc(hidden)]
+#[allow(unsafe_code)]
+pub mod simd;
 pub mod snapshot;
 pub mod tree;
 pub mod unpacked;

@@ -1,8 +1,17 @@
 //! Lock documents (`locks/<id>`, spec §9) and restic's pure locking rules.
 //!
 //! Acquiring, refreshing and deleting locks needs a backend and lives elsewhere; this
-//! module only encodes the document and decides staleness and conflicts the way restic
-//! does, so both tools agree on who may touch the repository.
+//! module only encodes the document and decides staleness and conflicts, so both tools
+//! agree on who may touch the repository.
+//!
+//! restic calls a lock stale when it is older than 30 minutes or when it was written on
+//! this host by a process that no longer exists. The second half is not proof inside
+//! Kubernetes: the containers of one pod share a host name but not a PID namespace, so
+//! a live holder in the next container looks dead. Our lock files therefore carry one
+//! field restic does not write and ignores when reading, `pid_namespace` (boot id and
+//! PID-namespace inode of the holder); a lock is judged by its PID only when that field
+//! equals ours ([`Lock::is_stale`]). `unlock`, an explicit request, keeps restic's rule
+//! for locks without the field ([`Lock::is_stale_for_unlock`]).
 
 use std::time::Duration;
 
@@ -47,6 +56,20 @@ pub struct Lock {
     /// Gid of the holder.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub gid: u32,
+    /// The holder's boot id and PID namespace (see the module doc); absent in restic's
+    /// locks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<String>,
+}
+
+/// Where the process judging a lock runs: what decides whether a lock's PID can be
+/// looked up here.
+#[derive(Clone, Copy, Debug)]
+pub struct Here<'a> {
+    /// This host's name.
+    pub hostname: &'a str,
+    /// This process's boot id and PID namespace, if known.
+    pub pid_namespace: Option<&'a str>,
 }
 
 impl Lock {
@@ -67,6 +90,7 @@ impl Lock {
             pid,
             uid,
             gid,
+            pid_namespace: None,
         }
     }
 
@@ -95,14 +119,38 @@ impl Lock {
             .unwrap_or(Duration::ZERO)
     }
 
-    /// restic's `Lock.Stale`: older than [`STALE_TIMEOUT`], or written on `this_host` by a
-    /// process that no longer exists. A lock from another host is never stale by PID;
-    /// a lock dated in the future is not stale by age.
-    pub fn is_stale(&self, now: &GoTime, this_host: &str, pid_alive: impl Fn(u32) -> bool) -> bool {
+    /// Stale beyond doubt: older than [`STALE_TIMEOUT`], or written in this very PID
+    /// namespace (same host, boot and namespace) by a process that no longer exists.
+    /// Such a lock does not block anyone. A lock dated in the future is not stale by
+    /// age.
+    pub fn is_stale(&self, now: &GoTime, here: &Here<'_>, pid_alive: impl Fn(u32) -> bool) -> bool {
         if self.age(now) > STALE_TIMEOUT {
             return true;
         }
-        self.hostname == this_host && !pid_alive(self.pid)
+        self.hostname == here.hostname
+            && self.pid_namespace.is_some()
+            && self.pid_namespace.as_deref() == here.pid_namespace
+            && !pid_alive(self.pid)
+    }
+
+    /// Whether the holder looks dead by restic's rule (same host name, PID not running
+    /// here) without that being proof: worth a hint that `unlock` can remove it.
+    pub fn looks_dead(&self, here: &Here<'_>, pid_alive: impl Fn(u32) -> bool) -> bool {
+        self.hostname == here.hostname && !pid_alive(self.pid)
+    }
+
+    /// What `unlock` removes: [`Lock::is_stale`], and for locks without a
+    /// `pid_namespace` (restic's) restic's own rule, same host name and PID not running.
+    pub fn is_stale_for_unlock(
+        &self,
+        now: &GoTime,
+        here: &Here<'_>,
+        pid_alive: impl Fn(u32) -> bool,
+    ) -> bool {
+        if self.pid_namespace.is_none() && self.looks_dead(here, &pid_alive) {
+            return true;
+        }
+        self.is_stale(now, here, pid_alive)
     }
 
     /// Whether this existing lock prevents taking a lock of the given kind: exclusive
@@ -158,21 +206,67 @@ mod tests {
     fn staleness_rules() {
         let mut l = Lock::new(false, "here", "u", 42, 0, 0);
         l.time = at("2024-01-01T00:00:00Z");
+        let here = Here {
+            hostname: "here",
+            pid_namespace: Some("boot/ns1"),
+        };
+        let there = Here {
+            hostname: "there",
+            ..here
+        };
         let alive = |_| true;
         let dead = |_| false;
         // Exactly 30 minutes is not yet stale (restic uses "older than").
-        assert!(!l.is_stale(&at("2024-01-01T00:30:00Z"), "here", alive));
-        assert!(l.is_stale(&at("2024-01-01T00:30:00.000000001Z"), "here", alive));
-        assert!(!l.is_stale(&at("2024-01-01T01:30:00+01:00"), "elsewhere", alive));
-        assert!(l.is_stale(&at("2024-01-01T01:31:00+01:00"), "elsewhere", alive));
-        // Same host, dead PID: stale at once; other host: PID not consulted.
-        assert!(l.is_stale(&at("2024-01-01T00:00:01Z"), "here", dead));
-        assert!(!l.is_stale(&at("2024-01-01T00:00:01Z"), "there", dead));
-        assert!(l.is_stale(&at("2024-01-01T00:00:01Z"), "here", |pid| pid != 42));
+        assert!(!l.is_stale(&at("2024-01-01T00:30:00Z"), &here, alive));
+        assert!(l.is_stale(&at("2024-01-01T00:30:00.000000001Z"), &here, alive));
+        assert!(!l.is_stale(&at("2024-01-01T01:30:00+01:00"), &there, alive));
+        assert!(l.is_stale(&at("2024-01-01T01:31:00+01:00"), &there, alive));
         // Future lock: not stale by age.
-        assert!(!l.is_stale(&at("2023-12-31T00:00:00Z"), "here", alive));
+        assert!(!l.is_stale(&at("2023-12-31T00:00:00Z"), &here, alive));
         assert_eq!(l.age(&at("2023-12-31T00:00:00Z")), Duration::ZERO);
         assert_eq!(l.age(&at("2024-01-01T00:01:00Z")), Duration::from_secs(60));
+
+        let soon = at("2024-01-01T00:00:01Z");
+        // A restic lock (no namespace) of this host with a dead PID: not proof, so
+        // not stale; it looks dead, and unlock removes it as restic's would.
+        assert!(!l.is_stale(&soon, &here, dead));
+        assert!(l.looks_dead(&here, dead));
+        assert!(l.is_stale_for_unlock(&soon, &here, dead));
+        assert!(!l.is_stale_for_unlock(&soon, &here, alive));
+        assert!(!l.is_stale_for_unlock(&soon, &there, dead));
+        // Our lock from this PID namespace: the PID decides.
+        l.pid_namespace = Some("boot/ns1".into());
+        assert!(l.is_stale(&soon, &here, dead));
+        assert!(l.is_stale(&soon, &here, |pid| pid != 42));
+        assert!(!l.is_stale(&soon, &here, alive));
+        assert!(!l.is_stale(&soon, &there, dead));
+        // Another container of the pod: same host name, another namespace. Never
+        // stale by PID, not even for unlock.
+        l.pid_namespace = Some("boot/ns2".into());
+        assert!(!l.is_stale(&soon, &here, dead));
+        assert!(!l.is_stale_for_unlock(&soon, &here, dead));
+        assert!(l.looks_dead(&here, dead));
+        // We do not know our own namespace: nothing is proof.
+        l.pid_namespace = Some("boot/ns1".into());
+        let unknown = Here {
+            pid_namespace: None,
+            ..here
+        };
+        assert!(!l.is_stale(&soon, &unknown, dead));
+        assert!(l.is_stale(&at("2024-01-01T01:00:00Z"), &unknown, alive));
+    }
+
+    #[test]
+    fn pid_namespace_round_trips_and_is_optional() {
+        let mut l = Lock::new(true, "h", "u", 7, 0, 0);
+        l.time = at("2024-01-01T00:00:00Z");
+        l.pid_namespace = Some("b/4026531836".into());
+        let j = String::from_utf8(l.encode().unwrap()).unwrap();
+        assert!(
+            j.ends_with(r#""pid":7,"pid_namespace":"b/4026531836"}"#),
+            "{j}"
+        );
+        assert_eq!(Lock::decode(j.as_bytes()).unwrap(), l);
     }
 
     #[test]

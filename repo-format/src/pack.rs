@@ -4,6 +4,8 @@
 //! [`PackWriter`] assembles a pack in memory; [`parse_header`] reads one from its
 //! tail. Neither does any I/O.
 
+use std::ops::Range;
+
 use crate::{
     blob::{BlobType, EncodedBlob},
     compress,
@@ -61,12 +63,35 @@ impl PackedBlob {
 
 /// The size a pack must have given its blobs: what `check` compares to the real size.
 pub fn expected_size(blobs: &[PackedBlob]) -> u64 {
-    blobs
-        .iter()
-        .map(|b| u64::from(b.length) + b.entry_len() as u64)
-        .sum::<u64>()
-        + OVERHEAD as u64
-        + 4
+    blobs.iter().map(|b| u64::from(b.length)).sum::<u64>() + header_size(blobs)
+}
+
+/// The bytes a pack of `blobs` spends after them: its sealed header and the
+/// header's length.
+pub fn header_size(blobs: &[PackedBlob]) -> u64 {
+    blobs.iter().map(|b| b.entry_len() as u64).sum::<u64>() + OVERHEAD as u64 + 4
+}
+
+/// Where the `length` sealed bytes at `offset` lie in `within` bytes (a pack, or a
+/// stretch of one read for them), as a range to slice with. Offsets and lengths come
+/// from index files and pack headers, which may be damaged or hostile, so they are
+/// checked before anything is sliced.
+///
+/// # Errors
+/// [`FormatError::Invalid`] naming the offset, length and bytes available when the
+/// blob does not lie wholly inside them (a truncated pack and a lying index entry
+/// look the same from here).
+pub fn blob_range(offset: u64, length: u32, within: usize) -> Result<Range<usize>> {
+    let range = usize::try_from(offset).ok().and_then(|start| {
+        let end = start.checked_add(usize::try_from(length).ok()?)?;
+        (end <= within).then_some(start..end)
+    });
+    range.ok_or_else(|| {
+        FormatError::invalid(
+            "blob location",
+            format!("offset {offset} of length {length} ends past the {within} bytes available"),
+        )
+    })
 }
 
 /// What a blob's sealed body is: its zstd frame (built in `scratch`) with the
@@ -315,16 +340,17 @@ pub fn header_len_from_trailer(tail: &[u8], pack_size: u64) -> Result<usize> {
 /// Decrypts and parses a sealed header, computing each blob's offset.
 ///
 /// # Errors
-/// MAC failure, a truncated or unknown entry, or blobs that overrun the space before
-/// the header (`data_len` = pack size - header - 4).
+/// MAC failure, a truncated or unknown entry, a blob shorter than its encryption
+/// overhead, or blobs that overrun the space before the header (`data_len` = pack
+/// size - header - 4): a header cannot claim more blobs than the pack has bytes.
 pub fn parse_header(key: &Key, sealed_header: &[u8], data_len: u64) -> Result<Vec<PackedBlob>> {
     let plain = key.open(sealed_header)?;
     let mut out = Vec::with_capacity(plain.len() / ENTRY_LEN);
     let mut pos = 0usize;
     let mut offset = 0u64;
     let rd = |p: &[u8], at: usize| u32::from_le_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
-    while pos < plain.len() {
-        let (ty, compressed) = match plain[pos] {
+    while let Some(&t) = plain.get(pos) {
+        let (ty, compressed) = match t {
             0 => (BlobType::Data, false),
             1 => (BlobType::Tree, false),
             2 => (BlobType::Data, true),
@@ -332,7 +358,7 @@ pub fn parse_header(key: &Key, sealed_header: &[u8], data_len: u64) -> Result<Ve
             t => {
                 return Err(FormatError::invalid(
                     "pack header",
-                    format!("unknown blob type {t}"),
+                    format!("unknown blob type {t} in entry at byte {pos}"),
                 ))
             }
         };
@@ -341,37 +367,49 @@ pub fn parse_header(key: &Key, sealed_header: &[u8], data_len: u64) -> Result<Ve
         } else {
             ENTRY_LEN
         };
-        if pos + len > plain.len() {
+        let Some(entry) = plain.get(pos..pos + len) else {
             return Err(FormatError::Truncated {
                 what: "pack header",
                 detail: format!(
-                    "entry at {pos} needs {len} bytes, {} left",
+                    "entry at byte {pos} needs {len} bytes, {} left",
                     plain.len() - pos
                 ),
             });
-        }
-        let length = rd(&plain, pos + 1);
+        };
+        let length = rd(entry, 1);
         let (uncompressed_length, id_at) = if compressed {
-            (Some(rd(&plain, pos + 5)), pos + 9)
+            (Some(rd(entry, 5)), 9)
         } else {
-            (None, pos + 5)
+            (None, 5)
         };
         let mut id = [0u8; 32];
-        id.copy_from_slice(&plain[id_at..id_at + 32]);
-        if offset + u64::from(length) > data_len {
+        id.copy_from_slice(&entry[id_at..]);
+        let id = Id(id);
+        if (length as usize) < OVERHEAD {
             return Err(FormatError::invalid(
                 "pack header",
-                format!("blob {} overruns the pack", Id(id).short()),
+                format!(
+                    "blob {} is {length} bytes long, less than the {OVERHEAD} of its encryption",
+                    id.short()
+                ),
             ));
         }
+        let end = offset + u64::from(length);
+        let Some(start) = u32::try_from(offset).ok().filter(|_| end <= data_len) else {
+            let reason = format!(
+                "blob {} at offset {offset} of length {length} overruns the {data_len} bytes before the header",
+                id.short()
+            );
+            return Err(FormatError::invalid("pack header", reason));
+        };
         out.push(PackedBlob {
             ty,
-            id: Id(id),
-            offset: offset as u32,
+            id,
+            offset: start,
             length,
             uncompressed_length,
         });
-        offset += u64::from(length);
+        offset = end;
         pos += len;
     }
     Ok(out)
@@ -468,6 +506,91 @@ mod tests {
             (again.size(), again.buf.capacity(), again.buf.as_ptr()),
             (0, cap, ptr)
         );
+    }
+
+    /// A pack of one tree blob whose sealed header is replaced by `entries`.
+    fn pack_with_header(key: &Key, entries: &[u8]) -> Vec<u8> {
+        let mut w = PackWriter::default();
+        w.add(&blob::encode(
+            key,
+            BlobType::Tree,
+            Id::hash(b"t"),
+            b"t",
+            None,
+        ))
+        .unwrap();
+        let p = w.finish(key);
+        let data_len = p.blobs[0].length as usize;
+        let mut bytes = p.bytes[..data_len].to_vec();
+        let sealed = key.seal(entries);
+        bytes.extend_from_slice(&sealed);
+        bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        bytes
+    }
+
+    fn entry(t: u8, length: u32, id: &[u8]) -> Vec<u8> {
+        let mut e = vec![t];
+        e.extend_from_slice(&length.to_le_bytes());
+        if t >= 2 {
+            e.extend_from_slice(&7u32.to_le_bytes());
+        }
+        e.extend_from_slice(Id::hash(id).as_bytes());
+        e
+    }
+
+    /// Headers that lie about the bytes before them are errors naming the blob
+    /// and the bytes it claims, never a slice out of range.
+    #[test]
+    fn headers_claiming_more_than_the_pack_holds_are_errors() {
+        let key = Key::random();
+        let honest = entry(1, 33, b"t");
+        assert_eq!(
+            parse_pack(&key, &pack_with_header(&key, &honest)).unwrap()[0].length,
+            33
+        );
+        let more_blobs = [honest.clone(), entry(0, 40, b"x"), entry(2, 40, b"y")].concat();
+        let err = parse_pack(&key, &pack_with_header(&key, &more_blobs)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&Id::hash(b"x").short()) && msg.contains("offset 33"),
+            "{msg}"
+        );
+        assert!(msg.contains("overruns the 33 bytes"), "{msg}");
+        let huge = entry(0, u32::MAX, b"x");
+        let err = parse_pack(&key, &pack_with_header(&key, &huge)).unwrap_err();
+        assert!(err.to_string().contains("overruns"), "{err}");
+        let empty_blobs = [honest.clone(), entry(0, 0, b"x")].concat();
+        let err = parse_pack(&key, &pack_with_header(&key, &empty_blobs)).unwrap_err();
+        assert!(err.to_string().contains("less than the 32"), "{err}");
+        let cut = &more_blobs[..honest.len() + 10];
+        let err = parse_pack(&key, &pack_with_header(&key, cut)).unwrap_err();
+        assert!(err.to_string().contains("entry at byte 37"), "{err}");
+        let unknown = [honest.clone(), vec![9]].concat();
+        let err = parse_pack(&key, &pack_with_header(&key, &unknown)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown blob type 9 in entry at byte 37"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn blob_ranges_are_checked() {
+        assert_eq!(blob_range(10, 20, 30).unwrap(), 10..30);
+        assert_eq!(blob_range(0, 0, 0).unwrap(), 0..0);
+        for (offset, length, within) in [
+            (10, 21, 30),
+            (31, 0, 30),
+            (u64::MAX, 1, usize::MAX),
+            (u64::from(u32::MAX), u32::MAX, 100),
+        ] {
+            let err = blob_range(offset, length, within).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("offset {offset} of length {length}"))
+                    && err.contains(&format!("{within} bytes")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,13 @@
 
 use std::{fs, path::Path};
 
+use stash_repo_format::{
+    crypto::{Key, MasterKeyJson},
+    index::{IndexBlob, IndexFile},
+    pack::PackedBlob,
+    unpacked,
+};
+
 use crate::util::*;
 
 /// A repository with one snapshot of `src` (rich tree) and 4 MiB packs.
@@ -412,4 +419,329 @@ fn read_data_subset_selects_the_packs_restic_selects() {
     repo.stash(&["check", "--read-data-subset", "100%"])
         .run()
         .assert_failed();
+}
+
+// ---------------------------------------------------------------------------------
+// Damage crafted with the master key: packs, index files and snapshots that decrypt
+// but lie. Nothing here needs restic.
+// ---------------------------------------------------------------------------------
+
+/// The repository's master key, as `stash cat masterkey` prints it.
+fn master_key(repo: &Repo) -> Key {
+    let out = repo.stash(&["cat", "masterkey"]).ok();
+    let json: MasterKeyJson = serde_json::from_slice(&out.stdout).expect("master key JSON");
+    Key::from_json(&json).expect("master key")
+}
+
+/// Every index file, decrypted: (file name, document).
+fn read_indexes(repo: &Repo, key: &Key) -> Vec<(String, IndexFile)> {
+    repo.files("index")
+        .into_iter()
+        .map(|(name, _)| {
+            let sealed = fs::read(repo.path.join("index").join(&name)).expect("read index");
+            let plain = key.open(&sealed).expect("index decrypts");
+            let json = unpacked::decode("index", plain).expect("index decodes");
+            (name, IndexFile::from_json(&json).expect("index parses"))
+        })
+        .collect()
+}
+
+/// Seals `json` as a version 2 repository stores it and writes it to `dir` under
+/// its hash; returns that name.
+fn store_unpacked(repo: &Repo, key: &Key, dir: &str, json: &[u8]) -> String {
+    let sealed = key.seal(&unpacked::encode(2, json));
+    let name = sha256_hex(&sealed);
+    fs::write(repo.path.join(dir).join(&name), &sealed).expect("write");
+    name
+}
+
+/// Replaces index file `old` with `index`.
+fn replace_index(repo: &Repo, key: &Key, old: &str, index: &IndexFile) -> String {
+    fs::remove_file(repo.path.join("index").join(old)).expect("remove index");
+    store_unpacked(repo, key, "index", &index.to_json())
+}
+
+/// The index file and position of the pack holding the repository's trees.
+fn tree_pack(indexes: &[(String, IndexFile)]) -> (usize, usize) {
+    for (k, (_, f)) in indexes.iter().enumerate() {
+        for (p, pack) in f.packs.iter().enumerate() {
+            if pack.blobs.iter().all(|b| b.ty.as_str() == "tree") {
+                return (k, p);
+            }
+        }
+    }
+    panic!("no tree pack in the index");
+}
+
+/// A header's plaintext, as a writer encodes one.
+fn encode_header(blobs: &[PackedBlob]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for b in blobs {
+        let t = match (b.ty.as_str(), b.uncompressed_length.is_some()) {
+            ("data", false) => 0u8,
+            ("tree", false) => 1,
+            ("data", true) => 2,
+            _ => 3,
+        };
+        out.push(t);
+        out.extend_from_slice(&b.length.to_le_bytes());
+        if let Some(u) = b.uncompressed_length {
+            out.extend_from_slice(&u.to_le_bytes());
+        }
+        out.extend_from_slice(b.id.as_bytes());
+    }
+    out
+}
+
+/// Replaces pack `old` by its blobs followed by a header listing `header`, stored
+/// under its new hash with index file `index` (of `indexes`) pointing there; returns
+/// the new pack's name.
+fn rewrite_pack_header(
+    repo: &Repo,
+    key: &Key,
+    indexes: &mut [(String, IndexFile)],
+    (index, at): (usize, usize),
+    header: &[PackedBlob],
+) -> String {
+    let indexed = &indexes[index].1.packs[at];
+    let old = indexed.id.to_string();
+    let data_len = indexed
+        .blobs
+        .iter()
+        .map(|b| b.length as usize)
+        .sum::<usize>();
+    let bytes = fs::read(repo.pack_path(&old)).expect("read pack");
+    let mut new = bytes[..data_len].to_vec();
+    let sealed = key.seal(&encode_header(header));
+    new.extend_from_slice(&sealed);
+    new.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+    let name = sha256_hex(&new);
+    let path = repo.pack_path(&name);
+    fs::create_dir_all(path.parent().expect("pack dir")).expect("mkdir");
+    fs::write(&path, &new).expect("write pack");
+    fs::remove_file(repo.pack_path(&old)).expect("remove pack");
+    let (file, doc) = &mut indexes[index];
+    doc.packs[at].id = name.parse().expect("pack id");
+    *file = replace_index(repo, key, file, doc);
+    name
+}
+
+/// Fails with exactly one line on stderr that names `what`, without a panic.
+fn assert_one_line_naming(out: &Out, what: &str) {
+    out.assert_failed();
+    out.assert_no_panic();
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "one line of error\n{out}");
+    assert!(lines[0].contains(what), "the error must name {what}\n{out}");
+}
+
+/// Fails naming each of `what` (on stdout or stderr), without a panic.
+fn assert_fails_naming(out: &Out, what: &[&str]) {
+    out.assert_failed();
+    out.assert_no_panic();
+    let all = format!("{}{}", out.stdout_str(), out.stderr);
+    for w in what {
+        assert!(all.contains(w), "the output must name {w}\n{out}");
+    }
+}
+
+/// The root tree of the latest snapshot.
+fn root_tree(repo: &Repo) -> String {
+    let snap = repo.stash(&["cat", "snapshot", "latest"]).ok().json();
+    snap["tree"].as_str().expect("tree").to_string()
+}
+
+/// A tree pack cut to a few bytes, so that the index's trees lie past its end:
+/// check reports the pack and the snapshot (it used to panic slicing the pack),
+/// and every command that reads the trees fails with one line naming the pack.
+#[test]
+fn truncated_tree_pack_is_named_and_nothing_panics() {
+    let s = Scratch::new();
+    let repo = small_repo(&s);
+    let key = master_key(&repo);
+    let indexes = read_indexes(&repo, &key);
+    let (k, p) = tree_pack(&indexes);
+    let pack = indexes[k].1.packs[p].id.to_string();
+    let root = root_tree(&repo);
+    let path = repo.pack_path(&pack);
+    writable(&path);
+    let bytes = fs::read(&path).expect("read pack");
+    fs::write(&path, &bytes[..10]).expect("truncate");
+
+    for args in [vec!["check"], vec!["check", "--read-data"]] {
+        let out = repo.stash(&args).run();
+        assert_fails_naming(&out, &[&pack, "size 10 does not match"]);
+        assert!(out.stderr.contains("affected snapshots"), "{out}");
+    }
+    // Trees are read through their whole pack: the error says which blob lies
+    // where past its end.
+    for args in [
+        vec!["restore", "latest", "--target", "out"],
+        vec!["ls", "latest"],
+        vec!["dump", "latest", "/src/a.txt"],
+    ] {
+        let out = repo.stash(&args).cwd(&s.root).run();
+        assert_one_line_naming(&out, &pack);
+        assert!(
+            out.stderr
+                .contains(&format!("tree blob {root} in pack {pack}"))
+                && out.stderr.contains("ends past the 10 bytes"),
+            "{out}"
+        );
+    }
+    for args in [vec!["cat", "tree", &root], vec!["cat", "pack", &pack]] {
+        let out = repo.stash(&args).run();
+        assert_one_line_naming(&out, &pack);
+    }
+    assert!(!s.path("out/src/a.txt").exists(), "nothing restored");
+    repo.assert_no_locks("commands on a repository with a truncated tree pack");
+}
+
+/// An index entry moved past the end of its pack (the pack's size still as the
+/// index implies): check names the pack and the entry (the tree walk used to
+/// panic slicing the pack), and restore fails with one line naming the pack.
+#[test]
+fn index_entry_past_the_end_of_its_pack_is_named() {
+    let s = Scratch::new();
+    let repo = small_repo(&s);
+    let key = master_key(&repo);
+    let mut indexes = read_indexes(&repo, &key);
+    let (k, p) = tree_pack(&indexes);
+    let root = root_tree(&repo);
+    let entry: &mut IndexBlob = indexes[k].1.packs[p]
+        .blobs
+        .iter_mut()
+        .find(|b| b.id.to_string() == root)
+        .expect("root tree indexed");
+    entry.offset += 1 << 20;
+    let entry_offset = entry.offset;
+    let pack = indexes[k].1.packs[p].id.to_string();
+    let (old, doc) = &indexes[k];
+    replace_index(&repo, &key, old, doc);
+
+    for args in [vec!["check"], vec!["check", "--read-data"]] {
+        let out = repo.stash(&args).run();
+        assert_fails_naming(
+            &out,
+            &[&pack, &format!("tree blob {root} at offset"), "ends past"],
+        );
+    }
+    for args in [
+        vec!["restore", "latest", "--target", "out"],
+        vec!["ls", "latest"],
+        vec!["cat", "tree", &root],
+    ] {
+        let out = repo.stash(&args).cwd(&s.root).run();
+        assert_one_line_naming(&out, &pack);
+    }
+    let out = repo.stash(&["ls", "latest"]).run();
+    assert!(
+        out.stderr
+            .contains(&format!("offset {} of length", entry_offset)),
+        "{out}"
+    );
+    repo.assert_no_locks("commands on a repository with a lying index");
+}
+
+/// Pack headers that claim more blobs, or longer ones, than the pack holds bytes
+/// for: check names the pack, `cat pack` fails with one line naming it.
+#[test]
+fn pack_header_claiming_more_than_its_bytes_is_named() {
+    let s = Scratch::new();
+    let repo = small_repo(&s);
+    let key = master_key(&repo);
+    let mut indexes = read_indexes(&repo, &key);
+    let at = tree_pack(&indexes);
+    let blobs: Vec<PackedBlob> = indexes[at.0].1.packs[at.1]
+        .blobs
+        .iter()
+        .map(PackedBlob::from)
+        .collect();
+
+    // Three more blobs than there are: the pack no longer has the index's size.
+    let mut more = blobs.clone();
+    for n in 0..3u8 {
+        more.push(PackedBlob {
+            id: stash_repo_format::Id([n; 32]),
+            length: 1000,
+            ..blobs[0]
+        });
+    }
+    let pack = rewrite_pack_header(&repo, &key, &mut indexes, at, &more);
+    for args in [vec!["check"], vec!["check", "--read-data"]] {
+        let out = repo.stash(&args).run();
+        assert_fails_naming(&out, &[&pack, "does not match"]);
+    }
+    let out = repo.stash(&["cat", "pack", &pack]).run();
+    assert_one_line_naming(&out, &pack);
+    assert!(out.stderr.contains("overruns"), "{out}");
+
+    // As many blobs, the last one longer than the bytes before the header: the
+    // size is right, only reading the pack finds the header's lie.
+    let mut longer = blobs.clone();
+    longer.last_mut().expect("a blob").length += 1000;
+    let pack = rewrite_pack_header(&repo, &key, &mut indexes, at, &longer);
+    repo.stash(&["check"]).ok();
+    let out = repo.stash(&["check", "--read-data"]).run();
+    assert_fails_naming(&out, &[&format!("pack {pack}: header"), "overruns"]);
+    let out = repo.stash(&["cat", "pack", &pack]).run();
+    assert_one_line_naming(&out, &pack);
+    repo.assert_no_locks("commands on a repository with a lying pack header");
+}
+
+/// A snapshot whose tree is in no pack: check names the snapshot and the tree,
+/// restore and ls fail with one line naming the tree.
+#[test]
+fn snapshot_naming_a_missing_tree_is_named() {
+    let s = Scratch::new();
+    let repo = small_repo(&s);
+    let key = master_key(&repo);
+    let mut snap = repo.stash(&["cat", "snapshot", "latest"]).ok().json();
+    let missing = sha256_hex(b"no such tree");
+    snap["tree"] = serde_json::json!(missing);
+    let json = serde_json::to_vec(&snap).expect("json");
+    let id = store_unpacked(&repo, &key, "snapshots", &json);
+
+    let out = repo.stash(&["check"]).run();
+    assert_fails_naming(&out, &[&format!("snapshot {id}: root tree {missing}")]);
+    assert!(out.stderr.contains(&id[..8]), "affected snapshots\n{out}");
+    for args in [
+        vec!["restore", &id[..12], "--target", "out"],
+        vec!["ls", &id[..12]],
+    ] {
+        let out = repo.stash(&args).cwd(&s.root).run();
+        assert_one_line_naming(&out, &missing);
+    }
+    repo.assert_no_locks("commands on a snapshot without its tree");
+}
+
+/// An empty file in keys/: beside a good key, commands still open the repository
+/// and check names the empty key; as the only key, every command fails with one
+/// line naming it and saying it is empty.
+#[test]
+fn empty_key_file_is_named() {
+    let s = Scratch::new();
+    let repo = small_repo(&s);
+    let empty = sha256_hex(b"");
+    fs::write(repo.path.join("keys").join(&empty), b"").expect("write");
+    repo.stash(&["snapshots"]).ok();
+    let out = repo.stash(&["check"]).run();
+    assert_fails_naming(&out, &[&format!("key {empty}: key file truncated")]);
+
+    for (good, _) in repo.files("keys") {
+        if good != empty {
+            let p = repo.path.join("keys").join(&good);
+            writable(&p);
+            fs::remove_file(&p).expect("remove key");
+        }
+    }
+    for args in [vec!["snapshots"], vec!["check"], vec!["ls", "latest"]] {
+        let out = repo.stash(&args).run();
+        assert_one_line_naming(&out, &empty);
+        assert!(out.stderr.contains("0 bytes, no key"), "{out}");
+    }
 }

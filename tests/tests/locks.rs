@@ -1,5 +1,7 @@
-//! Locks: every command removes its own, Ctrl-C removes them, conflicting locks of
-//! restic and stash are honoured (exit code 11), stale ones are cleaned up.
+//! Locks: every command removes its own, SIGINT and SIGTERM remove them, conflicting
+//! locks of restic and stash are honoured (exit code 11), stale ones are ignored and
+//! left for `unlock`, a live lock from another PID namespace is never removed, and a
+//! lock that cannot be refreshed ends the command.
 
 use std::{
     io::Write,
@@ -299,10 +301,11 @@ fn live_shared_stash_lock_blocks_exclusive_operations() {
     assert!(dumped == data, "the held backup stored other bytes");
 }
 
-/// A lock left by a process that no longer exists (here: restic killed with
-/// SIGKILL) does not block stash: it is removed and the backup goes ahead.
+/// A lock left by restic killed with SIGKILL: its PID is gone, but restic's lock
+/// does not say in which PID namespace it ran, so stash refuses it (exit 11) with a
+/// hint, as restic would, and `stash unlock` removes it (restic's rule).
 #[test]
-fn stale_lock_of_dead_process_is_removed() {
+fn dead_restic_lock_blocks_until_unlock() {
     let s = Scratch::new();
     let repo = initialised(&s);
     let held = Held::start(repo.restic(&["key", "passwd"]), Vec::new());
@@ -313,11 +316,164 @@ fn stale_lock_of_dead_process_is_removed() {
     drop(held);
     assert_eq!(repo.locks(), vec![lock.clone()], "SIGKILL leaves the lock");
     let out = repo.stash(&["check"]).run();
-    out.assert_ok();
+    out.assert_code(11);
     assert!(
-        out.stderr.contains(&lock[..8]),
-        "the removal of the stale lock must be reported\n{out}"
+        out.stderr.contains(&lock[..8]) && out.stderr.contains("stash unlock"),
+        "the error must name lock {lock} and point to unlock\n{out}"
     );
-    repo.assert_no_locks("stash check after a stale lock");
+    assert_eq!(repo.locks(), vec![lock.clone()], "check removed a lock");
+    let out = repo.stash(&["unlock"]).ok();
+    assert!(out.stdout_str().contains(&lock[..8]), "{out}");
+    repo.assert_no_locks("stash unlock");
+    repo.stash(&["check"]).ok();
     repo.restic(&["check"]).ok();
+}
+
+/// A lock of a SIGKILLed stash from this PID namespace is provably stale: the next
+/// exclusive command goes ahead and says it ignores it, but leaves the file for
+/// `unlock`.
+#[test]
+fn dead_stash_lock_of_this_namespace_is_ignored_and_left_for_unlock() {
+    let s = Scratch::new();
+    let repo = initialised(&s);
+    let (mut held, _) = interrupted_stdin_backup(&repo, Duration::ZERO, "KILL");
+    let _ = held.child.wait();
+    drop(held);
+    let lock = repo.locks().pop().expect("SIGKILL leaves the lock");
+    let out = repo.stash(&["check"]).ok();
+    assert!(
+        out.stderr.contains("ignoring stale") && out.stderr.contains(&lock[..8]),
+        "check must say it ignores lock {lock}\n{out}"
+    );
+    assert_eq!(repo.locks(), vec![lock.clone()], "check removed a lock");
+    let out = repo.stash(&["unlock"]).ok();
+    assert!(out.stdout_str().contains(&lock[..8]), "{out}");
+    repo.assert_no_locks("stash unlock");
+    repo.restic(&["check"]).ok();
+}
+
+/// A PID that no process of this namespace has, nor the next few.
+fn free_pid() -> u32 {
+    let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(32768);
+    (max / 2..max - 10)
+        .rev()
+        .find(|p| (*p..p + 8).all(|q| !std::path::Path::new(&format!("/proc/{q}")).exists()))
+        .expect("a free PID range")
+}
+
+/// A live `stash backup --stdin` in another PID namespace of this host, as a
+/// sidecar looks from the next container of its pod: same host name, a PID that
+/// does not run here. Nothing removes its lock: prune is refused with a hint, even
+/// `unlock` keeps it, a shared backup goes ahead; the held backup then completes.
+#[test]
+fn live_lock_from_another_pid_namespace_is_never_removed() {
+    let s = Scratch::new();
+    let repo = initialised(&s);
+    let last = free_pid();
+    // `; exit` keeps the shell from exec-ing stash, which would make it PID 1.
+    let script = format!(
+        "echo {last} > /proc/sys/kernel/ns_last_pid && \"$0\" -r \"$1\" backup --stdin \
+         --stdin-filename held.bin; exit $?"
+    );
+    let cmd = Cmd::new(std::path::Path::new("/usr/bin/unshare"))
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+        ])
+        .arg(&script)
+        .arg(stash_bin())
+        .arg(&repo.path)
+        .env("RESTIC_PASSWORD", &repo.password);
+    let shown = cmd.shown().to_string();
+    let data = random_bytes(8, 500_000);
+    let held = Held::start(cmd, data.clone());
+    let lock = wait_lock(&repo, "stash backup --stdin in another PID namespace");
+    let doc = repo.restic(&["cat", "lock", &lock]).ok().json();
+    let pid = doc["pid"].as_u64().expect("pid");
+    assert_eq!(pid, u64::from(last) + 1, "{doc}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "PID {pid} runs here too: the test proves nothing"
+    );
+
+    let out = repo.stash(&["prune"]).run();
+    out.assert_code(11);
+    out.assert_no_panic();
+    assert!(
+        out.stderr.contains(&lock[..8]) && out.stderr.contains("another PID namespace"),
+        "prune must name lock {lock} and say why it may be live\n{out}"
+    );
+    repo.stash(&["unlock"]).ok();
+    repo.stash(&["backup", "src"]).cwd(&s.root).ok();
+    assert_eq!(
+        repo.lock_files(),
+        vec![lock.clone()],
+        "the live lock was removed"
+    );
+
+    let out = held.finish(&shown);
+    out.assert_ok();
+    repo.assert_no_locks("the held backup");
+    repo.restic(&["check"]).ok();
+    let dumped = repo.restic(&["dump", "latest", "held.bin"]).ok().stdout;
+    assert!(dumped == data, "the held backup stored other bytes");
+}
+
+/// A store that stops taking lock files while a backup runs (here `locks/` replaced
+/// by a plain file): with refreshes every 400 ms the backup gives its lock up after
+/// 1.8 s, long before the lock could be taken for stale, and ends with an error
+/// naming the lock; the repository stays consistent.
+#[test]
+fn failed_lock_refreshes_end_the_backup() {
+    let s = Scratch::new();
+    let repo = initialised(&s);
+    let cmd = repo
+        .stash(&["backup", "--stdin", "--stdin-filename", "big.bin"])
+        .env("STASH_TEST_LOCK_REFRESH_MS", "400");
+    let shown = cmd.shown().to_string();
+    let mut held = Held::start(cmd, random_bytes(9, 3_000_000));
+    let lock = wait_lock(&repo, "stash backup --stdin");
+    let locks = repo.path.join("locks");
+    let away = repo.path.join("locks.away");
+    std::fs::rename(&locks, &away).expect("move locks/ away");
+    std::fs::write(&locks, b"not a directory").expect("write");
+    let start = Instant::now();
+    let status = wait_for(Duration::from_secs(20), || {
+        held.child.try_wait().expect("try_wait")
+    });
+    let waited = start.elapsed();
+    std::fs::remove_file(&locks).expect("rm");
+    std::fs::rename(&away, &locks).expect("move locks/ back");
+    held.close_stdin();
+    let out = held.finish(&shown);
+    assert!(
+        status.is_some(),
+        "the backup kept running without its lock\n{out}"
+    );
+    out.assert_code(1);
+    out.assert_no_panic();
+    assert!(
+        out.stderr.contains("could not be refreshed"),
+        "the error must say the lock could not be refreshed\n{out}"
+    );
+    assert!(waited < Duration::from_secs(15), "{waited:?}");
+    assert_eq!(
+        repo.restic_snapshots().len(),
+        1,
+        "no snapshot without a lock"
+    );
+    // The lock file the store kept (the first or a refreshed one) is ours and dead.
+    let left = repo.locks();
+    assert!(left.len() <= 1, "{left:?} (first lock {lock})");
+    repo.stash(&["unlock"]).ok();
+    repo.assert_no_locks("stash unlock");
+    repo.restic(&["check"]).ok();
+    repo.stash(&["backup", "src"]).cwd(&s.root).ok();
 }

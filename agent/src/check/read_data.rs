@@ -257,16 +257,19 @@ fn check_header(
         Ok(n) => n as u64,
         Err(e) => return errs.push(format!("pack {id}: header: {e}")),
     };
-    let header_at = size - 4 - hlen;
-    if header_at != data_len {
+    let header_at = size.checked_sub(4 + hlen);
+    if header_at != Some(data_len) {
+        let at = header_at.map_or_else(|| "before the pack".into(), |at| format!("at byte {at}"));
         return errs.push(format!(
-            "pack {id}: header: starts at byte {header_at} by the pack's last 4 bytes, \
+            "pack {id}: header: starts {at} by the pack's last 4 bytes, \
              but the index's blobs end at {data_len}"
         ));
     }
-    let sealed = usize::try_from(data_len - w.bytes.start)
-        .ok()
-        .and_then(|at| bytes.get(at..bytes.len() - 4));
+    let sealed = data_len
+        .checked_sub(w.bytes.start)
+        .and_then(|at| usize::try_from(at).ok())
+        .zip(bytes.len().checked_sub(4))
+        .and_then(|(at, end)| bytes.get(at..end));
     let Some(sealed) = sealed else {
         return errs.push(format!("pack {id}: header: outside the last window"));
     };

@@ -7,7 +7,7 @@
 //! bytes are hashed alongside the blobs' plaintexts, and once they run out (a
 //! compressed pack's plaintext is longer) the plaintexts alongside each other.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, ops::Range};
 
 use stash_repo_format::{
     blob::{self, BlobType},
@@ -87,8 +87,8 @@ pub fn verify_pack(key: &Key, id: Id, bytes: &mut [u8], indexed: &[PackedBlob]) 
     compare_with_index(id, &header, indexed, &mut errs);
     let in_order = header
         .windows(2)
-        .all(|w| end(&w[0]) <= w[1].offset as usize)
-        && header.last().is_none_or(|h| end(h) <= bytes.len());
+        .all(|w| end(&w[0]) <= u64::from(w[1].offset))
+        && header.last().is_none_or(|h| end(h) <= bytes.len() as u64);
     if in_order {
         let mut pack_hash = Hasher::default();
         verify_window(key, id, bytes, 0, &header, &mut pack_hash, &mut errs);
@@ -99,9 +99,9 @@ pub fn verify_pack(key: &Key, id: Id, bytes: &mut [u8], indexed: &[PackedBlob]) 
     errs
 }
 
-/// Where a blob's bytes end in the pack.
-fn end(h: &PackedBlob) -> usize {
-    h.offset as usize + h.length as usize
+/// Where a blob's bytes end in the pack (in `u64`, where two `u32` cannot overflow).
+fn end(h: &PackedBlob) -> u64 {
+    u64::from(h.offset) + u64::from(h.length)
 }
 
 /// Reports the pack if its bytes do not hash to its id.
@@ -280,13 +280,16 @@ impl<'h> Pass<'_, 'h> {
         while let Some(h) = self.todo.pop() {
             let within = u64::from(h.offset)
                 .checked_sub(self.base)
-                .and_then(|at| usize::try_from(at).ok())
-                .filter(|at| at + h.length as usize <= bytes.len());
-            let Some(start) = within else {
-                blob_error(self.id, h, "lies outside the bytes read for it", self.errs);
+                .and_then(|at| pack::blob_range(at, h.length, bytes.len()).ok());
+            let Some(Range { start, end }) = within else {
+                let read = self.base..self.base + bytes.len() as u64;
+                let e = format!(
+                    "at offset {} of length {} lies outside the bytes {read:?} read for it",
+                    h.offset, h.length
+                );
+                blob_error(self.id, h, e, self.errs);
                 continue;
             };
-            let end = start + h.length as usize;
             let inflates = blob::inflates(h.uncompressed_length);
             let place = if self.hashed >= end {
                 let sealed = &mut bytes[start..end];
@@ -336,9 +339,12 @@ fn verify_blobs_one_by_one(
 ) {
     pack_hash_error(id, Id::hash(bytes), errs);
     for h in header {
-        let Some(sealed) = bytes.get_mut(h.offset as usize..end(h)) else {
-            blob_error(id, h, "lies outside the pack", errs);
-            continue;
+        let sealed = match pack::blob_range(u64::from(h.offset), h.length, bytes.len()) {
+            Ok(range) => &mut bytes[range],
+            Err(e) => {
+                blob_error(id, h, e, errs);
+                continue;
+            }
         };
         let decoded = BUFFERS.with(|bufs| {
             let plain = &mut bufs.borrow_mut().plain[0];
@@ -554,6 +560,37 @@ mod tests {
         );
     }
 
+    /// Entries outside the stretch of the pack read for them (a window planned
+    /// from a damaged index) are reported with their offsets, the others checked.
+    #[test]
+    fn blobs_outside_the_bytes_read_are_named() {
+        let key = Key::random();
+        let (id, bytes, blobs) = pack(&key, None);
+        let mut moved = blobs.clone();
+        moved[3].offset = u32::MAX;
+        let (mut copy, mut errs, mut hash) = (bytes.clone(), Vec::new(), Hasher::default());
+        verify_window(&key, id, &mut copy, 0, &moved, &mut hash, &mut errs);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains(&blobs[3].id.to_string())
+                && errs[0].contains(&format!("at offset {} of length", u32::MAX))
+                && errs[0].contains("lies outside the bytes"),
+            "{errs:?}"
+        );
+        let (mut copy, mut errs) = (bytes.clone(), Vec::new());
+        let base = u64::from(blobs[1].offset);
+        verify_window(
+            &key,
+            id,
+            &mut copy[..10],
+            base,
+            &blobs,
+            &mut hash,
+            &mut errs,
+        );
+        assert_eq!(errs.len(), blobs.len(), "{errs:?}");
+    }
+
     #[test]
     fn overlapping_entries_are_verified_one_by_one() {
         let key = Key::random();
@@ -569,7 +606,12 @@ mod tests {
         outside[3].offset = bytes.len() as u32;
         verify_blobs_one_by_one(&key, id, &mut copy, &outside, &mut errs);
         assert!(
-            errs.iter().any(|e| e.contains("lies outside the pack")),
+            errs.iter().any(|e| e.contains(&format!(
+                "offset {} of length {} ends past the {} bytes",
+                bytes.len(),
+                outside[3].length,
+                bytes.len()
+            ))),
             "{errs:?}"
         );
     }

@@ -5,6 +5,7 @@ use std::io::Write;
 use stash_repo_format::{blob::BlobType, file_type::FileType, pack};
 
 use super::Global;
+use crate::error::Error;
 
 /// Arguments of `cat`.
 #[derive(Debug, clap::Args)]
@@ -61,7 +62,8 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         "pack" => {
             let id = repo.resolve_prefix(FileType::Pack, &need_id()?).await?;
             let b = repo.backend().read(FileType::Pack, &id, None).await?;
-            let blobs = pack::parse_pack(repo.key(), &b)?;
+            let blobs = pack::parse_pack(repo.key(), &b)
+                .map_err(|e| Error::damaged(FileType::Pack, id, e))?;
             for bl in blobs {
                 writeln!(
                     out,

@@ -13,7 +13,7 @@ use stash_repo_format::{
 use super::Global;
 use crate::{
     error::Error,
-    repository::{files::SnapshotFilter, Repository},
+    repository::{files::SnapshotFilter, tree_packs::TreePacks, Repository},
 };
 
 /// Arguments of `ls`.
@@ -82,9 +82,10 @@ async fn walk(
     prefix: &[u8],
     out: &mut Vec<(Vec<u8>, Node)>,
 ) -> anyhow::Result<()> {
+    let trees = TreePacks::new(repo);
     let mut stack = vec![(tree, prefix.to_vec())];
     while let Some((id, pre)) = stack.pop() {
-        let t = repo.read_tree(index, &id).await?;
+        let t = trees.read_tree(index, &id).await?;
         let mut subdirs = Vec::new();
         for n in t.nodes {
             // Raw name bytes: restic prints names exactly as stored.
@@ -179,9 +180,10 @@ async fn find_node(
         !comps.is_empty(),
         "dump needs a file path inside the snapshot"
     );
+    let trees = TreePacks::new(repo);
     let mut cur = tree;
     for (i, c) in comps.iter().enumerate() {
-        let t = repo.read_tree(index, &cur).await?;
+        let t = trees.read_tree(index, &cur).await?;
         let n = t
             .nodes
             .into_iter()

@@ -1,9 +1,14 @@
-//! `stash unlock`: remove stale locks (all locks with `--remove-all`).
+//! `stash unlock`: remove stale locks (all locks with `--remove-all`). Stale is
+//! [`stash_repo_format::lock::Lock::is_stale_for_unlock`]: restic's rule for restic's locks, and for ours a
+//! PID is only looked up in the PID namespace that wrote it.
 
 use stash_repo_format::{file_type::FileType, gotime::GoTime};
 
 use super::Global;
-use crate::repository::{lock::describe, open::hostname};
+use crate::repository::{
+    lock::{describe, here, pid_alive},
+    open::hostname,
+};
 
 /// Arguments of `unlock`.
 #[derive(Debug, clap::Args)]
@@ -19,9 +24,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let host = hostname();
     let mut removed = 0;
     for (id, l) in repo.list_locks().await? {
-        let stale = l.is_stale(&now, &host, |pid| {
-            std::path::Path::new(&format!("/proc/{pid}")).exists()
-        });
+        let stale = l.is_stale_for_unlock(&now, &here(&host), pid_alive);
         if a.remove_all || stale {
             repo.backend().remove(FileType::Lock, &id).await?;
             removed += 1;

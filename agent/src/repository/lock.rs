@@ -1,22 +1,34 @@
 //! Repository locks, following restic's protocol: a lock is an encrypted file in
 //! `locks/`; an exclusive lock conflicts with every other lock, a shared one only with
 //! exclusive locks. Held locks are refreshed every 5 minutes (a new file, then the old
-//! one deleted) and removed when the guard is released, also on Ctrl-C through
-//! [`release_all`].
+//! one deleted) and removed when the guard is released, also on a signal or a fatal
+//! error through [`release_all`].
 //!
-//! Stale locks (not refreshed for 30 minutes, or held by a process of this host that
-//! no longer exists) do not block us: they are removed, and the removal is reported.
+//! A lock that cannot be refreshed for [`REFRESH_GIVE_UP`] is given up before anyone
+//! could take it for stale: [`lost`] resolves and the command must end (restic 0.16+
+//! does the same), so a prune elsewhere cannot delete what we are still writing.
+//!
+//! Stale locks (see [`Lock::is_stale`]) do not block us, but taking a lock never
+//! deletes another process's file: that is `unlock`'s job.
+//!
+//! Every write of a lock file happens under the lock's slot mutex, so a release (also
+//! one on a signal) waits for a write in flight and no lock file outlives the process.
 
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, OnceLock, PoisonError,
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
-use stash_repo_format::{file_type::FileType, gotime::GoTime, lock::Lock, Id};
-use tokio::task::JoinHandle;
+use stash_repo_format::{
+    file_type::FileType,
+    gotime::GoTime,
+    lock::{Here, Lock, REFRESH_GIVE_UP, REFRESH_INTERVAL},
+    Id,
+};
+use tokio::{sync::watch, task::JoinHandle};
 
 use super::{
     open::{hostname, username},
@@ -24,7 +36,6 @@ use super::{
 };
 use crate::error::{Error, Result};
 
-const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 /// restic re-checks for a conflicting lock this long after writing its own, for
 /// stores whose listings lag behind writes; where a listing shows every finished
 /// write ([`crate::backend::Backend::lists_finished_writes`]) the re-check runs at
@@ -32,11 +43,73 @@ const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 /// lists last sees the other's lock.
 const RECHECK_AFTER: Duration = Duration::from_millis(200);
 
-type Held = (Repository, Arc<Mutex<Id>>);
+/// How long a release waits for a lock write in flight before giving up on it.
+const RELEASE_WAIT: Duration = Duration::from_secs(30);
 
-fn registry() -> &'static Mutex<Vec<Held>> {
-    static R: OnceLock<Mutex<Vec<Held>>> = OnceLock::new();
+/// Test hook: refresh every this many milliseconds and give up after 4.5 times that
+/// (restic's ratio: 22.5 of 5 minutes), so tests need not wait 22 minutes.
+const TEST_REFRESH_ENV: &str = "STASH_TEST_LOCK_REFRESH_MS";
+
+/// The current file of one held lock; `None` once released. Locked across every
+/// write of a lock file.
+type Slot = Arc<tokio::sync::Mutex<Option<Id>>>;
+
+fn registry() -> &'static Mutex<Vec<(Repository, Slot)>> {
+    static R: OnceLock<Mutex<Vec<(Repository, Slot)>>> = OnceLock::new();
     R.get_or_init(Default::default)
+}
+
+fn unregister(slot: &Slot) {
+    registry()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|(_, s)| !Arc::ptr_eq(s, slot));
+}
+
+fn lost_channel() -> &'static watch::Sender<Option<String>> {
+    static L: OnceLock<watch::Sender<Option<String>>> = OnceLock::new();
+    L.get_or_init(|| watch::channel(None).0)
+}
+
+/// Resolves with a message once a held lock could not be refreshed in time; the
+/// command must then stop and [`release_all`].
+pub async fn lost() -> String {
+    let mut rx = lost_channel().subscribe();
+    let msg = match rx.wait_for(Option::is_some).await {
+        Ok(msg) => msg.clone(),
+        Err(_) => None,
+    };
+    match msg {
+        Some(msg) => msg,
+        None => std::future::pending().await,
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Timings {
+    refresh: Duration,
+    give_up: Duration,
+}
+
+impl Timings {
+    fn get() -> Self {
+        match std::env::var(TEST_REFRESH_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            Some(ms) => {
+                let refresh = Duration::from_millis(ms.max(1));
+                Timings {
+                    refresh,
+                    give_up: refresh * 9 / 2,
+                }
+            }
+            None => Timings {
+                refresh: REFRESH_INTERVAL,
+                give_up: REFRESH_GIVE_UP,
+            },
+        }
+    }
 }
 
 /// A held lock. Call [`LockGuard::release`] when done; [`release_all`] covers
@@ -49,14 +122,36 @@ fn registry() -> &'static Mutex<Vec<Held>> {
 #[derive(Debug)]
 pub struct LockGuard {
     repo: Repository,
-    current: Arc<Mutex<Id>>,
+    slot: Slot,
     refresher: JoinHandle<()>,
     recheck: Option<JoinHandle<Result<()>>>,
     confirmed: Arc<AtomicBool>,
 }
 
-fn pid_alive(pid: u32) -> bool {
+/// Whether a process with this PID exists in our PID namespace.
+pub fn pid_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// This process's boot id and PID-namespace inode: equal for two processes exactly
+/// when their PIDs can be compared. `None` where /proc does not tell.
+pub fn pid_namespace() -> Option<&'static str> {
+    static NS: OnceLock<Option<String>> = OnceLock::new();
+    NS.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+        let inode = link.to_str()?.strip_prefix("pid:[")?.strip_suffix(']')?;
+        Some(format!("{}/{inode}", boot.trim()))
+    })
+    .as_deref()
+}
+
+/// Who is asking, for [`Lock::is_stale`] and friends.
+pub fn here(host: &str) -> Here<'_> {
+    Here {
+        hostname: host,
+        pid_namespace: pid_namespace(),
+    }
 }
 
 fn new_lock(exclusive: bool) -> Lock {
@@ -68,6 +163,7 @@ fn new_lock(exclusive: bool) -> Lock {
         pid: std::process::id(),
         uid: current_uid(),
         gid: current_gid(),
+        pid_namespace: pid_namespace().map(str::to_owned),
     }
 }
 
@@ -124,20 +220,35 @@ impl Repository {
         Ok(out)
     }
 
+    /// Fails on a live lock that conflicts with the one wanted; stale locks are
+    /// skipped (and reported once, when `own` is `None`), never deleted.
     async fn check_conflicts(&self, exclusive: bool, own: Option<&Id>) -> Result<()> {
         let now = GoTime::now();
         let host = hostname();
+        let here = here(&host);
         for (id, l) in self.list_locks().await? {
             if Some(&id) == own {
                 continue;
             }
-            if l.is_stale(&now, &host, pid_alive) {
-                eprintln!("removing stale {}", describe(&id, &l));
-                self.backend().remove(FileType::Lock, &id).await?;
+            if l.is_stale(&now, &here, pid_alive) {
+                if own.is_none() {
+                    eprintln!(
+                        "ignoring stale {} (`stash unlock` removes it)",
+                        describe(&id, &l)
+                    );
+                }
                 continue;
             }
-            if exclusive || l.exclusive {
-                return Err(Error::Locked(describe(&id, &l)));
+            if l.conflicts(exclusive) {
+                let mut msg = describe(&id, &l);
+                if l.looks_dead(&here, pid_alive) {
+                    msg.push_str(
+                        "; its PID is not running here, but it may be in another PID \
+                         namespace of this host (another container); if no such process \
+                         is left, `stash unlock` removes the lock",
+                    );
+                }
+                return Err(Error::Locked(msg));
             }
         }
         Ok(())
@@ -165,13 +276,33 @@ impl Repository {
     /// [`Error::Locked`] for a conflict visible before writing; backend errors.
     pub async fn lock_unconfirmed(&self, exclusive: bool) -> Result<LockGuard> {
         self.check_conflicts(exclusive, None).await?;
-        let id = self.save_json(FileType::Lock, &new_lock(exclusive)).await?;
-        // Registered at once, so an interruption from here on removes the file.
-        let current = Arc::new(Mutex::new(id));
+        // Registered before the write, which runs in its own task holding the slot:
+        // if the command is interrupted while the file is being written, the
+        // release waits for the write and then deletes the file.
+        let slot: Slot = Arc::default();
+        let writing = slot.clone().lock_owned().await;
         registry()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((self.clone(), current.clone()));
+            .push((self.clone(), slot.clone()));
+        let repo = self.clone();
+        let write = tokio::spawn(async move {
+            let mut writing = writing;
+            let id = repo.save_json(FileType::Lock, &new_lock(exclusive)).await?;
+            *writing = Some(id);
+            Ok::<_, Error>(id)
+        });
+        let id = match write.await {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => {
+                unregister(&slot);
+                return Err(e);
+            }
+            Err(e) => {
+                unregister(&slot);
+                return Err(Error::Usage(format!("lock write task: {e}")));
+            }
+        };
         let confirmed = Arc::new(AtomicBool::new(false));
         let (repo, flag) = (self.clone(), confirmed.clone());
         let wait = if self.backend().lists_finished_writes() {
@@ -185,10 +316,15 @@ impl Repository {
             flag.store(true, Ordering::Release);
             Ok(())
         });
-        let refresher = tokio::spawn(refresh_loop(self.clone(), current.clone(), exclusive));
+        let refresher = tokio::spawn(refresh_loop(
+            self.clone(),
+            slot.clone(),
+            exclusive,
+            Timings::get(),
+        ));
         Ok(LockGuard {
             repo: self.clone(),
-            current,
+            slot,
             refresher,
             recheck: Some(recheck),
             confirmed,
@@ -196,22 +332,73 @@ impl Repository {
     }
 }
 
-async fn refresh_loop(repo: Repository, current: Arc<Mutex<Id>>, exclusive: bool) {
+/// Time since `since`, by the monotonic clock or the wall clock, whichever says
+/// more: the wall clock also counts a machine's sleep, which others' view of our
+/// lock's age includes.
+fn elapsed(since: (tokio::time::Instant, SystemTime)) -> Duration {
+    let wall = SystemTime::now()
+        .duration_since(since.1)
+        .unwrap_or(Duration::ZERO);
+    since.0.elapsed().max(wall)
+}
+
+/// Writes a fresh lock file and deletes the previous one, every `t.refresh`; after a
+/// failure it retries every tenth of that. Without success for `t.give_up` it
+/// reports the lock [`lost`] and stops.
+async fn refresh_loop(repo: Repository, slot: Slot, exclusive: bool, t: Timings) {
+    let mut last_ok = (tokio::time::Instant::now(), SystemTime::now());
+    let mut last_err: Option<String> = None;
     loop {
-        tokio::time::sleep(REFRESH_EVERY).await;
-        match repo.save_json(FileType::Lock, &new_lock(exclusive)).await {
-            Ok(new) => {
-                let old = std::mem::replace(
-                    &mut *current.lock().unwrap_or_else(PoisonError::into_inner),
-                    new,
-                );
-                if let Err(e) = repo.backend().remove(FileType::Lock, &old).await {
-                    tracing::warn!("removing old lock {}: {e}", old.short());
+        let pause = if last_err.is_some() {
+            t.refresh / 10
+        } else {
+            t.refresh
+        };
+        let left = t.give_up.saturating_sub(elapsed(last_ok));
+        tokio::time::sleep(pause.min(left)).await;
+        let left = t.give_up.saturating_sub(elapsed(last_ok));
+        if !left.is_zero() {
+            match tokio::time::timeout(left, refresh_once(&repo, &slot, exclusive)).await {
+                Ok(Ok(true)) => {
+                    last_ok = (tokio::time::Instant::now(), SystemTime::now());
+                    last_err = None;
+                    continue;
                 }
+                Ok(Ok(false)) => return,
+                Ok(Err(e)) => {
+                    tracing::warn!("refreshing lock: {e}");
+                    last_err = Some(e.to_string());
+                }
+                Err(_) => last_err = Some("the store did not answer".into()),
             }
-            Err(e) => tracing::warn!("refreshing lock: {e}"),
+        }
+        if elapsed(last_ok) >= t.give_up {
+            let id = slot.lock().await.as_ref().map(Id::short);
+            let Some(id) = id else { return };
+            let msg = format!(
+                "lock {id} could not be refreshed for {:?} ({}): stopping before \
+                 other processes may take it for stale",
+                t.give_up,
+                last_err.as_deref().unwrap_or("no attempt finished"),
+            );
+            lost_channel().send_replace(Some(msg));
+            return;
         }
     }
+}
+
+/// One refresh; `Ok(false)` if the lock has been released meanwhile.
+async fn refresh_once(repo: &Repository, slot: &Slot, exclusive: bool) -> Result<bool> {
+    let mut current = slot.lock().await;
+    let Some(old) = *current else {
+        return Ok(false);
+    };
+    let new = repo.save_json(FileType::Lock, &new_lock(exclusive)).await?;
+    *current = Some(new);
+    if let Err(e) = repo.backend().remove(FileType::Lock, &old).await {
+        tracing::warn!("removing old lock {}: {e}", old.short());
+    }
+    Ok(true)
 }
 
 impl LockGuard {
@@ -239,31 +426,35 @@ impl LockGuard {
         self.confirmed.clone()
     }
 
-    /// Stops refreshing and deletes the lock file.
+    /// Stops refreshing and deletes the lock file (after a refresh in flight).
     ///
     /// # Errors
     /// Backend errors while deleting.
     pub async fn release(self) -> Result<()> {
-        self.refresher.abort();
         if let Some(h) = &self.recheck {
             h.abort();
         }
-        let id = *self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        registry()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(_, c)| !Arc::ptr_eq(c, &self.current));
-        self.repo.backend().remove(FileType::Lock, &id).await
+        let id = self.slot.lock().await.take();
+        self.refresher.abort();
+        unregister(&self.slot);
+        match id {
+            Some(id) => self.repo.backend().remove(FileType::Lock, &id).await,
+            None => Ok(()),
+        }
     }
 }
 
-/// Deletes every lock this process holds; for Ctrl-C and fatal errors.
+/// Deletes every lock this process holds, each after its write in flight; for
+/// signals, fatal errors and lost locks.
 pub async fn release_all() {
-    let held: Vec<Held> =
-        std::mem::take(&mut *registry().lock().unwrap_or_else(PoisonError::into_inner));
-    for (repo, cur) in held {
-        let id = *cur.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = repo.backend().remove(FileType::Lock, &id).await;
+    let held = std::mem::take(&mut *registry().lock().unwrap_or_else(PoisonError::into_inner));
+    for (repo, slot) in held {
+        let Ok(mut current) = tokio::time::timeout(RELEASE_WAIT, slot.lock()).await else {
+            continue;
+        };
+        if let Some(id) = current.take() {
+            let _ = repo.backend().remove(FileType::Lock, &id).await;
+        }
     }
 }
 

@@ -8,9 +8,11 @@
 //! pack decode from memory. Only the last [`KEEP`] packs are kept, and none larger
 //! than [`MAX_PACK`], so memory stays bounded by a few packs whatever the repository.
 //!
-//! Any failure (a read error, a range outside the bytes read, a blob that does not
-//! decode) falls back to [`Repository::read_tree`], which tries every stored copy
-//! and reports the error with the blob and pack it is about.
+//! Any failure (a read error, a blob that does not decode) falls back to
+//! [`Repository::read_tree`], which tries every stored copy and reports the error
+//! with the blob and pack it is about. Only a tree whose one copy lies past the end
+//! of its pack (a truncated pack, a lying index entry) is reported here, with its
+//! offset and length.
 
 use std::{
     collections::VecDeque,
@@ -22,13 +24,14 @@ use stash_repo_format::{
     blob::{self, BlobType},
     file_type::FileType,
     index::IndexLookup,
+    pack,
     tree::Tree,
     Id,
 };
 use tokio::sync::OnceCell;
 
 use super::{Repository, INLINE_DECODE};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Packs kept at once.
 const KEEP: usize = 2;
@@ -57,17 +60,23 @@ impl TreePacks {
     /// Reads and decodes the tree `id`.
     ///
     /// # Errors
-    /// As [`Repository::read_tree`].
+    /// As [`Repository::read_tree`], or [`Error::BadBlob`] naming the pack, offset
+    /// and length when the tree's only copy lies past the end of its pack.
     pub async fn read_tree(&self, index: &IndexLookup, id: &Id) -> Result<Tree> {
-        if let Some(tree) = self.through_pack(index, id).await {
-            return Ok(tree);
+        match self.through_pack(index, id).await? {
+            Some(tree) => Ok(tree),
+            None => self.repo.read_tree(index, id).await,
         }
-        self.repo.read_tree(index, id).await
     }
 
-    /// The tree decoded from its (first) pack read whole, or `None` on any failure.
-    async fn through_pack(&self, index: &IndexLookup, id: &Id) -> Option<Tree> {
-        let loc = index.get(BlobType::Tree, id)?;
+    /// The tree decoded from its (first) pack read whole; `None` on a failure
+    /// another way of reading may not have. A tree whose only copy lies outside
+    /// the bytes of its pack is an error here: reading its range again would only
+    /// fail once more, without saying which blob and range.
+    async fn through_pack(&self, index: &IndexLookup, id: &Id) -> Result<Option<Tree>> {
+        let Some(loc) = index.get(BlobType::Tree, id) else {
+            return Ok(None);
+        };
         let cell = self.cell(loc.pack);
         let pack = cell
             .get_or_init(|| async {
@@ -78,26 +87,36 @@ impl TreePacks {
                     .ok()
             })
             .await
-            .clone()?;
+            .clone();
+        let Some(pack) = pack else {
+            return Ok(None);
+        };
         if pack.len() > MAX_PACK {
             self.forget(&loc.pack);
         }
-        let start = loc.offset as usize;
-        let sealed = pack.slice(start..start.checked_add(loc.length as usize)?.min(pack.len()));
-        if sealed.len() != loc.length as usize {
-            return None;
-        }
+        let sealed = match pack::blob_range(u64::from(loc.offset), loc.length, pack.len()) {
+            Ok(range) => pack.slice(range),
+            Err(source) if index.get_all(BlobType::Tree, id).len() == 1 => {
+                return Err(Error::BadBlob {
+                    ty: BlobType::Tree.as_str(),
+                    id: *id,
+                    pack: loc.pack,
+                    source,
+                })
+            }
+            Err(_) => return Ok(None),
+        };
         let (key, id) = (self.repo.key().clone(), *id);
         let decode = move || {
             blob::decode(&key, &id, &sealed, loc.uncompressed_length)
                 .ok()
                 .and_then(|plain| Tree::decode(&plain).ok())
         };
-        if loc.length as usize <= INLINE_DECODE {
+        Ok(if loc.length as usize <= INLINE_DECODE {
             decode()
         } else {
             crate::cpu::spawn(decode).await
-        }
+        })
     }
 
     /// The cell of `pack`, made the most recent; a new one evicts the oldest.
@@ -128,7 +147,10 @@ impl TreePacks {
 
 #[cfg(test)]
 mod tests {
-    use stash_repo_format::node::{Node, NodeType};
+    use stash_repo_format::{
+        index::{IndexBlob, IndexLookupBuilder},
+        node::{Node, NodeType},
+    };
 
     use super::*;
     use crate::repository::{memory_repo, BlobSaver};
@@ -186,5 +208,75 @@ mod tests {
         let missing = Id::hash(b"no such tree");
         let err = trees.read_tree(&index, &missing).await.unwrap_err();
         assert!(err.to_string().contains(&missing.short()), "{err}");
+    }
+
+    /// Index entries past the end of their pack (one pointing there, then the pack
+    /// cut short) are errors naming the pack, never a slice out of range.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_past_the_end_of_their_pack_are_errors() {
+        let repo = memory_repo("tree-packs-short").await;
+        let saver = BlobSaver::new(&repo, Arc::new(IndexLookup::default()), 1 << 20);
+        let s2 = saver.clone();
+        let ids = tokio::task::spawn_blocking(move || {
+            (0..4u8)
+                .map(|i| {
+                    let mut tree = Tree::new();
+                    tree.insert(Node {
+                        name: vec![b'a' + i],
+                        node_type: NodeType::File,
+                        ..Node::default()
+                    })
+                    .unwrap();
+                    let (id, json) = tree.encode_with_id().unwrap();
+                    s2.save_with_id(BlobType::Tree, id, &json).unwrap();
+                    id
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        saver.finish().await.unwrap();
+        let index = repo.load_index().await.unwrap();
+        let last = ids[3];
+        let loc = index.get(BlobType::Tree, &last).unwrap();
+        assert!(loc.offset > 0, "the trees share one pack");
+
+        let mut b = IndexLookupBuilder::default();
+        let past_the_end = IndexBlob {
+            id: last,
+            ty: BlobType::Tree,
+            offset: loc.offset + (1 << 20),
+            length: loc.length,
+            uncompressed_length: loc.uncompressed_length,
+        };
+        b.add_pack(loc.pack, &[past_the_end]);
+        let lying = b.build();
+        let err = TreePacks::new(&repo)
+            .read_tree(&lying, &last)
+            .await
+            .unwrap_err()
+            .to_string();
+        let at = format!("offset {} of length {}", past_the_end.offset, loc.length);
+        assert!(
+            err.contains(&loc.pack.to_string()) && err.contains(&last.to_string()),
+            "{err}"
+        );
+        assert!(err.contains(&at), "{err}");
+
+        let backend = repo.backend();
+        let bytes = backend.read(FileType::Pack, &loc.pack, None).await.unwrap();
+        backend.remove(FileType::Pack, &loc.pack).await.unwrap();
+        backend
+            .write(FileType::Pack, &loc.pack, bytes.slice(..1))
+            .await
+            .unwrap();
+        let trees = TreePacks::new(&repo);
+        for id in ids.iter().rev() {
+            let err = trees.read_tree(&index, id).await.unwrap_err().to_string();
+            assert!(
+                err.contains(&loc.pack.to_string()) && err.contains("ends past the 1 bytes"),
+                "{err}"
+            );
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::{
 };
 
 use futures::{stream, StreamExt};
-use stash_repo_format::{blob, file_type::FileType, index::IndexLookup};
+use stash_repo_format::{blob, file_type::FileType, index::IndexLookup, pack};
 
 use super::{
     plan::{PackBlob, Plan},
@@ -166,14 +166,22 @@ fn write_blobs(
         let mut open: HashMap<u32, Target> = HashMap::new();
         let mut failed = Vec::new();
         for b in blobs {
-            let from = (u64::from(b.offset) - start) as usize;
-            let Some(sealed) = bytes.get_mut(from..from + b.length as usize) else {
-                eprintln!(
-                    "error: data blob {} in pack {}: pack read too short",
-                    b.id, pack
-                );
-                failed.extend(b.targets.iter().map(|t| t.0));
-                continue;
+            let within = u64::from(b.offset)
+                .checked_sub(start)
+                .ok_or_else(|| format!("offset {} is before the window read", b.offset))
+                .and_then(|at| {
+                    pack::blob_range(at, b.length, bytes.len()).map_err(|e| e.to_string())
+                });
+            let sealed = match within {
+                Ok(range) => &mut bytes[range],
+                Err(e) => {
+                    eprintln!(
+                        "error: data blob {} in pack {pack} (read from byte {start}): {e}",
+                        b.id
+                    );
+                    failed.extend(b.targets.iter().map(|t| t.0));
+                    continue;
+                }
             };
             let plain = match blob::decode_in_place(key, &b.id, sealed, b.uncompressed_length, buf)
             {
@@ -211,6 +219,42 @@ mod tests {
             length,
             uncompressed_length: None,
             targets: Vec::new(),
+        }
+    }
+
+    /// Blobs the bytes read do not hold (a lying index, a short read) fail the
+    /// files they belong to instead of slicing out of range.
+    #[test]
+    fn blobs_outside_the_bytes_read_fail_their_files() {
+        use super::super::plan::FileEntry;
+        let plan = Plan {
+            packs: vec![(
+                Id::hash(b"p"),
+                vec![PackBlob {
+                    targets: vec![(0, 0)],
+                    ..blob(100, 50)
+                }],
+            )],
+            files: vec![FileEntry {
+                path: PathBuf::from("/nonexistent/never-written"),
+                node: stash_repo_format::node::Node::default(),
+                hardlink_to: None,
+                length: 18,
+            }],
+            ..Plan::default()
+        };
+        let (progress, refused) = (Progress::default(), AtomicBool::new(false));
+        let to = Writes {
+            plan: &plan,
+            progress: &progress,
+            direct_refused: &refused,
+        };
+        let key = stash_repo_format::crypto::Key::random();
+        for (len, start) in [(20, 100), (50, 120), (0, 0)] {
+            let mut bytes = vec![0u8; len];
+            let failed =
+                write_blobs(&key, &to, (0, 0..1), &mut bytes, start, &mut Vec::new()).unwrap();
+            assert_eq!(failed, vec![0], "{len} bytes read from {start}");
         }
     }
 

@@ -9,8 +9,8 @@
 //! On x86-64 a row is an SSE2 register (SSE2 is part of the x86-64 baseline, so the
 //! intrinsics need no runtime check); elsewhere it is a `[u32; 4]`. One Salsa20/8 is
 //! a chain of dependent operations: the gain is four quarter-rounds per instruction.
-//! Where the CPU has AVX-512 VL, [`Mixer`] runs a copy of BlockMix whose steps end
-//! in one ternary-logic instruction, a shorter chain.
+//! Where the CPU has AVX-512 VL, [`Mixer`] can run a copy of BlockMix whose steps
+//! end in one ternary-logic instruction, a shorter chain.
 
 use row::Row;
 
@@ -109,8 +109,11 @@ fn salsa20_8(input: &Block) -> Block {
     salsa20_8!(input, step)
 }
 
-/// Runs BlockMix on the best instructions this CPU has; chosen once per key
-/// derivation.
+/// Runs BlockMix on the SSE2 rows or on AVX-512 VL; chosen once per key derivation.
+///
+/// A mixer that takes the AVX-512 path is only made after the CPU was found to have
+/// AVX-512 F and VL ([`Mixer::detect`], [`Mixer::avx512`]): [`Mixer::block_mix`]
+/// relies on that.
 #[derive(Debug, Clone, Copy)]
 pub struct Mixer {
     /// AVX-512 F and VL were detected: a quarter-round step's OR and XOR become
@@ -122,12 +125,11 @@ pub struct Mixer {
 }
 
 impl Mixer {
-    /// The mixer for this CPU.
+    /// The best mixer for this CPU.
     pub fn detect() -> Mixer {
         Mixer {
             #[cfg(target_arch = "x86_64")]
-            avx512: std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512vl"),
+            avx512: super::missing_cpu_flag().is_none(),
         }
     }
 
@@ -137,6 +139,15 @@ impl Mixer {
             #[cfg(target_arch = "x86_64")]
             avx512: false,
         }
+    }
+
+    /// The AVX-512 VL mixer.
+    ///
+    /// # Panics
+    /// When the CPU lacks AVX-512 F or VL (the flag is named in the message).
+    pub fn avx512() -> Mixer {
+        crate::simd::require("the AVX-512 VL scrypt mixer", super::missing_cpu_flag());
+        Mixer::detect()
     }
 
     /// BlockMix of `input(0) .. input(2r-1)` into `output` (2r blocks).
@@ -166,7 +177,6 @@ pub fn prefetch(blocks: &[Block]) {
 
 /// BlockMix compiled for AVX-512 VL.
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 mod avx512 {
     use core::arch::x86_64::{
         _mm_add_epi32, _mm_slli_epi32, _mm_srli_epi32, _mm_ternarylogic_epi32,
@@ -188,10 +198,12 @@ mod avx512 {
         block_mix!(input, output, step)
     }
 
-    /// Only called when [`super::Mixer::detect`] found AVX-512 F and VL.
+    /// Only called by a [`super::Mixer`] made after the CPU was found to have
+    /// AVX-512 F and VL.
     #[inline(always)]
     pub fn block_mix(input: impl Fn(usize) -> Block, output: &mut [Block]) {
-        // SAFETY: the caller checked at run time that the CPU has AVX-512 F and VL.
+        // SAFETY: a mixer that takes this path is only made after the run-time
+        // check that the CPU has AVX-512 F and VL (see `Mixer`).
         unsafe { block_mix_avx512(input, output) }
     }
 }
@@ -200,7 +212,6 @@ mod avx512 {
 /// x86-64 CPU has (it is in the target's baseline, asserted below at compile time);
 /// none of them touches memory.
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 mod row {
     const _: () = assert!(cfg!(target_feature = "sse2"));
 

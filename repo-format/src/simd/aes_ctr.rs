@@ -1,40 +1,67 @@
 //! AES-256 in counter mode with a 128-bit big-endian counter (restic's, Go's
-//! `cipher.NewCTR`): every blob is encrypted and decrypted with it.
+//! `cipher.NewCTR`) on VAES: one instruction runs an AES round on four blocks, and
+//! 32 blocks are in flight at once, about twice the speed of the `aes` crate's
+//! AES-NI path.
 //!
-//! Where the CPU has VAES and AVX-512, one instruction runs an AES round on four
-//! blocks, and 32 blocks are in flight at once: about twice the speed of the `aes`
-//! crate's AES-NI path, which handles every other CPU.
+//! The key schedule uses AESKEYGENASSIST, so no table is indexed by key bytes; memory
+//! is only touched through unaligned whole-vector loads and stores inside `data` or a
+//! stack buffer.
 
 use aes::cipher::{KeyIvInit, StreamCipher};
 
-type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
+use super::CpuFlag;
 
-/// XORs `data` with the keystream of `key` starting at counter block `iv`.
+/// The first CPU flag the VAES path needs that this CPU lacks.
+pub fn missing_cpu_flag() -> Option<CpuFlag> {
+    #[cfg(target_arch = "x86_64")]
+    return super::first_missing!(
+        ("aes", "aes"),
+        ("vaes", "vaes"),
+        ("avx512f", "avx512f"),
+        ("avx512bw", "avx512bw"),
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    Some(super::X86_64)
+}
+
+/// Whether the CPU has what [`apply_keystream`] needs.
+pub fn available() -> bool {
+    missing_cpu_flag().is_none()
+}
+
+/// Whether [`crate::crypto`] takes this path: switched on and the CPU has it.
+pub(crate) fn in_use() -> bool {
+    super::enabled() && available()
+}
+
+/// The `aes` and `ctr` crates' keystream XORed into `data`: what the default build
+/// runs, and what the fast path is held to.
+pub fn reference(key: &[u8; 32], iv: &[u8; 16], data: &mut [u8]) {
+    ctr::Ctr128BE::<aes::Aes256>::new(key.into(), iv.into()).apply_keystream(data);
+}
+
+/// XORs `data` with the keystream of `key` starting at counter block `iv`, on VAES.
+///
+/// # Panics
+/// When the CPU lacks one of the flags (named in the message).
 pub fn apply_keystream(key: &[u8; 32], iv: &[u8; 16], data: &mut [u8]) {
-    if x86::available() {
-        x86::apply_keystream(key, u128::from_be_bytes(*iv), data);
-    } else {
-        portable(key, iv, data);
+    super::require("the VAES AES-256-CTR path", missing_cpu_flag());
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `require` returned, so the CPU has every feature `keystream`
+        // enables.
+        unsafe { x86::keystream(key, u128::from_be_bytes(*iv), data) };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (key, iv, data);
 }
 
-/// The `aes` crate's CTR mode: the reference the fast path is tested against.
-fn portable(key: &[u8; 32], iv: &[u8; 16], data: &mut [u8]) {
-    Aes256Ctr::new(key.into(), iv.into()).apply_keystream(data);
-}
-
-/// The VAES path. The intrinsics are `unsafe` because they need CPU features:
-/// [`apply_keystream`] checks them at run time ([`available`]), and memory is
-/// only touched through unaligned loads and stores of whole vectors inside the key,
-/// `data` or a stack buffer. The key schedule uses AESKEYGENASSIST, so no table is
-/// indexed by key bytes.
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 mod x86 {
     use core::arch::x86_64::{
         __m128i, __m512i, _mm512_add_epi64, _mm512_aesenc_epi128, _mm512_aesenclast_epi128,
         _mm512_broadcast_i32x4, _mm512_loadu_si512, _mm512_set_epi64, _mm512_shuffle_epi8,
-        _mm512_storeu_si512, _mm512_xor_si512, _mm_aeskeygenassist_si128, _mm_loadu_si128,
+        _mm512_storeu_si512, _mm512_xor_si512, _mm_aeskeygenassist_si128, _mm_set_epi64x,
         _mm_shuffle_epi32, _mm_slli_si128, _mm_xor_si128,
     };
 
@@ -42,51 +69,41 @@ mod x86 {
     const BLOCKS: usize = 32;
     const BYTES: usize = BLOCKS * 16;
 
-    pub fn available() -> bool {
-        std::arch::is_x86_feature_detected!("aes")
-            && std::arch::is_x86_feature_detected!("vaes")
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-    }
-
     /// XORs `data` with the keystream of `key` from counter `ctr`.
-    pub fn apply_keystream(key: &[u8; 32], mut ctr: u128, data: &mut [u8]) {
-        assert!(available());
-        // SAFETY: the features were checked just above.
-        let rk = unsafe { expand_key(key) };
-        let rk = &rk;
-        let mut chunks = data.chunks_exact_mut(BYTES);
-        for chunk in &mut chunks {
-            // SAFETY: the features were checked above; `chunk` is BYTES long.
-            unsafe { pass(rk, ctr, chunk) };
+    #[target_feature(enable = "aes,vaes,avx512f,avx512bw")]
+    pub fn keystream(key: &[u8; 32], mut ctr: u128, data: &mut [u8]) {
+        let rk = expand_key(key);
+        let (chunks, rest) = data.as_chunks_mut::<BYTES>();
+        for chunk in chunks {
+            pass(&rk, ctr, chunk);
             ctr = ctr.wrapping_add(BLOCKS as u128);
         }
-        let rest = chunks.into_remainder();
         if !rest.is_empty() {
             let mut buf = [0u8; BYTES];
             buf[..rest.len()].copy_from_slice(rest);
-            // SAFETY: as above; `buf` is BYTES long.
-            unsafe { pass(rk, ctr, &mut buf) };
+            pass(&rk, ctr, &mut buf);
             rest.copy_from_slice(&buf[..rest.len()]);
         }
     }
 
     /// The 15 round keys of AES-256 (FIPS 197, 5.2).
-    #[target_feature(enable = "aes,sse2")]
-    unsafe fn expand_key(key: &[u8; 32]) -> [__m128i; 15] {
+    #[target_feature(enable = "aes")]
+    pub fn expand_key(key: &[u8; 32]) -> [__m128i; 15] {
         // Each word XORed with all the words before it in its round key.
         let spread = |k: __m128i| {
             let k = _mm_xor_si128(k, _mm_slli_si128::<4>(k));
             let k = _mm_xor_si128(k, _mm_slli_si128::<4>(k));
             _mm_xor_si128(k, _mm_slli_si128::<4>(k))
         };
-        // SAFETY: two 16-byte loads inside the 32-byte key.
-        let (mut a, mut b) = unsafe {
-            (
-                _mm_loadu_si128(key.as_ptr().cast()),
-                _mm_loadu_si128(key.as_ptr().add(16).cast()),
-            )
+        let half = |at: usize| {
+            let word = |i: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&key[at + i..at + i + 8]);
+                i64::from_le_bytes(w)
+            };
+            _mm_set_epi64x(word(8), word(0))
         };
+        let (mut a, mut b) = (half(0), half(16));
         let mut rk = [a; 15];
         rk[1] = b;
         macro_rules! round_pair {
@@ -116,25 +133,9 @@ mod x86 {
         rk
     }
 
-    /// The round keys as bytes (for the tests).
-    #[cfg(test)]
-    pub fn round_keys(key: &[u8; 32]) -> [[u8; 16]; 15] {
-        assert!(available());
-        // SAFETY: the features were checked just above.
-        let rk = unsafe { expand_key(key) };
-        rk.map(|k| {
-            use core::arch::x86_64::_mm_storeu_si128;
-            let mut out = [0u8; 16];
-            // SAFETY: a 16-byte store into `out`.
-            unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), k) };
-            out
-        })
-    }
-
     /// One pass over exactly [`BYTES`] bytes.
     #[target_feature(enable = "vaes,avx512f,avx512bw")]
-    unsafe fn pass(rk: &[__m128i; 15], ctr: u128, chunk: &mut [u8]) {
-        debug_assert_eq!(chunk.len(), BYTES);
+    fn pass(rk: &[__m128i; 15], ctr: u128, chunk: &mut [u8; BYTES]) {
         let keys: [__m512i; 15] = core::array::from_fn(|r| _mm512_broadcast_i32x4(rk[r]));
         let blocks = counters(ctr);
         let mut x: [__m512i; BLOCKS / 4] =
@@ -144,15 +145,20 @@ mod x86 {
                 *v = _mm512_aesenc_epi128(*v, *key);
             }
         }
-        let p = chunk.as_mut_ptr();
-        for (i, v) in x.iter().enumerate() {
+        let (vectors, _) = chunk.as_chunks_mut::<64>();
+        for (v, bytes) in x.iter().zip(vectors) {
             let ks = _mm512_aesenclast_epi128(*v, keys[14]);
-            // SAFETY: vector i covers bytes 64i..64i+64 of the BYTES-long chunk.
-            unsafe {
-                let at = p.add(64 * i).cast::<__m512i>();
-                _mm512_storeu_si512(at, _mm512_xor_si512(_mm512_loadu_si512(at), ks));
-            }
+            xor_into(bytes, ks);
         }
+    }
+
+    /// XORs `ks` into the 64 bytes of `bytes`.
+    #[target_feature(enable = "avx512f")]
+    fn xor_into(bytes: &mut [u8; 64], ks: __m512i) {
+        let at = bytes.as_mut_ptr().cast::<__m512i>();
+        // SAFETY: an unaligned load and store of exactly the 64 bytes `bytes`
+        // borrows mutably; the CPU has AVX-512 F (this function's feature).
+        unsafe { _mm512_storeu_si512(at, _mm512_xor_si512(_mm512_loadu_si512(at), ks)) };
     }
 
     /// The counter blocks `ctr..ctr + BLOCKS`, big-endian, four to a vector.
@@ -204,31 +210,27 @@ mod x86 {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-mod x86 {
-    pub fn available() -> bool {
-        false
-    }
-    pub fn apply_keystream(_: &[u8; 32], _: u128, _: &mut [u8]) {
-        unreachable!("no VAES on this architecture")
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use rand::{Rng, RngCore};
 
     use super::*;
 
     /// FIPS 197, A.3: the first and last round keys of the example AES-256 key.
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_key_schedule_is_fips_197() {
-        if !x86::available() {
-            eprintln!("no VAES here: the aes crate's path is the only one");
-            return;
-        }
+        super::super::require(
+            "the AES-NI key schedule",
+            super::super::first_missing!(("aes", "aes")),
+        );
         let key: [u8; 32] = core::array::from_fn(|i| i as u8);
-        let rk = x86::round_keys(&key);
+        // SAFETY: `require` returned, so the CPU has AES-NI.
+        let rk = unsafe { x86::expand_key(&key) };
+        // SAFETY: a 128-bit vector and 16 bytes have the same size, and every bit
+        // pattern is a valid `[u8; 16]`.
+        let rk: [[u8; 16]; 15] = rk.map(|k| unsafe { core::mem::transmute(k) });
         assert_eq!(rk[0], core::array::from_fn::<u8, 16, _>(|i| i as u8));
         assert_eq!(
             rk[14],
@@ -240,12 +242,10 @@ mod tests {
     }
 
     /// Every length around the pass size, and counters whose low half wraps within
-    /// the data, give the `aes` crate's bytes.
+    /// the data (or the whole counter), give the `aes` crate's bytes. Fails on a CPU
+    /// without VAES and AVX-512 (F, BW), naming the flag.
     #[test]
-    fn the_keystream_is_the_aes_crates() {
-        if !x86::available() {
-            eprintln!("no VAES here: the aes crate's path is compared with itself");
-        }
+    fn the_vaes_keystream_is_the_aes_crates() {
         let mut rng = rand::thread_rng();
         for len in (0..1100).chain([4096, 65_536 + 17, 1 << 20]) {
             let mut key = [0u8; 32];
@@ -260,10 +260,39 @@ mod tests {
                 iv = [0xff; 16];
             }
             let data: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
-            let (mut fast, mut reference) = (data.clone(), data);
+            let (mut fast, mut want) = (data.clone(), data);
             apply_keystream(&key, &iv, &mut fast);
-            portable(&key, &iv, &mut reference);
-            assert!(fast == reference, "length {len}, iv {iv:x?}");
+            reference(&key, &iv, &mut want);
+            assert!(fast == want, "length {len}, iv {iv:x?}");
         }
+    }
+
+    /// Random keys, lengths and starting offsets within a message (a piece of
+    /// `Key::open_pieces` starts at a later counter), near the 64-bit and 128-bit
+    /// counter wraps.
+    #[test]
+    fn the_vaes_keystream_is_the_aes_crates_proptest() {
+        super::super::require("the VAES AES-256-CTR path", missing_cpu_flag());
+        let wraps = prop_oneof![
+            any::<u128>(),
+            (0..64u128).prop_map(|d| u128::from(u64::MAX) - d),
+            (0..64u128).prop_map(|d| u128::MAX - d),
+        ];
+        proptest!(|(
+            key in any::<[u8; 32]>(),
+            ctr in wraps,
+            data in proptest::collection::vec(any::<u8>(), 0..3000),
+            offset in 0..3000usize,
+        )| {
+            let offset = offset.min(data.len()) / 16 * 16;
+            let iv = ctr.to_be_bytes();
+            let mut want = data.clone();
+            reference(&key, &iv, &mut want);
+            let mut fast = data.clone();
+            apply_keystream(&key, &iv, &mut fast[..offset]);
+            let later = ctr.wrapping_add((offset / 16) as u128).to_be_bytes();
+            apply_keystream(&key, &later, &mut fast[offset..]);
+            prop_assert_eq!(fast, want);
+        });
     }
 }

@@ -1,34 +1,77 @@
-//! Poly1305 over a whole message (restic MACs every object's ciphertext with it).
-//!
-//! Where the CPU has AVX-512 IFMA (52-bit multiply-add), eight blocks are hashed
-//! at once: lane `j` of the accumulator gathers blocks `j, j + 8, ...`, each step
-//! multiplying by `r^8`, and the lanes are joined at the end with `r^8 .. r^1`.
-//! Numbers are three limbs of 44, 44 and 42 bits, so every limb fits the 52 bits
-//! the instructions multiply. The rest of the message, and every message on other
-//! CPUs or shorter than [`MIN_WIDE`], goes through scalar code or the `poly1305`
-//! crate, which the tests hold the fast path to.
+//! Poly1305 over a whole message on AVX-512 IFMA (52-bit multiply-add): eight
+//! blocks are hashed at once, lane `j` of the accumulator gathering blocks `j, j + 8,
+//! ...`, each step multiplying by `r^8`, and the lanes are joined at the end with
+//! `r^8 .. r^1`. Numbers are three limbs of 44, 44 and 42 bits, so every limb fits
+//! the 52 bits the instructions multiply. The message's last partial group of 128
+//! bytes goes through the scalar code here, block by block.
 
 use poly1305::{universal_hash::KeyInit, Poly1305};
 
-/// Messages shorter than this are not worth the vector set-up.
-const MIN_WIDE: usize = 256;
+use super::CpuFlag;
+
+/// Messages shorter than this are not worth the vector set-up: [`crate::crypto`]
+/// hands them to the `poly1305` crate.
+pub const MIN_WIDE: usize = 256;
 const M44: u64 = (1 << 44) - 1;
 const M42: u64 = (1 << 42) - 1;
 
-/// The Poly1305 tag of `msg` under the one-time key `key` (`r || s`).
+/// The first CPU flag the IFMA path needs that this CPU lacks.
+pub fn missing_cpu_flag() -> Option<CpuFlag> {
+    #[cfg(target_arch = "x86_64")]
+    return super::first_missing!(("avx512ifma", "avx512ifma"), ("avx512f", "avx512f"));
+    #[cfg(not(target_arch = "x86_64"))]
+    Some(super::X86_64)
+}
+
+/// Whether the CPU has what [`tag`] needs.
+pub fn available() -> bool {
+    missing_cpu_flag().is_none()
+}
+
+/// Whether [`crate::crypto`] takes this path: switched on and the CPU has it.
+pub(crate) fn in_use() -> bool {
+    super::enabled() && available()
+}
+
+/// The `poly1305` crate's tag: what the default build computes, and what the fast
+/// path is held to.
+pub fn reference(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
+    Poly1305::new(key.into()).compute_unpadded(msg).into()
+}
+
+/// The Poly1305 tag of `msg` under the one-time key `key` (`r || s`), its whole
+/// 128-byte groups on IFMA, at any length.
+///
+/// # Panics
+/// When the CPU lacks one of the flags (named in the message).
 pub fn tag(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
-    if msg.len() < MIN_WIDE || !x86::available() {
-        return Poly1305::new(key.into()).compute_unpadded(msg).into();
-    }
+    super::require("the AVX-512 IFMA Poly1305 path", missing_cpu_flag());
     let r = clamp(key);
     let wide = msg.len() / 128 * 128;
     let (head, tail) = msg.split_at(wide);
-    let mut h = x86::blocks(&powers(r), head);
+    let mut h = if head.is_empty() {
+        [0; 3]
+    } else {
+        wide_blocks(r, head)
+    };
     for block in tail.chunks(16) {
         h = add_block(h, block);
         h = mul(h, r);
     }
     finish(h, key)
+}
+
+/// The accumulator after `head` (a non-empty multiple of 128 bytes), from zero.
+#[cfg(target_arch = "x86_64")]
+fn wide_blocks(r: [u64; 3], head: &[u8]) -> [u64; 3] {
+    super::require("the AVX-512 IFMA Poly1305 path", missing_cpu_flag());
+    // SAFETY: `require` returned, so the CPU has every feature `blocks` enables.
+    unsafe { x86::blocks(&powers(r), head) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn wide_blocks(_: [u64; 3], _: &[u8]) -> [u64; 3] {
+    unreachable!("`tag` refuses every CPU but x86-64 ones")
 }
 
 /// `r` with restic's (and RFC 8439's) bits cleared, as limbs.
@@ -44,6 +87,7 @@ fn limbs(v: u128) -> [u64; 3] {
 }
 
 /// `r^1 ..= r^8`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn powers(r: [u64; 3]) -> [[u64; 3]; 8] {
     let mut p = [r; 8];
     for k in 1..8 {
@@ -107,12 +151,9 @@ fn finish(h: [u64; 3], key: &[u8; 32]) -> [u8; 16] {
     v.wrapping_add(u128::from_le_bytes(s)).to_le_bytes()
 }
 
-/// The IFMA path. The intrinsics are `unsafe` because they need CPU features:
-/// [`tag`] checks them at run time ([`available`]), and memory is only read
-/// through unaligned 64-byte loads inside whole 128-byte groups of the message
-/// and stores to local arrays.
+/// The IFMA path: memory is only read through unaligned 64-byte loads inside
+/// whole 128-byte groups of the message, and written to local arrays.
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 mod x86 {
     use core::arch::x86_64::{
         __m512i, _mm512_add_epi64, _mm512_and_si512, _mm512_loadu_si512, _mm512_madd52hi_epu64,
@@ -123,24 +164,14 @@ mod x86 {
 
     use super::{M42, M44};
 
-    pub fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx512ifma")
-            && std::arch::is_x86_feature_detected!("avx512f")
-    }
-
-    /// The accumulator after `msg` (a non-empty multiple of 128 bytes), from zero.
-    pub fn blocks(pow: &[[u64; 3]; 8], msg: &[u8]) -> [u64; 3] {
-        assert!(available() && !msg.is_empty() && msg.len().is_multiple_of(128));
-        // SAFETY: the features were checked just above; see the module.
-        unsafe { blocks_ifma(pow, msg) }
-    }
-
     /// Limb vectors of a number per lane.
     #[derive(Clone, Copy)]
     struct V([__m512i; 3]);
 
+    /// The accumulator after `msg` (a non-empty multiple of 128 bytes), from zero.
     #[target_feature(enable = "avx512ifma,avx512f")]
-    unsafe fn blocks_ifma(pow: &[[u64; 3]; 8], msg: &[u8]) -> [u64; 3] {
+    pub fn blocks(pow: &[[u64; 3]; 8], msg: &[u8]) -> [u64; 3] {
+        debug_assert!(!msg.is_empty() && msg.len().is_multiple_of(128));
         let splat = |k: usize| {
             let r = pow[k];
             V(r.map(|l| _mm512_set1_epi64(l as i64)))
@@ -153,17 +184,18 @@ mod x86 {
         };
         let last = V([lane(0), lane(1), lane(2)]);
         let mut acc = V([_mm512_setzero_si512(); 3]);
-        let n = msg.len() / 128;
-        for (i, group) in msg.chunks_exact(128).enumerate() {
-            // SAFETY: `group` is 128 bytes: two 64-byte loads.
-            let m = unsafe { load(group) };
+        let (groups, _) = msg.as_chunks::<128>();
+        let n = groups.len();
+        for (i, group) in groups.iter().enumerate() {
+            let m = load(group);
             // Block j of group t (of n) needs r^(8 (n - t) + 8 - j): r^8 per
             // group, and the lanes' own powers for the last.
             acc = mul(add(acc, m), if i + 1 == n { last } else { r8 });
         }
         let mut out = [[0u64; 8]; 3];
         for (limb, o) in out.iter_mut().enumerate() {
-            // SAFETY: `o` is 64 bytes.
+            // SAFETY: an unaligned store of 64 bytes into `o`, 64 bytes borrowed
+            // mutably; the CPU has AVX-512 F (this function's feature).
             unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), acc.0[limb]) };
         }
         let sum = |limb: usize| out[limb].iter().map(|&v| u128::from(v)).sum::<u128>();
@@ -172,8 +204,9 @@ mod x86 {
 
     /// Eight message blocks as limbs, block `j` in lane `j`, with 2^128 set.
     #[target_feature(enable = "avx512ifma,avx512f")]
-    unsafe fn load(group: &[u8]) -> V {
-        // SAFETY: the caller gives 128 bytes.
+    fn load(group: &[u8; 128]) -> V {
+        // SAFETY: two unaligned 64-byte loads inside the 128 bytes `group` refers
+        // to; the CPU has AVX-512 F (this function's feature).
         let (a, b) = unsafe {
             (
                 _mm512_loadu_si512(group.as_ptr().cast()),
@@ -250,28 +283,14 @@ mod x86 {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-mod x86 {
-    pub fn available() -> bool {
-        false
-    }
-    pub fn blocks(_: &[[u64; 3]; 8], _: &[u8]) -> [u64; 3] {
-        unreachable!("no IFMA on this architecture")
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use rand::{Rng, RngCore};
 
     use super::*;
 
-    fn reference(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
-        Poly1305::new(key.into()).compute_unpadded(msg).into()
-    }
-
-    /// The scalar code alone, block by block: what every CPU without IFMA and
-    /// every tail relies on.
+    /// The scalar code alone, block by block: what every tail relies on.
     fn scalar(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
         let r = clamp(key);
         let h = msg
@@ -282,15 +301,11 @@ mod tests {
 
     /// Random keys and messages, and the largest values every limb can take (all
     /// bits of `r` the clamp keeps, every message byte 0xff), at every length
-    /// around the vector group size.
-    #[test]
-    fn tags_are_the_poly1305_crates() {
-        if !x86::available() {
-            eprintln!("no AVX-512 IFMA here: only the scalar and the crate's paths are tested");
-        }
+    /// around the vector group size: `(key, message, case)`.
+    fn cases() -> impl Iterator<Item = ([u8; 32], Vec<u8>, usize)> {
         let mut rng = rand::thread_rng();
         let lengths = (0..1200).chain([4096, 65_536 + 5, (1 << 20) + 127]);
-        for (k, len) in lengths.enumerate() {
+        lengths.enumerate().map(move |(k, len)| {
             let mut key = [0u8; 32];
             let mut msg = vec![0u8; len];
             match k % 3 {
@@ -307,12 +322,50 @@ mod tests {
                     msg.fill(if rng.gen() { 0xff } else { 0 });
                 }
             }
-            let want = reference(&key, &msg);
-            assert_eq!(tag(&key, &msg), want, "length {len}, case {}", k % 3);
-            if len < 5000 {
-                assert_eq!(scalar(&key, &msg), want, "scalar, length {len}");
-            }
+            (key, msg, k % 3)
+        })
+    }
+
+    /// The scalar limb arithmetic (no CPU flags needed) gives the crate's tags.
+    #[test]
+    fn scalar_tags_are_the_poly1305_crates() {
+        for (key, msg, case) in cases().filter(|(_, m, _)| m.len() < 5000) {
+            let len = msg.len();
+            assert_eq!(
+                scalar(&key, &msg),
+                reference(&key, &msg),
+                "length {len}, case {case}"
+            );
         }
+    }
+
+    /// The IFMA path gives the crate's tags. Fails on a CPU without AVX-512 IFMA,
+    /// naming the flag.
+    #[test]
+    fn ifma_tags_are_the_poly1305_crates() {
+        for (key, msg, case) in cases() {
+            let len = msg.len();
+            assert_eq!(
+                tag(&key, &msg),
+                reference(&key, &msg),
+                "length {len}, case {case}"
+            );
+        }
+    }
+
+    /// Random keys, lengths and offsets into a buffer (the ciphertext of a blob in a
+    /// pack starts anywhere).
+    #[test]
+    fn ifma_tags_are_the_poly1305_crates_proptest() {
+        super::super::require("the AVX-512 IFMA Poly1305 path", missing_cpu_flag());
+        proptest!(|(
+            key in any::<[u8; 32]>(),
+            data in proptest::collection::vec(any::<u8>(), 0..4000),
+            offset in 0..64usize,
+        )| {
+            let msg = &data[offset.min(data.len())..];
+            prop_assert_eq!(tag(&key, msg), reference(&key, msg));
+        });
     }
 
     /// RFC 8439, 2.5.2.
