@@ -32,7 +32,7 @@ impl Cost {
     /// # Errors
     /// [`FormatError::Kdf`] naming the parameters.
     pub fn new(n: u64, r: u32, p: u32) -> Result<Cost> {
-        let bad = |why: &str| FormatError::Kdf(format!("scrypt N={n} r={r} p={p}: {why}"));
+        let bad = |why: &str| kdf_error(n, r, p, why);
         if n < 2 || !n.is_power_of_two() || n > (1 << 30) {
             return Err(bad("N is not a power of two in 2..2^30"));
         }
@@ -70,11 +70,18 @@ impl Cost {
     }
 
     fn bad(&self, why: &str) -> FormatError {
-        FormatError::Kdf(format!(
-            "scrypt N={} r={} p={}: {why}",
-            self.n, self.r, self.p
-        ))
+        kdf_error(self.n, self.r, self.p, why)
     }
+}
+
+/// An error about the scrypt parameters N, r and p, naming them.
+fn kdf_error(
+    n: impl std::fmt::Display,
+    r: impl std::fmt::Display,
+    p: impl std::fmt::Display,
+    why: &str,
+) -> FormatError {
+    FormatError::Kdf(format!("scrypt N={n} r={r} p={p}: {why}"))
 }
 
 /// Fills `out` with scrypt(password, salt, N, r, p).

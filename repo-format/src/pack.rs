@@ -287,21 +287,7 @@ impl PackWriter {
 
     /// Seals the header, appends it and its length, and hashes the pack.
     pub fn finish(mut self, key: &Key) -> FinishedPack {
-        let mut header = Vec::with_capacity(self.header_len);
-        for b in &self.blobs {
-            let t = match (b.ty, b.uncompressed_length.is_some()) {
-                (BlobType::Data, false) => 0u8,
-                (BlobType::Tree, false) => 1,
-                (BlobType::Data, true) => 2,
-                (BlobType::Tree, true) => 3,
-            };
-            header.push(t);
-            header.extend_from_slice(&b.length.to_le_bytes());
-            if let Some(u) = b.uncompressed_length {
-                header.extend_from_slice(&u.to_le_bytes());
-            }
-            header.extend_from_slice(b.id.as_bytes());
-        }
+        let header = encode_header(&self.blobs);
         let start = self.buf.len();
         key.seal_into(&header, &mut self.buf);
         let sealed_len = (self.buf.len() - start) as u32;
@@ -313,6 +299,27 @@ impl PackWriter {
             blobs: self.blobs,
         }
     }
+}
+
+/// The plaintext of a header listing `blobs` (type, lengths and id per entry; the
+/// offsets follow from the order).
+pub fn encode_header(blobs: &[PackedBlob]) -> Vec<u8> {
+    let mut header = Vec::with_capacity(blobs.iter().map(PackedBlob::entry_len).sum());
+    for b in blobs {
+        let t = match (b.ty, b.uncompressed_length.is_some()) {
+            (BlobType::Data, false) => 0u8,
+            (BlobType::Tree, false) => 1,
+            (BlobType::Data, true) => 2,
+            (BlobType::Tree, true) => 3,
+        };
+        header.push(t);
+        header.extend_from_slice(&b.length.to_le_bytes());
+        if let Some(u) = b.uncompressed_length {
+            header.extend_from_slice(&u.to_le_bytes());
+        }
+        header.extend_from_slice(b.id.as_bytes());
+    }
+    header
 }
 
 /// From the last bytes of a pack (at least 4), the length of its sealed header.

@@ -49,6 +49,12 @@ pub fn enabled() -> bool {
     *ON.get_or_init(|| switch(std::env::var(ENV).ok().as_deref()))
 }
 
+/// Whether a fast path runs: switched on and the CPU has its flags. Decided once
+/// per process and kept in `cell`, since the crypto asks for every blob.
+fn in_use(cell: &OnceLock<bool>, missing_cpu_flag: fn() -> Option<CpuFlag>) -> bool {
+    *cell.get_or_init(|| enabled() && missing_cpu_flag().is_none())
+}
+
 /// The switch's value for the variable's text (`None` when unset).
 fn switch(value: Option<&str>) -> bool {
     !value.is_some_and(|v| {

@@ -7,7 +7,7 @@ use std::{fs, path::Path};
 use stash_repo_format::{
     crypto::{Key, MasterKeyJson},
     index::{IndexBlob, IndexFile},
-    pack::PackedBlob,
+    pack::{self, PackedBlob},
     unpacked,
 };
 
@@ -473,26 +473,6 @@ fn tree_pack(indexes: &[(String, IndexFile)]) -> (usize, usize) {
     panic!("no tree pack in the index");
 }
 
-/// A header's plaintext, as a writer encodes one.
-fn encode_header(blobs: &[PackedBlob]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for b in blobs {
-        let t = match (b.ty.as_str(), b.uncompressed_length.is_some()) {
-            ("data", false) => 0u8,
-            ("tree", false) => 1,
-            ("data", true) => 2,
-            _ => 3,
-        };
-        out.push(t);
-        out.extend_from_slice(&b.length.to_le_bytes());
-        if let Some(u) = b.uncompressed_length {
-            out.extend_from_slice(&u.to_le_bytes());
-        }
-        out.extend_from_slice(b.id.as_bytes());
-    }
-    out
-}
-
 /// Replaces pack `old` by its blobs followed by a header listing `header`, stored
 /// under its new hash with index file `index` (of `indexes`) pointing there; returns
 /// the new pack's name.
@@ -512,7 +492,7 @@ fn rewrite_pack_header(
         .sum::<usize>();
     let bytes = fs::read(repo.pack_path(&old)).expect("read pack");
     let mut new = bytes[..data_len].to_vec();
-    let sealed = key.seal(&encode_header(header));
+    let sealed = key.seal(&pack::encode_header(header));
     new.extend_from_slice(&sealed);
     new.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
     let name = sha256_hex(&new);

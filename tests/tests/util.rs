@@ -593,6 +593,19 @@ impl Repo {
         );
     }
 
+    /// `lock` is the one lock left (`after` did not remove it), and `stash unlock`
+    /// removes it, naming it.
+    pub fn assert_unlock_removes(&self, lock: &str, after: &str) {
+        assert_eq!(
+            self.locks(),
+            vec![lock.to_string()],
+            "{after} removed a lock"
+        );
+        let out = self.stash(&["unlock"]).ok();
+        assert!(out.stdout_str().contains(&lock[..8]), "{out}");
+        self.assert_no_locks("stash unlock");
+    }
+
     /// `restic list blobs` as (type, id) pairs.
     pub fn restic_blobs(&self) -> BTreeSet<(String, String)> {
         self.restic(&["list", "blobs"])

@@ -155,27 +155,24 @@ mod tests {
     use super::*;
     use crate::repository::{memory_repo, BlobSaver};
 
-    /// Trees in two packs (one larger than an inline decode) read the same through
-    /// the packs as one by one, in any order; an unknown id is the usual error.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn trees_read_through_their_packs_match_single_reads() {
-        let repo = memory_repo("tree-packs").await;
-        let saver = BlobSaver::new(&repo, Arc::new(IndexLookup::default()), 64 << 10);
+    /// Saves `count` trees, tree `i` holding files named and sized by `files(i)`,
+    /// in packs of `pack_size` bytes; returns their ids in order.
+    async fn save_trees<F, I>(repo: &Repository, pack_size: usize, count: u32, files: F) -> Vec<Id>
+    where
+        F: Fn(u32) -> I + Send + 'static,
+        I: Iterator<Item = (String, u64)>,
+    {
+        let saver = BlobSaver::new(repo, Arc::new(IndexLookup::default()), pack_size);
         let s2 = saver.clone();
         let ids = tokio::task::spawn_blocking(move || {
-            (0..60u32)
+            (0..count)
                 .map(|i| {
                     let mut tree = Tree::new();
-                    for k in 0..(1 + i * i) {
-                        // Hex of a hash: names that compress poorly, so the trees
-                        // fill several 1 MiB packs.
-                        let name = Id::hash(format!("{i}/{k}").as_bytes())
-                            .to_string()
-                            .into_bytes();
+                    for (name, size) in files(i) {
                         tree.insert(Node {
-                            name,
+                            name: name.into_bytes(),
                             node_type: NodeType::File,
-                            size: u64::from(k),
+                            size,
                             ..Node::default()
                         })
                         .unwrap();
@@ -184,11 +181,30 @@ mod tests {
                     s2.save_with_id(BlobType::Tree, id, &json).unwrap();
                     id
                 })
-                .collect::<Vec<_>>()
+                .collect()
         })
         .await
         .unwrap();
         saver.finish().await.unwrap();
+        ids
+    }
+
+    /// Trees in two packs (one larger than an inline decode) read the same through
+    /// the packs as one by one, in any order; an unknown id is the usual error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn trees_read_through_their_packs_match_single_reads() {
+        let repo = memory_repo("tree-packs").await;
+        let ids = save_trees(&repo, 64 << 10, 60, |i| {
+            (0..1 + i * i).map(move |k| {
+                // Hex of a hash: names that compress poorly, so the trees fill
+                // several 1 MiB packs.
+                (
+                    Id::hash(format!("{i}/{k}").as_bytes()).to_string(),
+                    u64::from(k),
+                )
+            })
+        })
+        .await;
         let index = repo.load_index().await.unwrap();
         let packs: std::collections::HashSet<Id> = ids
             .iter()
@@ -215,27 +231,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn entries_past_the_end_of_their_pack_are_errors() {
         let repo = memory_repo("tree-packs-short").await;
-        let saver = BlobSaver::new(&repo, Arc::new(IndexLookup::default()), 1 << 20);
-        let s2 = saver.clone();
-        let ids = tokio::task::spawn_blocking(move || {
-            (0..4u8)
-                .map(|i| {
-                    let mut tree = Tree::new();
-                    tree.insert(Node {
-                        name: vec![b'a' + i],
-                        node_type: NodeType::File,
-                        ..Node::default()
-                    })
-                    .unwrap();
-                    let (id, json) = tree.encode_with_id().unwrap();
-                    s2.save_with_id(BlobType::Tree, id, &json).unwrap();
-                    id
-                })
-                .collect::<Vec<_>>()
+        let ids = save_trees(&repo, 1 << 20, 4, |i| {
+            std::iter::once((char::from(b'a' + i as u8).to_string(), 0))
         })
-        .await
-        .unwrap();
-        saver.finish().await.unwrap();
+        .await;
         let index = repo.load_index().await.unwrap();
         let last = ids[3];
         let loc = index.get(BlobType::Tree, &last).unwrap();

@@ -31,7 +31,8 @@ pub fn available() -> bool {
 
 /// Whether [`crate::crypto`] takes this path: switched on and the CPU has it.
 pub(crate) fn in_use() -> bool {
-    super::enabled() && available()
+    static IN_USE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    super::in_use(&IN_USE, missing_cpu_flag)
 }
 
 /// The `aes` and `ctr` crates' keystream XORed into `data`: what the default build

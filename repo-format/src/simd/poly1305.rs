@@ -30,7 +30,8 @@ pub fn available() -> bool {
 
 /// Whether [`crate::crypto`] takes this path: switched on and the CPU has it.
 pub(crate) fn in_use() -> bool {
-    super::enabled() && available()
+    static IN_USE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    super::in_use(&IN_USE, missing_cpu_flag)
 }
 
 /// The `poly1305` crate's tag: what the default build computes, and what the fast
