@@ -38,6 +38,7 @@ pub fn mknod(path: &Path, mode: u32, dev: u64) -> io::Result<()> {
 /// Makes glibc hand buffers of 4 MiB and more (packs) straight back to the system
 /// when freed, and caps its per-thread arenas. Without this, freed 16 MiB pack
 /// buffers stay cached per thread and peak RSS roughly doubles.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn limit_malloc_caching() {
     // SAFETY: mallopt only changes allocator tunables; it is called once at start-up
     // before other threads exist.
@@ -46,6 +47,10 @@ pub fn limit_malloc_caching() {
         libc::mallopt(libc::M_ARENA_MAX, 4);
     }
 }
+
+/// Other C libraries (musl) have no such tunables; their allocators do not cache per thread.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn limit_malloc_caching() {}
 
 /// Asks the kernel to read all of `file` into the page cache in the background.
 /// One advice for the whole file reads only its first 8 MiB on this kernel (the

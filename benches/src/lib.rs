@@ -4,6 +4,7 @@
 //!
 //! Everything here is deterministic for a given seed, so a baseline saved with
 //! `--save-baseline` is compared against the same bytes later.
+#![forbid(unsafe_code)]
 
 use std::{
     fs,

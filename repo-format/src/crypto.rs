@@ -6,10 +6,9 @@
 //! always verified (in constant time) before any byte is decrypted, so damaged or
 //! forged data is never handed to a parser.
 //!
-//! AES and Poly1305 are the RustCrypto `aes`, `ctr` and `poly1305` crates. With the
-//! `simd-crypto` feature, CPUs with VAES and AVX-512 (AES-CTR) or AVX-512 IFMA
-//! (Poly1305) take hand-written paths instead (`crate::simd`), unless
-//! `STASH_SIMD_CRYPTO=0`; the bytes are the same.
+//! AES and Poly1305 are the RustCrypto `aes`, `ctr` and `poly1305` crates, with or
+//! without the `simd-crypto` feature (the `aes` crate uses AES-NI where the CPU has
+//! it).
 
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
@@ -28,19 +27,11 @@ const MAC_LEN: usize = 16;
 
 /// XORs `data` with the AES-256-CTR keystream of `key` from counter block `iv`.
 fn apply_keystream(key: &[u8; 32], iv: &[u8; IV_LEN], data: &mut [u8]) {
-    #[cfg(feature = "simd-crypto")]
-    if crate::simd::aes_ctr::in_use() {
-        return crate::simd::aes_ctr::apply_keystream(key, iv, data);
-    }
     ctr::Ctr128BE::<aes::Aes256>::new(key.into(), iv.into()).apply_keystream(data);
 }
 
 /// The Poly1305 tag of `msg` under the one-time key `key` (`r || s`).
 fn poly1305_tag(key: &[u8; 32], msg: &[u8]) -> [u8; MAC_LEN] {
-    #[cfg(feature = "simd-crypto")]
-    if msg.len() >= crate::simd::poly1305::MIN_WIDE && crate::simd::poly1305::in_use() {
-        return crate::simd::poly1305::tag(key, msg);
-    }
     Poly1305::new(key.into()).compute_unpadded(msg).into()
 }
 

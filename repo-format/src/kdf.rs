@@ -3,8 +3,8 @@
 //!
 //! The derivation is the RustCrypto `scrypt` crate's, its lanes one after another.
 //! With the `simd-crypto` feature (and unless `STASH_SIMD_CRYPTO=0`), [`scrypt()`]
-//! runs the lanes on several threads within [`LANE_MEMORY_BUDGET`] instead, on SSE2
-//! or AVX-512 VL (`crate::simd::scrypt`); the key is the same.
+//! runs the lanes on several threads within [`LANE_MEMORY_BUDGET`] instead, with
+//! Salsa20/8 on SSE2 (`crate::simd::scrypt`); the key is the same.
 
 use crate::error::{FormatError, Result};
 

@@ -13,11 +13,11 @@
 //!
 //! By default every primitive is a RustCrypto crate (`aes` + `ctr`, `poly1305`,
 //! `sha2`, `scrypt`) and this crate has no `unsafe` code (`forbid(unsafe_code)`).
-//! The opt-in cargo feature `simd-crypto` adds hand-written fast paths (VAES
-//! AES-CTR, AVX-512 IFMA Poly1305, two-stream SHA-NI SHA-256, multi-threaded scrypt
-//! on SSE2/AVX-512), all in the one module allowed `unsafe` (`simd`), each taken only
-//! where the CPU has the instructions and held to its crate by differential tests
-//! and fuzz targets. Setting the environment variable `STASH_SIMD_CRYPTO=0` (or
+//! The opt-in cargo feature `simd-crypto` adds hand-written fast paths (two-stream
+//! SHA-NI SHA-256, multi-threaded scrypt on SSE2), both in the one module allowed
+//! `unsafe` (`simd`), each taken only where the CPU has the instructions and held to
+//! its crate by differential tests and fuzz targets; AES-CTR and Poly1305 stay the
+//! RustCrypto crates. Setting the environment variable `STASH_SIMD_CRYPTO=0` (or
 //! `false`, `off`, `no`) turns them off at run time; it is read once per process.
 
 #![cfg_attr(not(feature = "simd-crypto"), forbid(unsafe_code))]

@@ -3,10 +3,11 @@
 //!
 //! | primitive | fast path | CPU flags it needs (`/proc/cpuinfo` names) | held to |
 //! |---|---|---|---|
-//! | AES-256-CTR | [`aes_ctr`]: 32 blocks in flight, four per VAES instruction | `aes`, `vaes`, `avx512f`, `avx512bw` | `aes` + `ctr` |
-//! | Poly1305 | [`poly1305`]: eight blocks at once with 52-bit multiply-add | `avx512ifma`, `avx512f` | `poly1305` |
 //! | SHA-256 | [`sha256`]: SHA-NI, two independent streams interleaved | `sha_ni`, `sse2`, `ssse3`, `sse4_1` | `sha2` |
-//! | scrypt | [`scrypt`]: lanes on several threads, Salsa20/8 on SSE2 rows, or AVX-512 VL | `sse2` (x86-64 baseline); `avx512f`, `avx512vl` for [`scrypt::Mixer::avx512`] | `scrypt` |
+//! | scrypt | [`scrypt`]: lanes on several threads, Salsa20/8 on SSE2 rows | `sse2` (x86-64 baseline, checked at compile time) | `scrypt` |
+//!
+//! AES-256-CTR and Poly1305 have no fast path: they are always the `aes` + `ctr` and
+//! `poly1305` crates (a fast path stays only while CI's CPU can run and test it).
 //!
 //! Without the feature none of this is compiled and every path runs the RustCrypto
 //! crates. With it, each primitive takes its fast path only where the CPU has the
@@ -18,11 +19,12 @@
 //!
 //! Every fast path is checked against its RustCrypto crate by this module's tests
 //! (proptest) and by a differential fuzz target (`fuzz/fuzz_targets/simd_*.rs`). The
-//! functions that take a fast path unconditionally (`apply_keystream`, `tag`,
-//! `compress`, ...) panic with the name of the missing CPU flag when the CPU lacks it,
-//! so a test or fuzz target that claims to cover a fast path fails loudly on such a
-//! CPU instead of passing on the fallback. The `reference` functions are the
-//! RustCrypto crates' results, exported for the fuzz targets.
+//! functions that take the SHA-NI path unconditionally (`sha256::compress`,
+//! `sha256::compress_pair`, `sha256::Hasher::new`) panic with the name of the
+//! missing CPU flag when the CPU lacks it, so a test or fuzz target that claims to
+//! cover it fails loudly on such a CPU instead of passing on the fallback. The
+//! `reference` functions are the RustCrypto crates' results, exported for the fuzz
+//! targets.
 //!
 //! Rules for the `unsafe` code below: intrinsics that only compute are safe
 //! functions inside `#[target_feature]` functions; `unsafe` is left for loads and
@@ -33,8 +35,6 @@
 
 use std::sync::OnceLock;
 
-pub mod aes_ctr;
-pub mod poly1305;
 pub mod scrypt;
 pub mod sha256;
 

@@ -1,3 +1,4 @@
 //! Helpers shared by the integration tests under tests/.
+#![forbid(unsafe_code)]
 
 pub mod kube;

@@ -1,5 +1,6 @@
 //! scrypt (RFC 7914) with its `p` lanes computed on several threads, BlockMix on
-//! SSE2 rows or AVX-512 VL (the `salsa` module).
+//! SSE2 rows (the `salsa` module). SSE2 is part of the x86-64 baseline, so this path
+//! needs no CPU flag beyond the target's (elsewhere the rows are plain arrays).
 //!
 //! The lanes are independent, so running them side by side keeps the attacker's
 //! work (and the key) the same while opening a repository waits less. At most
@@ -13,23 +14,12 @@ use sha2::Sha256;
 
 mod salsa;
 
-pub use salsa::Mixer;
-use salsa::{load, store, xor_block, zero_block, Block};
+use salsa::{block_mix, load, store, xor_block, zero_block, Block};
 
-use super::CpuFlag;
 use crate::{
     error::{FormatError, Result},
     kdf::{Cost, LANE_MEMORY_BUDGET},
 };
-
-/// The first CPU flag [`Mixer::avx512`] needs that this CPU lacks; [`Mixer::baseline`]
-/// needs only SSE2, which every x86-64 CPU has.
-pub fn missing_cpu_flag() -> Option<CpuFlag> {
-    #[cfg(target_arch = "x86_64")]
-    return super::first_missing!(("avx512f", "avx512f"), ("avx512vl", "avx512vl"));
-    #[cfg(not(target_arch = "x86_64"))]
-    Some(super::X86_64)
-}
 
 /// The `scrypt` crate's derivation ([`crate::kdf::scrypt_portable`]): what the
 /// default build computes, and what the fast path is held to.
@@ -40,23 +30,15 @@ pub fn reference(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Re
     crate::kdf::scrypt_portable(password, salt, cost, out)
 }
 
-/// Fills `out` with scrypt(password, salt, N, r, p), lanes in parallel, on the best
-/// mixer this CPU has.
+/// Fills `out` with scrypt(password, salt, N, r, p), lanes in parallel.
 ///
 /// # Errors
 /// [`FormatError::Kdf`] when a lane's memory cannot be allocated.
 pub fn scrypt(password: &[u8], salt: &[u8], cost: Cost, out: &mut [u8]) -> Result<()> {
-    scrypt_with(
-        password,
-        salt,
-        cost,
-        out,
-        LANE_MEMORY_BUDGET,
-        Mixer::detect(),
-    )
+    scrypt_with(password, salt, cost, out, LANE_MEMORY_BUDGET)
 }
 
-/// [`scrypt`] with `budget` bytes for the lanes running at once, on `mix`.
+/// [`scrypt`] with `budget` bytes for the lanes running at once.
 ///
 /// # Errors
 /// As [`scrypt`].
@@ -66,7 +48,6 @@ pub fn scrypt_with(
     cost: Cost,
     out: &mut [u8],
     budget: usize,
-    mix: Mixer,
 ) -> Result<()> {
     let lane = 128 * cost.r();
     let mut b = vec![0u8; lane * cost.p()];
@@ -89,8 +70,8 @@ pub fn scrypt_with(
             let (first, second) = pair.split_at_mut(1);
             let (v1, v2) = v.split_at_mut(blocks / 2);
             std::thread::scope(|s| {
-                let other = s.spawn(|| ro_mix(second[0], v2, cost.n(), 2, mix));
-                ro_mix(first[0], v1, cost.n(), 2, mix);
+                let other = s.spawn(|| ro_mix(second[0], v2, cost.n(), 2));
+                ro_mix(first[0], v1, cost.n(), 2);
                 other
                     .join()
                     .map_err(|_| FormatError::Kdf("scrypt lane thread panicked".into()))
@@ -98,7 +79,7 @@ pub fn scrypt_with(
             rest = tail;
         }
         for chunk in rest {
-            ro_mix(chunk, &mut v, cost.n(), 1, mix);
+            ro_mix(chunk, &mut v, cost.n(), 1);
         }
     } else {
         let queue = std::sync::Mutex::new(lanes);
@@ -114,7 +95,7 @@ pub fn scrypt_with(
                     s.spawn(|| -> Result<()> {
                         let mut v = scratch(cost.n() * lane / 64)?;
                         while let Some(chunk) = next() {
-                            ro_mix(chunk, &mut v, cost.n(), 1, mix);
+                            ro_mix(chunk, &mut v, cost.n(), 1);
                         }
                         Ok(())
                     })
@@ -147,7 +128,7 @@ fn scratch(blocks: usize) -> Result<Vec<Block>> {
 /// ROMix over one lane `b` (128·r bytes). `v` holds every `stride`-th of the N
 /// V entries (N / stride lane copies); a missing entry is recomputed from the stored
 /// one before it.
-fn ro_mix(b: &mut [u8], v: &mut [Block], n: usize, stride: usize, mix: Mixer) {
+fn ro_mix(b: &mut [u8], v: &mut [Block], n: usize, stride: usize) {
     let blocks = b.len() / 64;
     let mut x: Vec<Block> = b.chunks_exact(64).map(load).collect();
     let mut t = x.clone();
@@ -156,9 +137,9 @@ fn ro_mix(b: &mut [u8], v: &mut [Block], n: usize, stride: usize, mix: Mixer) {
         if i.is_multiple_of(stride) {
             let slot = &mut v[i / stride * blocks..][..blocks];
             slot.copy_from_slice(&x);
-            mix.block_mix(|i| slot[i], &mut x);
+            block_mix(|i| slot[i], &mut x);
         } else {
-            mix.block_mix(|i| x[i], &mut t);
+            block_mix(|i| x[i], &mut t);
             std::mem::swap(&mut x, &mut t);
         }
     }
@@ -169,14 +150,14 @@ fn ro_mix(b: &mut [u8], v: &mut [Block], n: usize, stride: usize, mix: Mixer) {
         let entry = if j.is_multiple_of(stride) {
             stored
         } else {
-            mix.block_mix(|i| stored[i], &mut vj);
+            block_mix(|i| stored[i], &mut vj);
             for _ in 1..j % stride {
-                mix.block_mix(|i| vj[i], &mut t);
+                block_mix(|i| vj[i], &mut t);
                 std::mem::swap(&mut vj, &mut t);
             }
             &vj
         };
-        mix.block_mix(|i| xor_block(&x[i], &entry[i]), &mut t);
+        block_mix(|i| xor_block(&x[i], &entry[i]), &mut t);
         std::mem::swap(&mut x, &mut t);
     }
     for (block, bytes) in x.iter().zip(b.chunks_exact_mut(64)) {
@@ -194,9 +175,9 @@ mod tests {
         Cost::new(n, r, p).unwrap()
     }
 
-    fn ours(pw: &[u8], salt: &[u8], c: Cost, mix: Mixer, budget: usize) -> [u8; 64] {
+    fn ours(pw: &[u8], salt: &[u8], c: Cost, budget: usize) -> [u8; 64] {
         let mut out = [0u8; 64];
-        scrypt_with(pw, salt, c, &mut out, budget, mix).unwrap();
+        scrypt_with(pw, salt, c, &mut out, budget).unwrap();
         out
     }
 
@@ -225,10 +206,10 @@ mod tests {
     }
 
     /// Lanes one at a time, in pairs with half the memory each (a budget of one
-    /// lane's memory: 1 MiB here, 32 MiB at restic's cost), and on threads, on the
-    /// SSE2 mixer: the `scrypt` crate's key.
+    /// lane's memory: 1 MiB here, 32 MiB at restic's cost), and on threads: the
+    /// `scrypt` crate's key.
     #[test]
-    fn baseline_lanes_are_the_scrypt_crates() {
+    fn lanes_are_the_scrypt_crates() {
         for (n, r, p) in [
             (1024u64, 8u32, 1u32),
             (1024, 8, 2),
@@ -239,7 +220,7 @@ mod tests {
             let c = cost(n, r, p);
             let want = crates(b"pw", &[7u8; 64], c);
             for budget in [128 * 8 * 1024, LANE_MEMORY_BUDGET] {
-                let got = ours(b"pw", &[7u8; 64], c, Mixer::baseline(), budget);
+                let got = ours(b"pw", &[7u8; 64], c, budget);
                 assert_eq!(got, want, "N={n} r={r} p={p} budget {budget}");
             }
         }
@@ -250,29 +231,17 @@ mod tests {
         let lane: Vec<u8> = (0..128 * 2).map(|i| (i * 7 + 3) as u8).collect();
         let n = 64;
         let mut want = lane.clone();
-        ro_mix(
-            &mut want,
-            &mut scratch(n * 4).unwrap(),
-            n,
-            1,
-            Mixer::baseline(),
-        );
+        ro_mix(&mut want, &mut scratch(n * 4).unwrap(), n, 1);
         for stride in [2, 4, 8] {
             let mut got = lane.clone();
-            ro_mix(
-                &mut got,
-                &mut scratch(n * 4 / stride).unwrap(),
-                n,
-                stride,
-                Mixer::baseline(),
-            );
+            ro_mix(&mut got, &mut scratch(n * 4 / stride).unwrap(), n, stride);
             assert_eq!(got, want, "stride {stride}");
         }
     }
 
-    /// Random passwords, salts and small costs on the SSE2 mixer.
+    /// Random passwords, salts and small costs.
     #[test]
-    fn baseline_is_the_scrypt_crates_proptest() {
+    fn lanes_are_the_scrypt_crates_proptest() {
         proptest!(ProptestConfig::with_cases(48), |(
             pw in proptest::collection::vec(any::<u8>(), 0..80),
             salt in proptest::collection::vec(any::<u8>(), 0..80),
@@ -282,40 +251,7 @@ mod tests {
             budget in prop_oneof![Just(0usize), Just(LANE_MEMORY_BUDGET)],
         )| {
             let c = cost(1 << log_n, r, p);
-            prop_assert_eq!(ours(&pw, &salt, c, Mixer::baseline(), budget), crates(&pw, &salt, c));
-        });
-    }
-
-    /// The AVX-512 VL mixer gives the `scrypt` crate's keys, for the lanes in pairs
-    /// and on threads. Fails on a CPU without AVX-512 F and VL, naming the flag.
-    #[test]
-    fn avx512_is_the_scrypt_crates() {
-        let mix = Mixer::avx512();
-        for (n, r, p) in [
-            (1024u64, 8u32, 1u32),
-            (1024, 8, 5),
-            (2048, 4, 3),
-            (256, 1, 7),
-        ] {
-            let c = cost(n, r, p);
-            let want = crates(b"pw", &[7u8; 64], c);
-            for budget in [128 * 8 * 1024, LANE_MEMORY_BUDGET] {
-                assert_eq!(
-                    ours(b"pw", &[7u8; 64], c, mix, budget),
-                    want,
-                    "N={n} r={r} p={p}"
-                );
-            }
-        }
-        proptest!(ProptestConfig::with_cases(48), |(
-            pw in proptest::collection::vec(any::<u8>(), 0..80),
-            salt in proptest::collection::vec(any::<u8>(), 0..80),
-            log_n in 1..8u32,
-            r in 1..5u32,
-            p in 1..5u32,
-        )| {
-            let c = cost(1 << log_n, r, p);
-            prop_assert_eq!(ours(&pw, &salt, c, mix, 0), crates(&pw, &salt, c));
+            prop_assert_eq!(ours(&pw, &salt, c, budget), crates(&pw, &salt, c));
         });
     }
 }

@@ -7,6 +7,7 @@
 //! environment, service-account token and `/etc/hosts`, so in-cluster configuration works
 //! as in a real pod. Containers of other images count as running without a process.
 //! Must run as root (namespaces, mounts).
+#![forbid(unsafe_code)]
 
 mod container;
 mod env;

@@ -9,8 +9,6 @@
 //! On x86-64 a row is an SSE2 register (SSE2 is part of the x86-64 baseline, so the
 //! intrinsics need no runtime check); elsewhere it is a `[u32; 4]`. One Salsa20/8 is
 //! a chain of dependent operations: the gain is four quarter-rounds per instruction.
-//! Where the CPU has AVX-512 VL, [`Mixer`] can run a copy of BlockMix whose steps
-//! end in one ternary-logic instruction, a shorter chain.
 
 use row::Row;
 
@@ -58,107 +56,43 @@ pub fn xor_block(a: &Block, b: &Block) -> Block {
     ]
 }
 
-/// The Salsa20/8 core (8 rounds, then the input added back) with `$step` as the
-/// quarter-round step; a macro so that each instruction set gets its own copy
-/// compiled for it.
-macro_rules! salsa20_8 {
-    ($input:expr, $step:ident) => {{
-        let input: &Block = $input;
-        let [mut a, mut b, mut c, mut d] = *input;
-        for _ in 0..4 {
-            // Column round: quarter-rounds (0,4,8,12), (5,9,13,1), (10,14,2,6), (15,3,7,11).
-            b = $step::<7, 25>(b, a, d);
-            c = $step::<9, 23>(c, b, a);
-            d = $step::<13, 19>(d, c, b);
-            a = $step::<18, 14>(a, d, c);
-            // Row round: quarter-rounds (0,1,2,3), (5,6,7,4), (10,11,8,9), (15,12,13,14),
-            // on rows rotated into that order and back.
-            let (mut rb, mut rc, mut rd) = (row::rot1(d), row::rot2(c), row::rot3(b));
-            rb = $step::<7, 25>(rb, a, rd);
-            rc = $step::<9, 23>(rc, rb, a);
-            rd = $step::<13, 19>(rd, rc, rb);
-            a = $step::<18, 14>(a, rd, rc);
-            (b, c, d) = (row::rot1(rd), row::rot2(rc), row::rot3(rb));
-        }
-        [
-            row::add(a, input[0]),
-            row::add(b, input[1]),
-            row::add(c, input[2]),
-            row::add(d, input[3]),
-        ]
-    }};
-}
-
-/// BlockMix with Salsa20/8 of `input(0) .. input(2r-1)` into `output`: the even
-/// blocks' results first, then the odd ones.
-macro_rules! block_mix {
-    ($input:expr, $output:expr, $step:ident) => {{
-        let output: &mut [Block] = $output;
-        let blocks = output.len();
-        let mut x = $input(blocks - 1);
-        for i in 0..blocks {
-            x = salsa20_8!(&xor_block(&x, &$input(i)), $step);
-            output[i / 2 + (i % 2) * (blocks / 2)] = x;
-        }
-    }};
-}
-
-#[cfg(test)]
+/// The Salsa20/8 core: 8 rounds, then the input added back.
+#[inline(always)]
 fn salsa20_8(input: &Block) -> Block {
     use row::step;
-    salsa20_8!(input, step)
+    let [mut a, mut b, mut c, mut d] = *input;
+    for _ in 0..4 {
+        // Column round: quarter-rounds (0,4,8,12), (5,9,13,1), (10,14,2,6), (15,3,7,11).
+        b = step::<7, 25>(b, a, d);
+        c = step::<9, 23>(c, b, a);
+        d = step::<13, 19>(d, c, b);
+        a = step::<18, 14>(a, d, c);
+        // Row round: quarter-rounds (0,1,2,3), (5,6,7,4), (10,11,8,9), (15,12,13,14),
+        // on rows rotated into that order and back.
+        let (mut rb, mut rc, mut rd) = (row::rot1(d), row::rot2(c), row::rot3(b));
+        rb = step::<7, 25>(rb, a, rd);
+        rc = step::<9, 23>(rc, rb, a);
+        rd = step::<13, 19>(rd, rc, rb);
+        a = step::<18, 14>(a, rd, rc);
+        (b, c, d) = (row::rot1(rd), row::rot2(rc), row::rot3(rb));
+    }
+    [
+        row::add(a, input[0]),
+        row::add(b, input[1]),
+        row::add(c, input[2]),
+        row::add(d, input[3]),
+    ]
 }
 
-/// Runs BlockMix on the SSE2 rows or on AVX-512 VL; chosen once per key derivation.
-///
-/// A mixer that takes the AVX-512 path is only made after the CPU was found to have
-/// AVX-512 F and VL ([`Mixer::detect`], [`Mixer::avx512`]): [`Mixer::block_mix`]
-/// relies on that.
-#[derive(Debug, Clone, Copy)]
-pub struct Mixer {
-    /// AVX-512 F and VL were detected: a quarter-round step's OR and XOR become
-    /// one ternary-logic instruction, which shortens Salsa20's dependency chain
-    /// from four instructions to three (a quarter less time per BlockMix here;
-    /// `vprold` instead of the two shifts gained nothing).
-    #[cfg(target_arch = "x86_64")]
-    avx512: bool,
-}
-
-impl Mixer {
-    /// The best mixer for this CPU.
-    pub fn detect() -> Mixer {
-        Mixer {
-            #[cfg(target_arch = "x86_64")]
-            avx512: super::missing_cpu_flag().is_none(),
-        }
-    }
-
-    /// The portable (SSE2 on x86-64) mixer, whatever the CPU has.
-    pub fn baseline() -> Mixer {
-        Mixer {
-            #[cfg(target_arch = "x86_64")]
-            avx512: false,
-        }
-    }
-
-    /// The AVX-512 VL mixer.
-    ///
-    /// # Panics
-    /// When the CPU lacks AVX-512 F or VL (the flag is named in the message).
-    pub fn avx512() -> Mixer {
-        crate::simd::require("the AVX-512 VL scrypt mixer", super::missing_cpu_flag());
-        Mixer::detect()
-    }
-
-    /// BlockMix of `input(0) .. input(2r-1)` into `output` (2r blocks).
-    #[inline(always)]
-    pub fn block_mix(self, input: impl Fn(usize) -> Block, output: &mut [Block]) {
-        #[cfg(target_arch = "x86_64")]
-        if self.avx512 {
-            return avx512::block_mix(input, output);
-        }
-        use row::step;
-        block_mix!(input, output, step)
+/// BlockMix with Salsa20/8 of `input(0) .. input(2r-1)` into `output` (2r blocks):
+/// the even blocks' results first, then the odd ones.
+#[inline(always)]
+pub fn block_mix(input: impl Fn(usize) -> Block, output: &mut [Block]) {
+    let blocks = output.len();
+    let mut x = input(blocks - 1);
+    for i in 0..blocks {
+        x = salsa20_8(&xor_block(&x, &input(i)));
+        output[i / 2 + (i % 2) * (blocks / 2)] = x;
     }
 }
 
@@ -173,39 +107,6 @@ pub fn prefetch(blocks: &[Block]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = blocks;
-}
-
-/// BlockMix compiled for AVX-512 VL.
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use core::arch::x86_64::{
-        _mm_add_epi32, _mm_slli_epi32, _mm_srli_epi32, _mm_ternarylogic_epi32,
-    };
-
-    use super::{row, xor_block, Block, Row};
-
-    /// `x ^ rotl(a + b, L)`, with `R = 32 - L`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512vl")]
-    fn step<const L: i32, const R: i32>(x: Row, a: Row, b: Row) -> Row {
-        let t = _mm_add_epi32(a, b);
-        // x ^ (t << L | t >> R) in one instruction after the two shifts.
-        _mm_ternarylogic_epi32::<0x1e>(x, _mm_slli_epi32::<L>(t), _mm_srli_epi32::<R>(t))
-    }
-
-    #[target_feature(enable = "avx512f,avx512vl")]
-    fn block_mix_avx512(input: impl Fn(usize) -> Block, output: &mut [Block]) {
-        block_mix!(input, output, step)
-    }
-
-    /// Only called by a [`super::Mixer`] made after the CPU was found to have
-    /// AVX-512 F and VL.
-    #[inline(always)]
-    pub fn block_mix(input: impl Fn(usize) -> Block, output: &mut [Block]) {
-        // SAFETY: a mixer that takes this path is only made after the run-time
-        // check that the CPU has AVX-512 F and VL (see `Mixer`).
-        unsafe { block_mix_avx512(input, output) }
-    }
 }
 
 /// SSE2 rows. The intrinsics are `unsafe` only because they need SSE2, which every
