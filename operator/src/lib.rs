@@ -1,6 +1,9 @@
-//! The Kubernetes operator for the `stash.appscode.com` resources.
-//!
-//! Its CRD types, controllers and pure builders of desired objects land with the
-//! operator issues; the engine it drives lives in `stash-agent`.
+//! The Kubernetes operator for the `stash.appscode.com` resources: their types and
+//! CRDs, the pure builders of desired objects, and (with the operator issues) the
+//! controllers; the engine it drives lives in `stash-agent`.
+#![forbid(unsafe_code)]
 
+pub mod crd;
+pub mod host;
 pub mod image;
+pub mod schedule;

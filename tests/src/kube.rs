@@ -210,6 +210,34 @@ impl Cluster {
         Client::try_from(config).expect("client")
     }
 
+    /// Installs the operator's CRDs (`operator/deploy/crds.yaml`) once per process and
+    /// waits until the API server serves them.
+    pub fn install_crds(&self) {
+        static DONE: OnceLock<()> = OnceLock::new();
+        DONE.get_or_init(|| {
+            let crds = workspace_root().join("operator/deploy/crds.yaml");
+            let crds = crds.to_string_lossy();
+            for args in [
+                &["apply", "--server-side", "--force-conflicts", "-f", &crds][..],
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    "-f",
+                    &crds,
+                ][..],
+            ] {
+                let out = self.kubectl(args, None);
+                assert!(
+                    out.status.success(),
+                    "kubectl {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        });
+    }
+
     /// Runs our kubectl against the cluster, with `stdin` as its input.
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(self.bin.join("kubectl"))

@@ -4,6 +4,8 @@
 //! SIGTERM on deletion, init containers). Each test has a namespace of its own on the
 //! process's one cluster.
 
+mod resources;
+
 use std::time::Duration;
 
 use k8s_openapi::api::{
