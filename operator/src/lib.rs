@@ -7,3 +7,4 @@ pub mod crd;
 pub mod host;
 pub mod image;
 pub mod schedule;
+pub mod sidecar;
