@@ -84,7 +84,7 @@ if [ -n "${STASH_BIN:-}" ]; then
     STASH="$STASH_BIN"
 else
     echo "compare.sh: building stash (release)" >&2
-    (cd "$ROOT" && cargo build --release --quiet -p stash-agent --bin stash)
+    (cd "$ROOT" && cargo build --release --quiet -p stash-operator --bin stash)
     STASH="$ROOT/target/release/stash"
 fi
 [ -x "$STASH" ] || { echo "compare.sh: no stash binary at $STASH" >&2; exit 1; }

@@ -50,7 +50,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The integration tests run the `stash` binary, the cluster tests the stand-in kubelet
 # and the upstream control plane (skipped when up to date; Go's build cache makes a
 # rebuild a relink).
-cargo build --locked -p stash-agent -p stash-test-kubelet --bins
+cargo build --locked -p stash-operator -p stash-test-kubelet --bins
 bash tests/kube/build.sh
 
 # Smoke test of the stash/restic comparison on a tiny data set (figures mean nothing

@@ -32,12 +32,34 @@ use crate::{
 
 /// Restic-compatible backups with a native engine.
 #[derive(Debug, Parser)]
-#[command(name = "stash", version, about, max_term_width = 100)]
-pub struct Cli {
+#[command(
+    name = "stash",
+    version,
+    about = "Restic-compatible backups with a native engine, and a Kubernetes operator.",
+    max_term_width = 100
+)]
+pub struct Cli<E: Extension> {
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
-    command: Command,
+    command: Command<E>,
+}
+
+/// Commands a crate above the engine adds to the one `stash` binary (the operator's
+/// `operator`, `sidecar`, ...); they run in the same runtime, signal handling and lock
+/// clean-up as the engine's own.
+pub trait Extension: Subcommand + std::fmt::Debug + Send + 'static {
+    fn run(self) -> impl std::future::Future<Output = anyhow::Result<i32>> + Send;
+}
+
+/// No commands beyond the engine's.
+#[derive(Debug, Subcommand)]
+pub enum NoExtension {}
+
+impl Extension for NoExtension {
+    async fn run(self) -> anyhow::Result<i32> {
+        match self {}
+    }
 }
 
 /// Options every command takes.
@@ -81,7 +103,9 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
-enum Command {
+enum Command<E: Extension> {
+    #[command(flatten)]
+    Extension(E),
     /// Create a new repository.
     Init(init::Args),
     /// Back up files, directories or stdin into a new snapshot.
@@ -159,8 +183,13 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 
 /// Parses arguments, runs the command, returns the exit code.
 pub fn main() -> i32 {
+    main_with::<NoExtension>()
+}
+
+/// [`main`] with the commands of `E` too.
+pub fn main_with<E: Extension>() -> i32 {
     crate::sys::limit_malloc_caching();
-    let cli = Cli::parse();
+    let cli = Cli::<E>::parse();
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -254,9 +283,10 @@ fn one_line(e: &anyhow::Error) -> String {
     s
 }
 
-async fn run(cli: Cli) -> anyhow::Result<i32> {
+async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
     let g = &cli.global;
     match cli.command {
+        Command::Extension(e) => e.run().await,
         Command::Version(a) => Ok(version::run(g, a)),
         Command::Init(a) => init::run(g, a).await,
         Command::Backup(a) => backup::run(g, a).await,

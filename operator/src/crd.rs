@@ -1,5 +1,5 @@
 //! The custom resources: Rust types, and the CustomResourceDefinitions generated from
-//! them, checked in as `operator/deploy/crds.yaml`.
+//! them (`stash operator crds`), checked in as `operator/deploy/crds.yaml`.
 //!
 //! Two kinds of the seed design are served as aliases with the schema of their released
 //! names, so its samples apply as written: `Repository` in `v1alpha2` (same schema,

@@ -3,6 +3,7 @@
 //! controllers; the engine it drives lives in `stash-agent`.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod crd;
 pub mod host;
 pub mod image;

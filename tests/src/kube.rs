@@ -149,7 +149,7 @@ impl Cluster {
             let args = [
                 "build",
                 "-p",
-                "stash-agent",
+                "stash-operator",
                 "-p",
                 "stash-test-kubelet",
                 "--bins",

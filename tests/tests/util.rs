@@ -82,7 +82,7 @@ fn newest_source() -> SystemTime {
     for p in ["Cargo.toml", "Cargo.lock"] {
         newest_mtime(&root.join(p), &mut newest);
     }
-    for krate in ["agent", "repo-format", "chunker"] {
+    for krate in ["agent", "repo-format", "chunker", "operator"] {
         newest_mtime(&root.join(krate).join("Cargo.toml"), &mut newest);
         newest_mtime(&root.join(krate).join("src"), &mut newest);
     }
@@ -93,7 +93,7 @@ fn build_stash(dir: &Path) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(workspace_root())
-        .args(["build", "-p", "stash-agent", "--bin", "stash"]);
+        .args(["build", "-p", "stash-operator", "--bin", "stash"]);
     if let Some(target_dir) = dir.parent() {
         cmd.arg("--target-dir").arg(target_dir);
     }
@@ -121,7 +121,7 @@ fn build_stash(dir: &Path) {
         }
         last = String::from_utf8_lossy(&out.stderr).into_owned();
     }
-    panic!("`cargo build -p stash-agent --bin stash` failed:\n{last}");
+    panic!("`cargo build -p stash-operator --bin stash` failed:\n{last}");
 }
 
 /// The `stash` binary (`target/<profile>/stash`), built once if missing or older than
