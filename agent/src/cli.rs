@@ -49,7 +49,14 @@ pub struct Cli<E: Extension> {
 /// `operator`, `sidecar`, ...); they run in the same runtime, signal handling and lock
 /// clean-up as the engine's own.
 pub trait Extension: Subcommand + std::fmt::Debug + Send + 'static {
-    fn run(self) -> impl std::future::Future<Output = anyhow::Result<i32>> + Send;
+    fn run(self, global: Global) -> impl std::future::Future<Output = anyhow::Result<i32>>;
+
+    /// Whether the command handles SIGINT and SIGTERM itself (a controller that
+    /// finishes its work and hands over its lease); otherwise either signal ends it
+    /// at once, after the engine's locks are removed.
+    fn handles_signals(&self) -> bool {
+        false
+    }
 }
 
 /// No commands beyond the engine's.
@@ -57,7 +64,7 @@ pub trait Extension: Subcommand + std::fmt::Debug + Send + 'static {
 pub enum NoExtension {}
 
 impl Extension for NoExtension {
-    async fn run(self) -> anyhow::Result<i32> {
+    async fn run(self, _: Global) -> anyhow::Result<i32> {
         match self {}
     }
 }
@@ -135,6 +142,26 @@ enum Command<E: Extension> {
 }
 
 impl Global {
+    /// `--secret-dir`, if given.
+    pub fn secret_dir(&self) -> Option<&std::path::Path> {
+        self.secret_dir.as_deref()
+    }
+
+    /// `--json`.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// `--quiet`.
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// `--compression`.
+    pub fn compression(&self) -> Mode {
+        self.compression
+    }
+
     fn location(&self) -> anyhow::Result<String> {
         self.repo.clone().ok_or_else(|| {
             anyhow::anyhow!("no repository given: use -r/--repo or set RESTIC_REPOSITORY")
@@ -216,6 +243,13 @@ pub fn main_with<E: Extension>() -> i32 {
                 return 1;
             }
         };
+        let own_signals = matches!(&cli.command, Command::Extension(e) if e.handles_signals());
+        let signals = async move {
+            if own_signals {
+                std::future::pending::<()>().await;
+            }
+            signals.received().await
+        };
         let run = run(cli);
         tokio::select! {
             r = run => match r {
@@ -226,7 +260,7 @@ pub fn main_with<E: Extension>() -> i32 {
                     exit_code(&e)
                 }
             },
-            code = signals.received() => {
+            code = signals => {
                 repository::lock::release_all().await;
                 eprintln!("interrupted");
                 code
@@ -286,7 +320,7 @@ fn one_line(e: &anyhow::Error) -> String {
 async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
     let g = &cli.global;
     match cli.command {
-        Command::Extension(e) => e.run().await,
+        Command::Extension(e) => e.run(g.clone()).await,
         Command::Version(a) => Ok(version::run(g, a)),
         Command::Init(a) => init::run(g, a).await,
         Command::Backup(a) => backup::run(g, a).await,

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod cpu;
 mod direct_io;
 pub mod error;
+pub mod forget;
 pub mod prune;
 pub mod repository;
 pub mod restore;

@@ -33,7 +33,7 @@ use crate::{
 pub const INLINE_DECODE: usize = 16 << 10;
 
 pub use blob_saver::{BlobSaver, WorkerSaver};
-pub use open::{init, open, InitOptions};
+pub use open::{hostname, init, open, InitOptions};
 
 /// An open repository.
 #[derive(Debug, Clone)]

@@ -1,12 +1,18 @@
 //! The operator's commands in the `stash` binary (beside the engine's restic verbs).
 
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context as _;
 use clap::Subcommand;
+use stash_agent::cli::Global;
 
 /// Commands added to the engine's.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The Kubernetes operator and its install.
     Operator(OperatorArgs),
+    /// The backup sidecar in a workload's pod (added by the operator).
+    Sidecar(SidecarArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -19,15 +25,111 @@ pub struct OperatorArgs {
 enum OperatorCommand {
     /// Print the CustomResourceDefinitions as YAML (`kubectl apply --server-side -f -`).
     Crds,
+    /// Run the controllers (in-cluster configuration, or KUBECONFIG outside a pod).
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Namespace of the leader Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "stash-system")]
+    namespace: String,
+    /// This replica's name in the Lease (default: the host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "STASH_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SidecarArgs {
+    /// The BackupConfiguration this sidecar serves.
+    #[arg(long = "backup-configuration")]
+    configuration: String,
+    /// The pod's namespace (the configuration's).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: String,
+    /// The pod's name (a StatefulSet's host comes from its ordinal).
+    #[arg(long, env = "POD_NAME")]
+    pod: String,
+    /// The node's name (a DaemonSet's host).
+    #[arg(long, env = "NODE_NAME", default_value = "")]
+    node: String,
+}
+
+async fn client() -> anyhow::Result<kube::Client> {
+    kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster configuration or KUBECONFIG)")
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }
 
 impl stash_agent::cli::Extension for Command {
-    async fn run(self) -> anyhow::Result<i32> {
+    fn handles_signals(&self) -> bool {
+        matches!(
+            self,
+            Command::Operator(OperatorArgs {
+                command: OperatorCommand::Run(_)
+            })
+        )
+    }
+
+    async fn run(self, global: Global) -> anyhow::Result<i32> {
         match self {
             Command::Operator(OperatorArgs {
                 command: OperatorCommand::Crds,
             }) => {
                 print!("{}", crate::crd::all_yaml()?);
+                Ok(0)
+            }
+            Command::Operator(OperatorArgs {
+                command: OperatorCommand::Run(a),
+            }) => {
+                let identity = a.identity.unwrap_or_else(|| {
+                    format!(
+                        "{}-{}",
+                        stash_agent::repository::hostname(),
+                        std::process::id()
+                    )
+                });
+                let opts = crate::controller::RunOptions {
+                    namespace: a.namespace,
+                    identity,
+                    listen: a.listen,
+                };
+                crate::controller::run(client().await?, opts, terminated())
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                Ok(0)
+            }
+            Command::Sidecar(a) => {
+                let secret_dir: PathBuf = global
+                    .secret_dir()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(crate::sidecar::SECRET_DIR));
+                let opts = crate::backup_runner::SidecarOptions {
+                    configuration: a.configuration,
+                    namespace: a.namespace,
+                    pod: a.pod,
+                    node: a.node,
+                    secret_dir,
+                    compression: global.compression(),
+                };
+                crate::backup_runner::run(client().await?, opts).await?;
                 Ok(0)
             }
         }

@@ -3,9 +3,16 @@
 //! controllers; the engine it drives lives in `stash-agent`.
 #![forbid(unsafe_code)]
 
+pub mod backup_runner;
 pub mod cli;
+pub mod conditions;
+pub mod controller;
 pub mod crd;
 pub mod host;
 pub mod image;
+pub mod location;
+pub mod rbac;
 pub mod schedule;
+pub mod session;
 pub mod sidecar;
+pub mod time;

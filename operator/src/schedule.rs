@@ -264,7 +264,7 @@ impl FromStr for Schedule {
 /// Go's `time.ParseDuration` syntax, limited like Go to `i64::MAX` nanoseconds,
 /// and required to be at least one second (a finer cadence would only hammer the
 /// repository). The error is the detail only; the caller adds the schedule.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let quoted = format!("{text:?}");
     let mut rest = match text.strip_prefix('+').unwrap_or(text) {
         "0" => "",
@@ -324,30 +324,34 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(total as u64))
 }
 
+/// A duration as Go prints it, without zero parts: `1h30m`, `1m30s`, `1.5s`, `0s`.
+pub fn go_duration(d: Duration) -> String {
+    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    let frac = format!("{nanos:09}");
+    match (nanos, s) {
+        (1.., _) => out.push_str(&format!("{s}.{}s", frac.trim_end_matches('0'))),
+        (0, 1..) => out.push_str(&format!("{s}s")),
+        _ if secs == 0 => out.push_str("0s"),
+        _ => {}
+    }
+    out
+}
+
 impl fmt::Display for Schedule {
     /// Macros print as their five-field expansion; day-of-week uses 0-6; intervals
     /// print as Go durations without zero parts (`1h30m`, `1m30s`, `1.5s`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = match self {
             Schedule::Cron(c) => c,
-            Schedule::Every(d) => {
-                let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
-                let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-                f.write_str("@every ")?;
-                if h > 0 {
-                    write!(f, "{h}h")?;
-                }
-                if m > 0 {
-                    write!(f, "{m}m")?;
-                }
-                let frac = format!("{nanos:09}");
-                return match (nanos, s) {
-                    (1.., _) => write!(f, "{s}.{}s", frac.trim_end_matches('0')),
-                    (0, 1..) => write!(f, "{s}s"),
-                    _ if secs == 0 => f.write_str("0s"),
-                    _ => Ok(()),
-                };
-            }
+            Schedule::Every(d) => return write!(f, "@every {}", go_duration(*d)),
         };
         let fields = [
             (MINUTE, c.minute, None),

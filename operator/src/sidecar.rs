@@ -37,6 +37,8 @@ pub struct Inputs {
     /// The target's volumes, as the sidecar mounts them (read-only).
     pub volume_mounts: Vec<VolumeMount>,
     pub temp_dir: Option<EmptyDirSettings>,
+    /// A `local` backend's volume and its mount ([`crate::location`]).
+    pub repository_volume: Option<(Volume, VolumeMount)>,
 }
 
 /// Why a sidecar cannot be built for a template.
@@ -123,6 +125,9 @@ pub fn container(inputs: &Inputs) -> Container {
         read_only: Some(true),
         ..VolumeMount::default()
     });
+    if let Some((_, m)) = &inputs.repository_volume {
+        mounts.push(m.clone());
+    }
     Container {
         name: CONTAINER.to_string(),
         image: Some(inputs.image.clone()),
@@ -141,9 +146,9 @@ pub fn container(inputs: &Inputs) -> Container {
     }
 }
 
-fn volumes(inputs: &Inputs) -> [Volume; 2] {
+fn volumes(inputs: &Inputs) -> Vec<Volume> {
     let settings = inputs.temp_dir.clone().unwrap_or_default();
-    [
+    let mut out = vec![
         Volume {
             name: TMP_VOLUME.to_string(),
             empty_dir: Some(EmptyDirVolumeSource {
@@ -161,7 +166,14 @@ fn volumes(inputs: &Inputs) -> [Volume; 2] {
             }),
             ..Volume::default()
         },
-    ]
+    ];
+    out.extend(inputs.repository_volume.as_ref().map(|(v, _)| v.clone()));
+    out
+}
+
+/// Whether a pod volume is one the sidecar brings (and takes away again).
+fn own_volume(name: &str) -> bool {
+    name == TMP_VOLUME || name == SECRET_VOLUME || name == crate::location::LOCAL_VOLUME
 }
 
 fn annotations(t: &mut PodTemplateSpec) -> &mut BTreeMap<String, String> {
@@ -187,13 +199,12 @@ pub fn inject(
     if current == Some(&hash) && spec.containers.iter().any(|c| c.name == CONTAINER) {
         return Ok(None);
     }
-    let own = |name: &str| name == TMP_VOLUME || name == SECRET_VOLUME;
     let mut volumes_out: Vec<Volume> = spec
         .volumes
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .filter(|v| !own(&v.name))
+        .filter(|v| !own_volume(&v.name))
         .collect();
     for m in &inputs.volume_mounts {
         if !volumes_out.iter().any(|v| v.name == m.name) {
@@ -227,7 +238,7 @@ pub fn remove(template: &PodTemplateSpec) -> Option<PodTemplateSpec> {
     if let Some(s) = out.spec.as_mut() {
         s.containers.retain(|c| c.name != CONTAINER);
         if let Some(v) = s.volumes.as_mut() {
-            v.retain(|v| v.name != TMP_VOLUME && v.name != SECRET_VOLUME);
+            v.retain(|v| !own_volume(&v.name));
         }
     }
     if let Some(a) = out.metadata.as_mut().and_then(|m| m.annotations.as_mut()) {
@@ -262,6 +273,7 @@ mod tests {
             storage_secret: "gcs-secret".into(),
             volume_mounts: mounts_for_directories(t, &["/source/data".into()]).unwrap(),
             temp_dir: None,
+            repository_volume: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! SIGTERM on deletion, init containers). Each test has a namespace of its own on the
 //! process's one cluster.
 
+mod operator;
 mod resources;
 
 use std::time::Duration;

@@ -41,7 +41,7 @@ use crate::error::{Error, Result};
 /// Settings and credentials for cloud stores, by environment-variable name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Vars {
-    values: BTreeMap<String, String>,
+    pub(crate) values: BTreeMap<String, String>,
 }
 
 /// Whether an environment variable is one [`Vars::from_env`] collects.

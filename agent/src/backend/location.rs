@@ -208,6 +208,9 @@ pub struct OpenOptions {
     pub secret_dir: Option<PathBuf>,
     /// Decorators; `None` for [`Wrapping::for_location`]'s defaults.
     pub wrapping: Option<Wrapping>,
+    /// Settings used when neither the environment nor the secret directory has them
+    /// (the operator's region from a Repository's spec, say).
+    pub defaults: std::collections::BTreeMap<String, String>,
 }
 
 pub(crate) fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
@@ -258,7 +261,12 @@ pub fn open_location_with(
                 Some(dir) => Some(secret_dir::read(dir)?),
                 None => None,
             };
-            let vars = cloud::Vars::from_env(secrets.as_ref());
+            let mut vars = cloud::Vars::from_env(secrets.as_ref());
+            for (k, v) in &opts.defaults {
+                if vars.get(k).is_none() {
+                    vars.values.insert(k.clone(), v.clone());
+                }
+            }
             let (store, prefix) = cloud::open_store(cloud_loc, &vars)?;
             Arc::new(ObjectStoreBackend::new(
                 store,

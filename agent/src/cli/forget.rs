@@ -4,7 +4,7 @@ use serde_json::json;
 use stash_repo_format::{
     file_type::FileType,
     gotime::GoTime,
-    retention::{apply_policy, group_snapshots, Count, Duration, GroupBy, Policy},
+    retention::{Count, Duration, GroupBy, Policy},
     Id,
 };
 
@@ -157,43 +157,24 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             }
         } else if !policy.is_empty() || a.unsafe_allow_remove_all {
             let snaps: Vec<_> = repo.snapshots().await?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
-            let now = GoTime::now();
-            for (key, group) in group_snapshots(snaps, by) {
-                let decisions = if policy.is_empty() {
-                    group.iter().map(|(id, _)| (*id, false, Vec::new())).collect::<Vec<_>>()
-                } else {
-                    apply_policy(&group, &policy, &now).into_iter().map(|d| (d.id, d.keep, d.reasons)).collect()
-                };
-                if !policy.is_empty() && decisions.iter().all(|d| !d.1) {
-                    anyhow::bail!(
-                        "refusing to delete last snapshot of snapshot group {}",
-                        serde_json::to_string(&key)?
-                    );
-                }
-                let snap_of = |id: &Id| group.iter().find(|(i, _)| i == id).map(|(_, s)| s.clone());
-                let keep: Vec<_> = decisions.iter().filter(|d| d.1).collect();
-                let rm: Vec<_> = decisions.iter().filter(|d| !d.1).collect();
+            for p in crate::forget::plan(snaps, &policy, by, &GoTime::now())? {
                 if !g.json && !g.quiet {
-                    println!("snapshots for {}:", serde_json::to_string(&key)?);
-                    println!("keep {} snapshots:", keep.len());
-                    for (id, _, why) in &keep {
-                        if let Some(s) = snap_of(id) {
-                            println!("  {}  {}  {}  {}", id.short(), s.time, s.hostname, why.join(", "));
-                        }
+                    println!("snapshots for {}:", serde_json::to_string(&p.key)?);
+                    println!("keep {} snapshots:", p.keep.len());
+                    for (id, s, why) in &p.keep {
+                        println!("  {}  {}  {}  {}", id.short(), s.time, s.hostname, why.join(", "));
                     }
-                    println!("remove {} snapshots:", rm.len());
-                    for (id, _, _) in &rm {
-                        if let Some(s) = snap_of(id) {
-                            println!("  {}  {}  {}", id.short(), s.time, s.hostname);
-                        }
+                    println!("remove {} snapshots:", p.remove.len());
+                    for (id, s) in &p.remove {
+                        println!("  {}  {}  {}", id.short(), s.time, s.hostname);
                     }
                 }
-                remove.extend(rm.iter().map(|d| d.0));
+                remove.extend(p.remove.iter().map(|(id, _)| *id));
                 report.push(json!({
-                    "host": key.hostname, "paths": key.paths, "tags": key.tags,
-                    "keep": keep.iter().map(|d| d.0.to_string()).collect::<Vec<_>>(),
-                    "remove": rm.iter().map(|d| d.0.to_string()).collect::<Vec<_>>(),
-                    "reasons": keep.iter().map(|d| json!({"snapshot": d.0.to_string(), "matches": d.2})).collect::<Vec<_>>(),
+                    "host": p.key.hostname, "paths": p.key.paths, "tags": p.key.tags,
+                    "keep": p.keep.iter().map(|k| k.0.to_string()).collect::<Vec<_>>(),
+                    "remove": p.remove.iter().map(|r| r.0.to_string()).collect::<Vec<_>>(),
+                    "reasons": p.keep.iter().map(|k| json!({"snapshot": k.0.to_string(), "matches": k.2})).collect::<Vec<_>>(),
                 }));
             }
         }
@@ -214,7 +195,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         if a.prune && !a.dry_run {
             super::prune::prune_locked(g, &repo, &a.prune_opts).await?;
         }
-        Ok(())
+        anyhow::Ok(())
     }
     .await;
     lock.release().await?;

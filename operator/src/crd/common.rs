@@ -160,6 +160,17 @@ pub struct BackupTarget {
     pub args: Vec<String>,
 }
 
+impl BackupTarget {
+    /// The directories to back up, in either spelling (released `paths` first).
+    pub fn directories(&self) -> &[String] {
+        if self.paths.is_empty() {
+            &self.directories
+        } else {
+            &self.paths
+        }
+    }
+}
+
 /// Which snapshots a restoring host takes.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,174 @@
+//! `stash operator run`: the controllers in kube-runtime's shape (reconcile, error
+//! policy, finalizers), started once this replica holds the leader Lease, beside the
+//! `/healthz` and `/metrics` endpoint. SIGTERM stops the controllers, hands the
+//! Lease over and exits 0.
+
+mod backup_configuration;
+mod backup_session;
+mod http;
+mod leader;
+mod metrics;
+mod resolve;
+mod workload;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::{
+    runtime::{
+        controller::{Action, Controller},
+        events::{Event, EventType, Recorder, Reporter},
+        watcher,
+    },
+    Api, Client,
+};
+
+pub use backup_configuration::{FINALIZER, INVOKER_LABEL};
+pub use backup_session::{invoker_name, DEFAULT_TIMEOUT};
+pub use metrics::Metrics;
+
+use crate::crd::{backup_configuration::BackupConfiguration, backup_session::BackupSession};
+
+/// The field manager and event reporter of every write the operator makes.
+pub const MANAGER: &str = "stash-operator";
+/// The leader Lease's name, in the operator's namespace.
+pub const LEASE: &str = "stash-operator";
+
+/// Why a reconciliation failed; the controller retries it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("encoding JSON: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
+/// What every reconciliation shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Our image, for the sidecars.
+    pub image: String,
+}
+
+impl Context {
+    /// Publishes an Event about `regarding`; a failure is logged, never fatal.
+    pub async fn event(
+        &self,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, regarding).await {
+            tracing::warn!("publishing event {reason}: {e}");
+        }
+    }
+}
+
+/// Settings of `stash operator run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where the Lease lives (the operator's namespace).
+    pub namespace: String,
+    /// This replica's name in the Lease.
+    pub identity: String,
+    /// `/healthz` and `/metrics`.
+    pub listen: SocketAddr,
+}
+
+fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
+    move |_, err, ctx| {
+        ctx.metrics.failed(controller);
+        tracing::warn!("{controller}: {err}");
+        Action::requeue(Duration::from_secs(2))
+    }
+}
+
+/// Runs the operator until `shutdown` resolves (then returns `Ok`) or the lease is
+/// lost (then returns the reason: the process must exit, as client-go's do).
+///
+/// # Errors
+/// The listen address cannot be bound, or leadership was lost.
+pub async fn run(
+    client: Client,
+    opts: RunOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::default());
+    let (addr, server) = http::bind(opts.listen, metrics.clone())
+        .await
+        .map_err(|e| format!("listening on {}: {e}", opts.listen))?;
+    tracing::info!("serving /healthz and /metrics on {addr}");
+    let server = tokio::spawn(server);
+    let elector = leader::Elector::new(client.clone(), &opts.namespace, LEASE, &opts.identity);
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    tokio::select! {
+        _ = elector.acquire() => {}
+        _ = shutdown.clone() => {
+            server.abort();
+            return Ok(());
+        }
+    }
+    metrics.set_leader(true);
+    eprintln!(
+        "{} leads (lease {}/{LEASE})",
+        elector.identity(),
+        opts.namespace
+    );
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.to_string(),
+                instance: Some(opts.identity.clone()),
+            },
+        ),
+        client: client.clone(),
+        metrics: metrics.clone(),
+        image: crate::image::image(),
+    });
+    let configurations = Controller::new(
+        Api::<BackupConfiguration>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        backup_configuration::reconcile,
+        error_policy("backupconfiguration"),
+        ctx.clone(),
+    )
+    .for_each(|_| async {});
+    let sessions = Controller::new(
+        Api::<BackupSession>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        backup_session::reconcile,
+        error_policy("backupsession"),
+        ctx,
+    )
+    .for_each(|_| async {});
+    let result = tokio::select! {
+        _ = futures::future::join(configurations, sessions) => Ok(()),
+        lost = elector.keep() => Err(lost),
+    };
+    metrics.set_leader(false);
+    if result.is_ok() {
+        elector.release().await;
+    }
+    server.abort();
+    result
+}

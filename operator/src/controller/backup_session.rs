@@ -1,0 +1,333 @@
+//! The BackupSession controller: starts a session (Running, the hosts it waits for,
+//! its deadline) or skips it while another session of the same configuration runs,
+//! ends it when every host has reported or the deadline passed, records the last
+//! backup on the configuration, and keeps `backupHistoryLimit` finished sessions.
+//!
+//! The sidecars write the per-host results; this controller only judges them.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use kube::{
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    runtime::{controller::Action, events::EventType},
+    Api, Resource, ResourceExt,
+};
+use serde_json::json;
+
+use super::{workload::Workload, Context, Error, MANAGER};
+use crate::{
+    crd::{
+        backup_configuration::BackupConfiguration,
+        backup_session::{BackupSession, BackupSessionStatus},
+        common::TargetRef,
+    },
+    host::TargetKind,
+    schedule::parse_duration,
+    session::{self, FAILED, RUNNING, SKIPPED, SUCCEEDED},
+    time::{from_k8s, to_k8s},
+};
+
+/// A session's time limit when its configuration sets no `timeOut`: long enough for
+/// a large first backup, short enough that a lost sidecar does not block the schedule
+/// for days.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+/// The configuration a session names, in either spelling.
+pub fn invoker_name(s: &BackupSession) -> Option<&str> {
+    s.spec
+        .invoker
+        .as_ref()
+        .filter(|i| i.kind == "BackupConfiguration")
+        .map(|i| i.name.as_str())
+        .or(s
+            .spec
+            .backup_configuration
+            .as_ref()
+            .map(|b| b.name.as_str()))
+        .filter(|n| !n.is_empty())
+}
+
+fn phase(s: &BackupSession) -> Option<&str> {
+    s.status.as_ref().and_then(|s| s.phase.as_deref())
+}
+
+pub async fn reconcile(bs: Arc<BackupSession>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.reconciled("backupsession");
+    if session::is_final(phase(&bs)) {
+        return Ok(Action::await_change());
+    }
+    let ns = bs.namespace().unwrap_or_default();
+    let Some(bc_name) = invoker_name(&bs) else {
+        let why = "spec.invoker names no BackupConfiguration".to_string();
+        return end(&bs, &ctx, FAILED, &why, None).await;
+    };
+    let Some(bc) = Api::<BackupConfiguration>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(bc_name)
+        .await?
+    else {
+        let why = format!("BackupConfiguration {bc_name:?} not found in namespace {ns:?}");
+        return end(&bs, &ctx, FAILED, &why, None).await;
+    };
+    match phase(&bs) {
+        Some(RUNNING) => judge(&bs, &bc, &ctx).await,
+        _ => start(&bs, &bc, &ctx).await,
+    }
+}
+
+async fn start(
+    bs: &BackupSession,
+    bc: &BackupConfiguration,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let ns = bs.namespace().unwrap_or_default();
+    let sessions = Api::<BackupSession>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?;
+    let busy = sessions.items.iter().find(|o| {
+        o.uid() != bs.uid() && invoker_name(o) == Some(&bc.name_any()) && phase(o) == Some(RUNNING)
+    });
+    if let Some(other) = busy {
+        let why = format!(
+            "BackupSession {:?} of the same configuration is still running",
+            other.name_any()
+        );
+        return end(bs, ctx, SKIPPED, &why, Some(bc)).await;
+    }
+    if bc.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Ready") {
+        let detail = bc
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.status == "False"))
+            .map(|c| c.message.clone())
+            .unwrap_or_else(|| "it has not been reconciled yet".to_string());
+        let why = format!(
+            "BackupConfiguration {:?} is not ready: {detail}",
+            bc.name_any()
+        );
+        return end(bs, ctx, FAILED, &why, Some(bc)).await;
+    }
+    let target = bc
+        .spec
+        .target
+        .as_ref()
+        .and_then(|t| t.reference.clone())
+        .unwrap_or_default();
+    let hosts = match target.kind.parse::<TargetKind>() {
+        Ok(kind) => Workload::get(&ctx.client, kind, &ns, &target.name)
+            .await?
+            .map(|w| w.hosts())
+            .unwrap_or(1),
+        Err(_) => 1,
+    };
+    let timeout = bc
+        .spec
+        .time_out
+        .as_deref()
+        .and_then(|t| parse_duration(t).ok())
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let created = bs
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .map(from_k8s)
+        .unwrap_or_else(Utc::now);
+    let deadline = created + chrono::Duration::from_std(timeout).unwrap_or_default();
+    let mut status = bs.status.clone().unwrap_or_default();
+    session::start(
+        &mut status,
+        TargetRef {
+            namespace: None,
+            ..target.clone()
+        },
+        hosts,
+        to_k8s(deadline),
+    );
+    replace_status(bs, ctx, status).await?;
+    ctx.event(
+        &bs.object_ref(&()),
+        EventType::Normal,
+        "Running",
+        format!(
+            "backing up {} {:?}: waiting for {hosts} host(s)",
+            target.kind, target.name
+        ),
+    )
+    .await;
+    Ok(Action::requeue(timeout))
+}
+
+async fn judge(
+    bs: &BackupSession,
+    bc: &BackupConfiguration,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let status = bs.status.clone().unwrap_or_default();
+    if let Some(outcome) = session::outcome(&status) {
+        let why = status
+            .targets
+            .first()
+            .into_iter()
+            .flat_map(|t| t.stats.iter())
+            .filter_map(|h| h.error.as_ref().map(|e| format!("{}: {e}", h.hostname)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return end(bs, ctx, outcome, &why, Some(bc)).await;
+    }
+    let deadline = status.session_deadline.as_ref().map(from_k8s);
+    let now = Utc::now();
+    match deadline {
+        Some(d) if d <= now => {
+            let mut missing = session::unfinished_hosts(&status);
+            let total = status
+                .targets
+                .first()
+                .and_then(|t| t.total_hosts)
+                .unwrap_or(0);
+            let reported = status.targets.first().map_or(0, |t| t.stats.len());
+            if missing.is_empty() || reported < total as usize {
+                missing.push(format!(
+                    "{} host(s) never started",
+                    (total as usize).saturating_sub(reported)
+                ));
+            }
+            let why = format!(
+                "timed out at its deadline: no result from {}",
+                missing.join(", ")
+            );
+            end(bs, ctx, FAILED, &why, Some(bc)).await
+        }
+        Some(d) => Ok(Action::requeue(
+            (d - now)
+                .to_std()
+                .unwrap_or_default()
+                .max(Duration::from_secs(1)),
+        )),
+        None => Ok(Action::requeue(DEFAULT_TIMEOUT)),
+    }
+}
+
+/// Ends `bs` in `phase` with `why`, then updates its configuration.
+async fn end(
+    bs: &BackupSession,
+    ctx: &Context,
+    phase: &str,
+    why: &str,
+    bc: Option<&BackupConfiguration>,
+) -> Result<Action, Error> {
+    let mut status = bs.status.clone().unwrap_or_default();
+    let created = bs
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .map(from_k8s)
+        .unwrap_or_else(Utc::now);
+    let took = (Utc::now() - created).to_std().unwrap_or_default();
+    let reason = (!why.is_empty()).then_some(why);
+    session::finish(&mut status, phase, reason, took);
+    set_reason(&mut status, phase, why);
+    replace_status(bs, ctx, status).await?;
+    ctx.metrics.session_finished(phase);
+    let type_ = if phase == SUCCEEDED || phase == SKIPPED {
+        EventType::Normal
+    } else {
+        EventType::Warning
+    };
+    let note = if why.is_empty() {
+        format!("session {phase}")
+    } else {
+        format!("session {phase}: {why}")
+    };
+    ctx.event(&bs.object_ref(&()), type_, phase, note.clone())
+        .await;
+    if let Some(bc) = bc {
+        ctx.event(
+            &bc.object_ref(&()),
+            type_,
+            &format!("Session{phase}"),
+            format!("BackupSession {:?}: {note}", bs.name_any()),
+        )
+        .await;
+        if phase == SUCCEEDED {
+            let patch = json!({"status": {"lastBackupTime": to_k8s(Utc::now())}});
+            Api::<BackupConfiguration>::namespaced(
+                ctx.client.clone(),
+                &bc.namespace().unwrap_or_default(),
+            )
+            .patch_status(
+                &bc.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        }
+        trim_history(bc, ctx).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// The session's `BackupSucceeded`/`BackupFailed`-style condition with the reason.
+fn set_reason(status: &mut BackupSessionStatus, phase: &str, why: &str) {
+    let check = crate::conditions::Check {
+        type_: "SessionFinished",
+        ok: phase == SUCCEEDED,
+        reason: match phase {
+            SUCCEEDED => "Succeeded",
+            SKIPPED => "Skipped",
+            _ => "Failed",
+        },
+        message: if why.is_empty() {
+            format!("session {phase}")
+        } else {
+            why.to_string()
+        },
+    };
+    crate::conditions::set(&mut status.conditions, &check, None, Utc::now());
+}
+
+/// Deletes the oldest finished sessions beyond the configuration's history limit
+/// (default 1, as released Stash).
+async fn trim_history(bc: &BackupConfiguration, ctx: &Context) -> Result<(), Error> {
+    let limit = bc.spec.backup_history_limit.unwrap_or(1).max(0) as usize;
+    let ns = bc.namespace().unwrap_or_default();
+    let api = Api::<BackupSession>::namespaced(ctx.client.clone(), &ns);
+    let mut done: Vec<BackupSession> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|s| invoker_name(s) == Some(&bc.name_any()) && session::is_final(phase(s)))
+        .collect();
+    done.sort_by_key(|s| std::cmp::Reverse(s.meta().creation_timestamp.as_ref().map(from_k8s)));
+    for old in done.iter().skip(limit) {
+        match api
+            .delete(&old.name_any(), &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `status` over the session's, failing on a concurrent change (a sidecar's
+/// write), which the controller retries with the fresh object.
+async fn replace_status(
+    bs: &BackupSession,
+    ctx: &Context,
+    status: BackupSessionStatus,
+) -> Result<(), Error> {
+    let mut next = bs.clone();
+    next.status = Some(status);
+    next.metadata.managed_fields = None;
+    let pp = PostParams {
+        field_manager: Some(MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    Api::<BackupSession>::namespaced(ctx.client.clone(), &bs.namespace().unwrap_or_default())
+        .replace_status(&bs.name_any(), &pp, &next)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! Resolving what a BackupConfiguration refers to (its Repository, the storage Secret,
+//! the target workload, its schedule), each in the configuration's own namespace, into
+//! one condition per reference. A reference to another namespace is refused, never
+//! followed.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client, ResourceExt};
+
+use super::workload::Workload;
+use crate::{
+    conditions::Check,
+    crd::{backup_configuration::BackupConfiguration, repository::Repository},
+    host::TargetKind,
+    location::{engine_location, EngineLocation},
+    schedule::Schedule,
+};
+
+pub const REPOSITORY_FOUND: &str = "RepositoryFound";
+pub const SECRET_FOUND: &str = "BackendSecretFound";
+pub const TARGET_FOUND: &str = "BackupTargetFound";
+pub const SCHEDULE_VALID: &str = "ScheduleValid";
+pub const SIDECAR_INJECTED: &str = "StashSidecarInjected";
+
+/// What a configuration's references resolved to, and a condition for each.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub checks: Vec<Check>,
+    pub repository: Option<Repository>,
+    pub location: Option<EngineLocation>,
+    pub secret: Option<String>,
+    pub kind: Option<TargetKind>,
+    pub workload: Option<Workload>,
+    pub schedule: Option<Schedule>,
+}
+
+impl Resolved {
+    /// Whether every reference resolved.
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    /// The first failure's message.
+    pub fn first_failure(&self) -> Option<&Check> {
+        self.checks.iter().find(|c| !c.ok)
+    }
+}
+
+/// The refusal of a reference into `other` from an object in `own`.
+fn cross_namespace(field: &str, other: &str, own: &str) -> String {
+    format!("{field} is in namespace {other:?}, not the BackupConfiguration's own {own:?}: references to other namespaces are refused")
+}
+
+/// Resolves `bc`'s references (see the module docs).
+///
+/// # Errors
+/// API errors other than not-found, which become conditions.
+pub async fn resolve(client: &Client, bc: &BackupConfiguration) -> Result<Resolved, kube::Error> {
+    let ns = bc.namespace().unwrap_or_default();
+    let mut r = Resolved::default();
+    resolve_repository(client, bc, &ns, &mut r).await?;
+    resolve_target(client, bc, &ns, &mut r).await?;
+    r.checks.push(
+        match bc.spec.schedule.as_deref().filter(|s| !s.trim().is_empty()) {
+            None => Check::ok(
+                SCHEDULE_VALID,
+                "NoSchedule",
+                "no schedule: sessions are created by hand",
+            ),
+            Some(text) => match text.parse::<Schedule>() {
+                Ok(s) => {
+                    r.schedule = Some(s);
+                    Check::ok(
+                        SCHEDULE_VALID,
+                        "Valid",
+                        format!("schedule {text:?} is valid"),
+                    )
+                }
+                Err(e) => Check::failed(SCHEDULE_VALID, "Invalid", e.to_string()),
+            },
+        },
+    );
+    Ok(r)
+}
+
+async fn resolve_repository(
+    client: &Client,
+    bc: &BackupConfiguration,
+    ns: &str,
+    r: &mut Resolved,
+) -> Result<(), kube::Error> {
+    let reference = &bc.spec.repository;
+    if let Some(other) = reference
+        .namespace
+        .as_deref()
+        .filter(|o| !o.is_empty() && *o != ns)
+    {
+        r.checks.push(Check::failed(
+            REPOSITORY_FOUND,
+            "CrossNamespace",
+            cross_namespace(&format!("Repository {:?}", reference.name), other, ns),
+        ));
+        return Ok(());
+    }
+    let Some(repo) = Api::<Repository>::namespaced(client.clone(), ns)
+        .get_opt(&reference.name)
+        .await?
+    else {
+        r.checks.push(Check::failed(
+            REPOSITORY_FOUND,
+            "NotFound",
+            format!(
+                "Repository {:?} not found in namespace {ns:?}",
+                reference.name
+            ),
+        ));
+        return Ok(());
+    };
+    match engine_location(&repo.spec) {
+        Ok(l) => {
+            r.checks.push(Check::ok(
+                REPOSITORY_FOUND,
+                "Found",
+                format!("Repository {:?} at {}", reference.name, l.location),
+            ));
+            r.location = Some(l);
+        }
+        Err(e) => r.checks.push(Check::failed(
+            REPOSITORY_FOUND,
+            "InvalidBackend",
+            format!("Repository {:?}: {e}", reference.name),
+        )),
+    }
+    let secret = repo
+        .spec
+        .backend
+        .storage_secret_name
+        .clone()
+        .filter(|s| !s.is_empty());
+    r.repository = Some(repo);
+    let Some(secret) = secret else {
+        r.checks.push(Check::failed(
+            SECRET_FOUND,
+            "NotSet",
+            format!(
+                "Repository {:?} sets no spec.backend.storageSecretName",
+                reference.name
+            ),
+        ));
+        return Ok(());
+    };
+    let found = Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(&secret)
+        .await?;
+    let has_password = found.as_ref().is_some_and(|s| {
+        s.data
+            .as_ref()
+            .is_some_and(|d| d.contains_key("RESTIC_PASSWORD"))
+            || s.string_data
+                .as_ref()
+                .is_some_and(|d| d.contains_key("RESTIC_PASSWORD"))
+    });
+    r.checks.push(match (found.is_some(), has_password) {
+        (false, _) => Check::failed(
+            SECRET_FOUND,
+            "NotFound",
+            format!("Secret {secret:?} (storage Secret of Repository {:?}) not found in namespace {ns:?}", reference.name),
+        ),
+        (true, false) => Check::failed(
+            SECRET_FOUND,
+            "MissingKey",
+            format!("Secret {secret:?} has no RESTIC_PASSWORD key"),
+        ),
+        (true, true) => Check::ok(SECRET_FOUND, "Found", format!("Secret {secret:?} found")),
+    });
+    r.secret = Some(secret);
+    Ok(())
+}
+
+async fn resolve_target(
+    client: &Client,
+    bc: &BackupConfiguration,
+    ns: &str,
+    r: &mut Resolved,
+) -> Result<(), kube::Error> {
+    let Some(target) = bc.spec.target.as_ref().and_then(|t| t.reference.as_ref()) else {
+        r.checks.push(Check::failed(
+            TARGET_FOUND,
+            "NotSet",
+            "spec.target.ref is not set: a cluster backup needs a Task, which the sidecar does not run",
+        ));
+        return Ok(());
+    };
+    let what = format!("{} {:?}", target.kind, target.name);
+    if let Some(other) = target
+        .namespace
+        .as_deref()
+        .filter(|o| !o.is_empty() && *o != ns)
+    {
+        r.checks.push(Check::failed(
+            TARGET_FOUND,
+            "CrossNamespace",
+            cross_namespace(&what, other, ns),
+        ));
+        return Ok(());
+    }
+    let kind = match target.kind.parse::<TargetKind>() {
+        Ok(k) if Workload::supports(k) => k,
+        Ok(k) => {
+            r.checks.push(Check::failed(
+                TARGET_FOUND,
+                "Unsupported",
+                format!("{what}: kind {k} is not backed up by a sidecar (Deployment, StatefulSet, DaemonSet and ReplicaSet are)"),
+            ));
+            return Ok(());
+        }
+        Err(e) => {
+            r.checks
+                .push(Check::failed(TARGET_FOUND, "Unsupported", e.to_string()));
+            return Ok(());
+        }
+    };
+    r.kind = Some(kind);
+    match Workload::get(client, kind, ns, &target.name).await? {
+        Some(w) => {
+            r.checks
+                .push(Check::ok(TARGET_FOUND, "Found", format!("{what} found")));
+            r.workload = Some(w);
+        }
+        None => r.checks.push(Check::failed(
+            TARGET_FOUND,
+            "NotFound",
+            format!("{what} not found in namespace {ns:?}"),
+        )),
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! The workloads a sidecar goes into, behind one small interface: read a pod
+//! template, write it back under optimistic concurrency, and count the hosts a
+//! BackupSession waits for.
+
+use k8s_openapi::api::{
+    apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
+    core::v1::PodTemplateSpec,
+};
+use kube::{api::PostParams, Api, Client};
+
+use crate::host::TargetKind;
+
+/// A workload of one of the kinds the sidecar serves.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    DaemonSet(DaemonSet),
+    ReplicaSet(ReplicaSet),
+}
+
+impl Workload {
+    /// Reads `name` of `kind` in `namespace`; `Ok(None)` when it does not exist.
+    ///
+    /// # Errors
+    /// API errors other than not-found; [`kube::Error`] only.
+    pub async fn get(
+        client: &Client,
+        kind: TargetKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Workload>, kube::Error> {
+        let c = client.clone();
+        Ok(match kind {
+            TargetKind::Deployment => Api::<Deployment>::namespaced(c, namespace)
+                .get_opt(name)
+                .await?
+                .map(Workload::Deployment),
+            TargetKind::StatefulSet => Api::<StatefulSet>::namespaced(c, namespace)
+                .get_opt(name)
+                .await?
+                .map(Workload::StatefulSet),
+            TargetKind::DaemonSet => Api::<DaemonSet>::namespaced(c, namespace)
+                .get_opt(name)
+                .await?
+                .map(Workload::DaemonSet),
+            TargetKind::ReplicaSet => Api::<ReplicaSet>::namespaced(c, namespace)
+                .get_opt(name)
+                .await?
+                .map(Workload::ReplicaSet),
+            _ => None,
+        })
+    }
+
+    /// Whether the sidecar can serve `kind` (the others are OpenShift kinds, volumes,
+    /// databases and the cluster, which Jobs back up).
+    pub fn supports(kind: TargetKind) -> bool {
+        matches!(
+            kind,
+            TargetKind::Deployment
+                | TargetKind::StatefulSet
+                | TargetKind::DaemonSet
+                | TargetKind::ReplicaSet
+        )
+    }
+
+    /// The pod template.
+    pub fn template(&self) -> Option<&PodTemplateSpec> {
+        match self {
+            Workload::Deployment(d) => Some(&d.spec.template),
+            Workload::StatefulSet(s) => Some(&s.spec.template),
+            Workload::DaemonSet(d) => Some(&d.spec.template),
+            Workload::ReplicaSet(r) => r.spec.template.as_ref(),
+        }
+    }
+
+    fn set_template(&mut self, t: PodTemplateSpec) {
+        match self {
+            Workload::Deployment(d) => d.spec.template = t,
+            Workload::StatefulSet(s) => s.spec.template = t,
+            Workload::DaemonSet(d) => d.spec.template = t,
+            Workload::ReplicaSet(r) => r.spec.template = Some(t),
+        }
+    }
+
+    /// The ServiceAccount its pods run as.
+    pub fn service_account(&self) -> String {
+        self.template()
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.service_account_name.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".to_string())
+    }
+
+    /// The hosts a session of this workload waits for: one per StatefulSet replica,
+    /// one per node a DaemonSet runs on, one for the others (their replicas share data
+    /// and one of them backs it up).
+    pub fn hosts(&self) -> i32 {
+        match self {
+            Workload::StatefulSet(s) => s.spec.replicas.unwrap_or(1),
+            Workload::DaemonSet(d) => d
+                .status
+                .as_ref()
+                .map(|s| s.desired_number_scheduled)
+                .unwrap_or(0),
+            _ => 1,
+        }
+    }
+
+    /// Writes `template` back with the resourceVersion that was read, so a concurrent
+    /// change makes this fail with a conflict instead of being overwritten.
+    ///
+    /// # Errors
+    /// API errors, conflicts included.
+    pub async fn replace_template(
+        mut self,
+        client: &Client,
+        template: PodTemplateSpec,
+    ) -> Result<(), kube::Error> {
+        self.set_template(template);
+        let pp = PostParams {
+            field_manager: Some(super::MANAGER.to_string()),
+            ..PostParams::default()
+        };
+        let c = client.clone();
+        match self {
+            Workload::Deployment(d) => {
+                let (ns, name) = names(&d.metadata);
+                Api::<Deployment>::namespaced(c, &ns)
+                    .replace(&name, &pp, &d)
+                    .await?;
+            }
+            Workload::StatefulSet(s) => {
+                let (ns, name) = names(&s.metadata);
+                Api::<StatefulSet>::namespaced(c, &ns)
+                    .replace(&name, &pp, &s)
+                    .await?;
+            }
+            Workload::DaemonSet(d) => {
+                let (ns, name) = names(&d.metadata);
+                Api::<DaemonSet>::namespaced(c, &ns)
+                    .replace(&name, &pp, &d)
+                    .await?;
+            }
+            Workload::ReplicaSet(r) => {
+                let (ns, name) = names(&r.metadata);
+                Api::<ReplicaSet>::namespaced(c, &ns)
+                    .replace(&name, &pp, &r)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn names(m: &kube::api::ObjectMeta) -> (String, String) {
+    (
+        m.namespace.clone().unwrap_or_default(),
+        m.name.clone().unwrap_or_default(),
+    )
+}

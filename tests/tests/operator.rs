@@ -1,0 +1,272 @@
+//! The operator end to end: installed from `operator/deploy/` (two replicas, one
+//! leading), it puts the sidecar into the seed's Deployment, a hand-made BackupSession
+//! (the seed's instant trigger) is backed up by the sidecar in-process, and the
+//! repository it wrote passes `restic check --read-data` and restores byte for byte.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+    time::Duration,
+};
+
+use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease};
+use kube::Api;
+use stash_operator::crd::{
+    backup_configuration::BackupConfiguration, backup_session::BackupSession,
+    repository::Repository,
+};
+use stash_tests::kube::{Cluster, TestNs};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+fn seed(name: &str, ns: &str) -> String {
+    let dir = root().join("tests/fixtures/seed");
+    let file = std::fs::read_dir(&dir)
+        .expect("seed fixtures")
+        .map(|e| e.expect("entry").path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|f| f.to_string_lossy().ends_with(name))
+        })
+        .unwrap_or_else(|| panic!("no seed fixture *{name}"));
+    std::fs::read_to_string(file)
+        .expect("read fixture")
+        .replace("namespace: demo", &format!("namespace: {ns}"))
+}
+
+/// Installs the CRDs and the operator once per test process. Pods of the stand-in
+/// kubelet share the host's network, so each replica listens on a port of its own.
+fn install_operator(cluster: &Cluster) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        cluster.install_crds();
+        let install = std::fs::read_to_string(root().join("operator/deploy/install.yaml"))
+            .expect("install.yaml")
+            .replace("value: \"0.0.0.0:8080\"", "value: \"127.0.0.1:0\"");
+        let out = cluster.kubectl(&["apply", "--server-side", "-f", "-"], Some(&install));
+        assert!(
+            out.status.success(),
+            "installing the operator: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("restic")
+        .args(["-r"])
+        .arg(repo)
+        .args(args)
+        .env("RESTIC_PASSWORD", "not-secret")
+        .env("XDG_CACHE_HOME", repo.join("../restic-cache"))
+        .output()
+        .expect("run restic")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_workload_backup_runs_end_to_end() {
+    let cluster = Cluster::shared();
+    install_operator(cluster);
+    let ns = TestNs::new("op-backup").await;
+    let work = tempfile::tempdir().expect("temp dir");
+    let repo_dir = work.path().join("repo");
+    std::fs::create_dir_all(&repo_dir).expect("repo dir");
+
+    // The seed's Repository with a hostPath backend instead of GCS.
+    let repository = format!(
+        "apiVersion: stash.appscode.com/v1alpha2
+kind: Repository
+metadata:
+  name: stash-backup-repo
+spec:
+  backend:
+    local:
+      hostPath:
+        path: {}
+      mountPath: /safe/data
+    storageSecretName: gcs-secret
+",
+        repo_dir.display()
+    );
+    ns.apply(&repository);
+    ns.apply(
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: gcs-secret
+stringData:
+  RESTIC_PASSWORD: not-secret
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: stash-sample-data
+data:
+  index.html: \"<h1>hello from stash</h1>\\n\"
+  notes.txt: \"one\\ntwo\\nthree\\n\"
+",
+    );
+    ns.apply(&seed("13-deployment-stash-demo.yaml", &ns.name));
+    let deployments = ns.api::<Deployment>();
+    let before = deployments.get("stash-demo").await.expect("deployment");
+    ns.apply(&seed(
+        "02-backupconfiguration-workload-data-backup.yaml",
+        &ns.name,
+    ));
+
+    let bc = ns
+        .wait_for::<BackupConfiguration>(
+            "workload-data-backup",
+            "a Ready configuration",
+            Duration::from_secs(90),
+            |bc| bc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready"),
+        )
+        .await;
+    let status = bc.status.expect("status");
+    assert!(
+        status.next_backup_time.is_some(),
+        "@every 1h schedules the next session"
+    );
+    assert!(status
+        .conditions
+        .iter()
+        .all(|c| c.status == "True" && c.observed_generation == bc.metadata.generation));
+    let after = ns
+        .wait_for::<Deployment>(
+            "stash-demo",
+            "the sidecar in the template",
+            Duration::from_secs(30),
+            |d| {
+                d.spec
+                    .template
+                    .spec
+                    .as_ref()
+                    .is_some_and(|s| s.containers.iter().any(|c| c.name == "stash"))
+            },
+        )
+        .await;
+    assert_eq!(
+        after.metadata.generation,
+        before.metadata.generation.map(|g| g + 1),
+        "exactly one rollout"
+    );
+
+    // The seed's instant trigger, naming this configuration.
+    let trigger = seed("11-backupsession-demo-volume-backup-session.yaml", &ns.name)
+        .replace("name: volume-backup-demo", "name: workload-data-backup");
+    ns.apply(&trigger);
+    let done = ns
+        .wait_for::<BackupSession>(
+            "demo-volume-backup-session",
+            "a finished session",
+            Duration::from_secs(180),
+            |s| {
+                matches!(
+                    s.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed" | "Skipped")
+                )
+            },
+        )
+        .await;
+    let status = done.status.expect("session status");
+    assert_eq!(status.phase.as_deref(), Some("Succeeded"), "{status:?}");
+    let host = &status.targets[0].stats[0];
+    assert_eq!(host.hostname, "host-0");
+    assert_eq!(host.snapshots[0].path, "/source/data");
+    assert_eq!(
+        status.stats.len(),
+        1,
+        "the seed's flat stats: one per directory"
+    );
+    let dir = &status.stats[0];
+    assert_eq!(dir.directory.as_deref(), Some("/source/data"));
+    let snapshot = dir.snapshot.clone().expect("snapshot id");
+    assert_eq!(
+        dir.file_stats.as_ref().and_then(|f| f.new),
+        Some(2),
+        "{dir:?}"
+    );
+
+    let repo = ns
+        .wait_for::<Repository>(
+            "stash-backup-repo",
+            "Repository status",
+            Duration::from_secs(30),
+            |r| r.status.as_ref().and_then(|s| s.snapshot_count) == Some(1),
+        )
+        .await;
+    assert!(repo.status.and_then(|s| s.last_backup_time).is_some());
+
+    let check = restic(&repo_dir, &["check", "--read-data"]);
+    assert!(
+        check.status.success(),
+        "restic check: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let target = work.path().join("restored");
+    let out = restic(
+        &repo_dir,
+        &["restore", &snapshot, "--target", &target.to_string_lossy()],
+    );
+    assert!(
+        out.status.success(),
+        "restic restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let notes =
+        std::fs::read_to_string(target.join("source/data/notes.txt")).expect("restored notes.txt");
+    assert_eq!(notes, "one\ntwo\nthree\n");
+    let index = std::fs::read_to_string(target.join("source/data/index.html"))
+        .expect("restored index.html");
+    assert_eq!(index, "<h1>hello from stash</h1>\n");
+
+    // One replica leads.
+    let lease = Api::<Lease>::namespaced(ns.client.clone(), "stash-system")
+        .get("stash-operator")
+        .await
+        .expect("the leader Lease");
+    let holder = lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    assert!(
+        holder.starts_with("stash-operator-"),
+        "lease holder {holder:?}"
+    );
+
+    // Deleting the configuration takes the sidecar out: one more rollout.
+    let out = cluster.kubectl(
+        &[
+            "delete",
+            "-n",
+            &ns.name,
+            "backupconfiguration",
+            "workload-data-backup",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let removed = deployments.get("stash-demo").await.expect("deployment");
+    assert!(removed
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.containers.iter().all(|c| c.name != "stash")));
+    assert_eq!(
+        removed.metadata.generation,
+        after.metadata.generation.map(|g| g + 1)
+    );
+}
