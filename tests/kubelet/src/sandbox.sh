@@ -46,6 +46,21 @@ done
 # The host's /dev is shared (devices), but not its shared memory.
 mount -t tmpfs -o mode=1777,nosuid,nodev stash-test-shm "$root/dev/shm"
 
+# The program to run, bound at a fixed path before the volumes go in: a volume mounted
+# over a directory holding it (an emptyDir at /tmp, with a checkout under /tmp) must not
+# hide it.
+eval "entry=\${$((3 * n + 2))}"
+case "$entry" in
+  /*)
+    if [ -f "$entry" ]; then
+      : > "$root/.sandbox-entrypoint"
+      mount --bind "$entry" "$root/.sandbox-entrypoint"
+    else
+      entry=
+    fi ;;
+  *) entry= ;;
+esac
+
 # Volumes. Mount points are made and resolved inside the new root, so a symlink such as
 # /var/run -> /run points into the container, never at the host.
 while [ "$n" -gt 0 ]; do
@@ -73,4 +88,8 @@ rm -f "$root/etc/hosts"
 cat "$hosts" > "$root/etc/hosts"
 echo "$name" > /proc/sys/kernel/hostname
 [ "${1:-}" = "--" ] && shift
+if [ -n "$entry" ]; then
+  shift
+  set -- /.sandbox-entrypoint "$@"
+fi
 exec chroot "$root" /bin/sh -c 'cd "$1" 2>/dev/null || cd /; shift; exec "$@"' sh "$workdir" "$@"
