@@ -19,15 +19,14 @@ use std::{
 use chrono::Utc;
 use futures::TryStreamExt;
 use kube::{
-    api::{ListParams, Patch, PatchParams, PostParams},
+    api::{ListParams, Patch, PatchParams},
     runtime::{watcher, WatchStreamExt},
     Api, Client, ResourceExt,
 };
 use serde_json::json;
 use stash_agent::{
-    backend::{open_location_with, OpenOptions},
     backup::{backup, BackupOptions, Counters},
-    repository::{self, files::SnapshotFilter, InitOptions, Repository as Engine},
+    repository::{files::SnapshotFilter, Repository as Engine},
 };
 use stash_repo_format::{
     compress::Mode,
@@ -38,26 +37,14 @@ use crate::{
     controller::invoker_name,
     crd::{
         backup_configuration::BackupConfiguration,
-        backup_session::{BackupSession, BackupSessionStatus},
+        backup_session::BackupSession,
         common::RetentionPolicy,
         repository::{Repository, RepositoryStatus},
     },
-    host::{host_name, TargetKind},
-    location::engine_location,
+    runner::{open_repository, update_status, Pod, RunnerError},
     session::{self, DirectoryResult, RUNNING},
     time::to_k8s,
 };
-
-/// Why the sidecar could not do its work; each names the object or file at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum RunnerError {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Engine(#[from] stash_agent::Error),
-    #[error("{0}")]
-    Config(String),
-}
 
 /// Who this sidecar is.
 #[derive(Debug, Clone)]
@@ -111,6 +98,18 @@ pub async fn run(client: Client, opts: SidecarOptions) -> Result<(), RunnerError
     Ok(())
 }
 
+impl SidecarOptions {
+    fn pod(&self) -> Pod {
+        Pod {
+            namespace: self.namespace.clone(),
+            name: self.pod.clone(),
+            node: self.node.clone(),
+            secret_dir: self.secret_dir.clone(),
+            compression: self.compression,
+        }
+    }
+}
+
 /// This pod's host for the configuration.
 async fn my_host(
     client: &Client,
@@ -120,15 +119,9 @@ async fn my_host(
         .get(&opts.configuration)
         .await?;
     let target = bc.spec.target.clone().unwrap_or_default();
-    let kind: TargetKind = target
-        .reference
-        .as_ref()
-        .map(|r| r.kind.as_str())
-        .unwrap_or("Deployment")
-        .parse()
-        .map_err(|e: crate::host::HostError| RunnerError::Config(e.to_string()))?;
-    let host = host_name(kind, target.alias.as_deref(), &opts.pod, &opts.node)
-        .map_err(|e| RunnerError::Config(e.to_string()))?;
+    let host = opts
+        .pod()
+        .host(target.reference.as_ref(), target.alias.as_deref())?;
     Ok((bc, host))
 }
 
@@ -152,38 +145,12 @@ async fn fail_interrupted(client: &Client, opts: &SidecarOptions) -> Result<(), 
             let failed = session::host_stats(&host, "", &[], Some(why), Duration::ZERO);
             update_status(&api, &bs.name_any(), |s| {
                 session::record(s, failed.clone(), Vec::new());
-                true
+                Some(())
             })
             .await?;
         }
     }
     Ok(())
-}
-
-/// Re-reads the session and writes `edit`'s change under optimistic concurrency,
-/// retrying on conflicts; returns whether `edit` accepted (false: nothing written).
-async fn update_status(
-    api: &Api<BackupSession>,
-    name: &str,
-    mut edit: impl FnMut(&mut BackupSessionStatus) -> bool,
-) -> Result<bool, RunnerError> {
-    for _ in 0..20 {
-        let mut bs = api.get_status(name).await?;
-        let mut status = bs.status.clone().unwrap_or_default();
-        if !edit(&mut status) {
-            return Ok(false);
-        }
-        bs.status = Some(status);
-        bs.metadata.managed_fields = None;
-        match api.replace_status(name, &PostParams::default(), &bs).await {
-            Ok(_) => return Ok(true),
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(RunnerError::Config(format!(
-        "BackupSession {name:?}: status kept changing under us"
-    )))
 }
 
 /// Backs up this host for `bs` if it is this sidecar's to do; returns whether the
@@ -196,7 +163,8 @@ async fn work(
     let (bc, host) = my_host(client, opts).await?;
     let api: Api<BackupSession> = Api::namespaced(client.clone(), &opts.namespace);
     let name = bs.name_any();
-    if !update_status(&api, &name, |s| session::claim(s, &host)).await? {
+    let claimed = update_status(&api, &name, |s| session::claim(s, &host).then_some(())).await?;
+    if claimed.is_none() {
         return Ok(true);
     }
     let started = Instant::now();
@@ -216,7 +184,7 @@ async fn work(
     let seed = session::seed_stats(&host, &results);
     update_status(&api, &name, |s| {
         session::record(s, stats.clone(), seed.clone());
-        true
+        Some(())
     })
     .await?;
     match error {
@@ -231,54 +199,13 @@ async fn work(
 
 type Partial = (Vec<DirectoryResult>, RunnerError);
 
-async fn open_repository(
-    client: &Client,
-    opts: &SidecarOptions,
-    bc: &BackupConfiguration,
-) -> Result<(Engine, Repository), RunnerError> {
-    let repo = Api::<Repository>::namespaced(client.clone(), &opts.namespace)
-        .get(&bc.spec.repository.name)
-        .await?;
-    let location = engine_location(&repo.spec)
-        .map_err(|e| RunnerError::Config(format!("Repository {:?}: {e}", repo.name_any())))?;
-    let secrets = stash_agent::backend::secret_dir::read(&opts.secret_dir)?;
-    let password = secrets.password().ok_or_else(|| {
-        RunnerError::Config(format!(
-            "the storage Secret (at {}) has no RESTIC_PASSWORD",
-            opts.secret_dir.display()
-        ))
-    })?;
-    let open = OpenOptions {
-        secret_dir: Some(opts.secret_dir.clone()),
-        defaults: location.defaults.clone(),
-        ..OpenOptions::default()
-    };
-    let backend = open_location_with(&location.location, true, &open)?;
-    let engine = if backend.has_config().await? {
-        repository::open(backend, password.as_bytes()).await?
-    } else {
-        eprintln!("initializing repository {}", location.location);
-        repository::init(
-            backend,
-            password.as_bytes(),
-            InitOptions {
-                version: 2,
-                fastcdc: false,
-                kdf: None,
-            },
-        )
-        .await?
-    };
-    Ok((engine.with_compression(opts.compression), repo))
-}
-
 async fn backup_host(
     client: &Client,
     opts: &SidecarOptions,
     bc: &BackupConfiguration,
     host: &str,
 ) -> Result<Vec<DirectoryResult>, Partial> {
-    let (engine, repo) = open_repository(client, opts, bc)
+    let (engine, repo) = open_repository(client, &opts.pod(), &bc.spec.repository.name, true)
         .await
         .map_err(|e| (Vec::new(), e))?;
     let target = bc.spec.target.clone().unwrap_or_default();

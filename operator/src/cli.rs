@@ -13,6 +13,8 @@ pub enum Command {
     Operator(OperatorArgs),
     /// The backup sidecar in a workload's pod (added by the operator).
     Sidecar(SidecarArgs),
+    /// The restore init container in a workload's pod (added by the operator).
+    RestoreInit(RestoreInitArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +58,29 @@ pub struct SidecarArgs {
     /// The node's name (a DaemonSet's host).
     #[arg(long, env = "NODE_NAME", default_value = "")]
     node: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreInitArgs {
+    /// The RestoreSession this init container serves.
+    #[arg(long = "restore-session")]
+    restore_session: String,
+    /// The pod's namespace (the session's).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: String,
+    /// The pod's name (a StatefulSet's host comes from its ordinal).
+    #[arg(long, env = "POD_NAME")]
+    pod: String,
+    /// The node's name (a DaemonSet's host).
+    #[arg(long, env = "NODE_NAME", default_value = "")]
+    node: String,
+}
+
+fn secret_dir(global: &Global) -> PathBuf {
+    global
+        .secret_dir()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(crate::pod_template::SECRET_DIR))
 }
 
 async fn client() -> anyhow::Result<kube::Client> {
@@ -117,10 +142,7 @@ impl stash_agent::cli::Extension for Command {
                 Ok(0)
             }
             Command::Sidecar(a) => {
-                let secret_dir: PathBuf = global
-                    .secret_dir()
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(crate::sidecar::SECRET_DIR));
+                let secret_dir = secret_dir(&global);
                 let opts = crate::backup_runner::SidecarOptions {
                     configuration: a.configuration,
                     namespace: a.namespace,
@@ -130,6 +152,17 @@ impl stash_agent::cli::Extension for Command {
                     compression: global.compression(),
                 };
                 crate::backup_runner::run(client().await?, opts).await?;
+                Ok(0)
+            }
+            Command::RestoreInit(a) => {
+                let pod = crate::runner::Pod {
+                    namespace: a.namespace,
+                    name: a.pod,
+                    node: a.node,
+                    secret_dir: secret_dir(&global),
+                    compression: global.compression(),
+                };
+                crate::restore_runner::run(client().await?, pod, &a.restore_session).await?;
                 Ok(0)
             }
         }

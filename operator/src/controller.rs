@@ -8,7 +8,9 @@ mod backup_session;
 mod http;
 mod leader;
 mod metrics;
+mod pod_rbac;
 mod resolve;
+mod restore_session;
 mod workload;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -16,19 +18,25 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
+    api::PostParams,
+    core::object::HasStatus,
     runtime::{
         controller::{Action, Controller},
         events::{Event, EventType, Recorder, Reporter},
         watcher,
     },
-    Api, Client,
+    Api, Client, Resource, ResourceExt,
 };
 
+pub use crate::session::DEFAULT_TIMEOUT;
 pub use backup_configuration::{FINALIZER, INVOKER_LABEL};
-pub use backup_session::{invoker_name, DEFAULT_TIMEOUT};
+pub use backup_session::invoker_name;
 pub use metrics::Metrics;
 
-use crate::crd::{backup_configuration::BackupConfiguration, backup_session::BackupSession};
+use crate::crd::{
+    backup_configuration::BackupConfiguration, backup_session::BackupSession,
+    restore_session::RestoreSession,
+};
 
 /// The field manager and event reporter of every write the operator makes.
 pub const MANAGER: &str = "stash-operator";
@@ -86,6 +94,47 @@ pub struct RunOptions {
     pub identity: String,
     /// `/healthz` and `/metrics`.
     pub listen: SocketAddr,
+}
+
+/// When `object` was created (now, for an object not read from the API server).
+fn created<K: Resource>(object: &K) -> chrono::DateTime<chrono::Utc> {
+    object
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .map(crate::time::from_k8s)
+        .unwrap_or_else(chrono::Utc::now)
+}
+
+/// How long ago `object` was created.
+fn age<K: Resource>(object: &K) -> Duration {
+    (chrono::Utc::now() - created(object))
+        .to_std()
+        .unwrap_or_default()
+}
+
+/// Writes `status` over `object`'s, failing on a concurrent change (a pod's write),
+/// which the controller retries with the fresh object.
+async fn replace_status<K>(object: &K, ctx: &Context, status: K::Status) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + HasStatus
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let mut next = object.clone();
+    *next.status_mut() = Some(status);
+    next.meta_mut().managed_fields = None;
+    let pp = PostParams {
+        field_manager: Some(MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    Api::<K>::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default())
+        .replace_status(&object.name_any(), &pp, &next)
+        .await?;
+    Ok(())
 }
 
 fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
@@ -158,11 +207,22 @@ pub async fn run(
     .run(
         backup_session::reconcile,
         error_policy("backupsession"),
+        ctx.clone(),
+    )
+    .for_each(|_| async {});
+    let restores = Controller::new(
+        Api::<RestoreSession>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        restore_session::reconcile,
+        error_policy("restoresession"),
         ctx,
     )
     .for_each(|_| async {});
     let result = tokio::select! {
-        _ = futures::future::join(configurations, sessions) => Ok(()),
+        _ = futures::future::join3(configurations, sessions, restores) => Ok(()),
         lost = elector.keep() => Err(lost),
     };
     metrics.set_leader(false);

@@ -25,6 +25,24 @@ pub const SUCCEEDED: &str = "Succeeded";
 pub const FAILED: &str = "Failed";
 pub const SKIPPED: &str = "Skipped";
 
+/// A session's time limit when its configuration sets no `timeOut`: long enough for
+/// a large first backup or restore, short enough that a lost pod does not block the
+/// schedule for days.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+/// A session's time limit from a `timeOut` field (Go duration syntax).
+///
+/// # Errors
+/// The text is not a duration; the message names the field and the value.
+pub fn timeout(text: Option<&str>) -> Result<Duration, String> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(t) => {
+            crate::schedule::parse_duration(t).map_err(|e| format!("spec.timeOut {t:?}: {e}"))
+        }
+    }
+}
+
 /// Whether a phase is final.
 pub fn is_final(phase: Option<&str>) -> bool {
     matches!(phase, Some(SUCCEEDED | FAILED | SKIPPED))
@@ -184,16 +202,20 @@ pub fn record(status: &mut BackupSessionStatus, stats: HostBackupStats, seed: Ve
 /// failed, Succeeded otherwise; `None` while hosts are missing or still running.
 pub fn outcome(status: &BackupSessionStatus) -> Option<&'static str> {
     let t = status.targets.first()?;
-    let total = usize::try_from(t.total_hosts?).ok()?;
-    let done: Vec<&HostBackupStats> = t
-        .stats
-        .iter()
-        .filter(|s| is_final(s.phase.as_deref()))
-        .collect();
+    outcome_of(t.total_hosts?, t.stats.iter().map(|s| s.phase.as_deref()))
+}
+
+/// [`outcome`] over the phases the hosts reported, of a session expecting `total`.
+pub fn outcome_of<'a>(
+    total: i32,
+    phases: impl Iterator<Item = Option<&'a str>>,
+) -> Option<&'static str> {
+    let total = usize::try_from(total).ok()?;
+    let done: Vec<Option<&str>> = phases.filter(|p| is_final(*p)).collect();
     if done.len() < total {
         return None;
     }
-    Some(if done.iter().any(|s| s.phase.as_deref() == Some(FAILED)) {
+    Some(if done.contains(&Some(FAILED)) {
         FAILED
     } else {
         SUCCEEDED

@@ -15,6 +15,16 @@ pub fn from_k8s(t: &Time) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// `t` plus `d`, saturating at the latest time a Kubernetes timestamp holds, so a huge
+/// timeout means "never" instead of an overflow or a deadline in the past.
+pub fn after(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    let latest = DateTime::from_timestamp(Timestamp::MAX.as_second(), 0).unwrap_or(t);
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .map_or(latest, |x| x.min(latest))
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -26,5 +36,17 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2026, 12, 5, 15, 30, 7).unwrap();
         assert_eq!(from_k8s(&to_k8s(t)), t);
         assert_eq!(to_k8s(t).0.to_string(), "2026-12-05T15:30:07Z");
+    }
+
+    #[test]
+    fn a_huge_timeout_is_a_far_deadline_not_an_overflow() {
+        let t = Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap();
+        assert_eq!(
+            after(t, std::time::Duration::from_secs(60)),
+            Utc.with_ymd_and_hms(2026, 12, 5, 0, 1, 0).unwrap()
+        );
+        let far = after(t, std::time::Duration::MAX);
+        assert!(far > t);
+        assert_eq!(from_k8s(&to_k8s(far)), far);
     }
 }

@@ -99,9 +99,19 @@ pub async fn init(
     let key = Key::random();
     let key_id = add_key(&backend, &key, password, opts.kdf).await?;
     let sealed = key.seal(&config.to_json());
-    backend
+    if let Err(e) = backend
         .write(FileType::Config, &Id::default(), Bytes::from(sealed))
-        .await?;
+        .await
+    {
+        // Another process initialized the location at the same moment (the replicas of
+        // a new StatefulSet all start together) and its config won: our key opens no
+        // config, so it goes again.
+        let _ = backend.remove(FileType::Key, &key_id).await;
+        if backend.has_config().await.unwrap_or(false) {
+            return Err(Error::AlreadyInitialized(backend.location()));
+        }
+        return Err(e);
+    }
     Ok(Repository {
         backend,
         key,
@@ -111,8 +121,14 @@ pub async fn init(
     })
 }
 
-/// Tries each key file with `password` and returns the master key and key id.
-async fn find_key(backend: &Arc<dyn Backend>, password: &[u8]) -> Result<(Key, Id)> {
+/// Tries each key file with `password` and returns the first master key that opens
+/// `sealed_config`, with its key id. A key that opens with the password but not the
+/// config (left by an interrupted or lost concurrent `init`) is passed over.
+async fn find_key(
+    backend: &Arc<dyn Backend>,
+    password: &[u8],
+    sealed_config: &Bytes,
+) -> Result<(Key, Id)> {
     let mut keys = backend.list(FileType::Key).await?;
     keys.sort_by_key(|(id, _)| *id);
     let mut damaged = None;
@@ -127,7 +143,10 @@ async fn find_key(backend: &Arc<dyn Backend>, password: &[u8]) -> Result<(Key, I
         };
         let pw = password.to_vec();
         match crate::cpu::spawn(move || kf.open(&pw)).await {
-            Ok(k) => return Ok((k, id)),
+            Ok(k) => match k.open(sealed_config) {
+                Ok(_) => return Ok((k, id)),
+                Err(e) => damaged = Some(Error::damaged(FileType::Config, "config", e)),
+            },
             Err(FormatError::MacMismatch) => continue,
             Err(e) => damaged = Some(Error::damaged(FileType::Key, id, e)),
         }
@@ -144,8 +163,8 @@ pub async fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Reposito
     if !backend.has_config().await? {
         return Err(Error::NoRepository(backend.location()));
     }
-    let (key, key_id) = find_key(&backend, password).await?;
     let sealed = backend.read(FileType::Config, &Id::default(), None).await?;
+    let (key, key_id) = find_key(&backend, password, &sealed).await?;
     let plain = key
         .open(&sealed)
         .map_err(|e| Error::damaged(FileType::Config, "config", e))?;
@@ -158,4 +177,59 @@ pub async fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Reposito
         key_id,
         compression: Mode::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::location::open_location;
+
+    fn quick() -> InitOptions {
+        InitOptions {
+            version: 2,
+            fastcdc: false,
+            kdf: Some(stash_repo_format::key::KdfParams {
+                n: 1024,
+                r: 8,
+                p: 1,
+            }),
+        }
+    }
+
+    /// Several processes initializing one new location at once (the replicas of a
+    /// new StatefulSet): one wins, the others are told it is initialized, no stray key
+    /// is left, and every one of them then opens the winner's repository.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_inits_leave_one_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("repo").to_string_lossy().into_owned();
+        let attempts = (0..4).map(|_| {
+            let location = location.clone();
+            tokio::spawn(async move {
+                let backend = open_location(&location, true).unwrap();
+                init(backend, b"pw", quick()).await.map(|r| r.config.id)
+            })
+        });
+        let results: Vec<Result<String>> = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let won: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert!(!won.is_empty(), "{results:?}");
+        assert!(
+            won.iter().all(|id| *id == won[0]),
+            "two configs won: {won:?}"
+        );
+        for r in &results {
+            if let Err(e) = r {
+                assert!(matches!(e, Error::AlreadyInitialized(_)), "{e}");
+            }
+        }
+        let backend = open_location(&location, false).unwrap();
+        let keys = backend.list(FileType::Key).await.unwrap();
+        assert_eq!(keys.len(), won.len(), "keys of the losers were left");
+        let repo = open(backend, b"pw").await.unwrap();
+        assert_eq!(&repo.config.id, won[0]);
+    }
 }

@@ -10,7 +10,6 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::{
     api::{ObjectMeta, Patch, PatchParams, PostParams},
     runtime::{
@@ -33,7 +32,8 @@ use crate::{
         backup_configuration::{BackupConfiguration, BackupConfigurationStatus},
         backup_session::{BackupSession, BackupSessionSpec, InvokerRef},
     },
-    rbac, sidecar,
+    pod_template::Support,
+    sidecar,
     time::{from_k8s, to_k8s},
 };
 
@@ -177,12 +177,14 @@ async fn inject(bc: &BackupConfiguration, r: &Resolved, ctx: &Context) -> Result
     let inputs = sidecar::Inputs {
         configuration: bc.name_any(),
         image: ctx.image.clone(),
-        storage_secret: secret.clone(),
         volume_mounts: mounts,
-        temp_dir: bc.spec.temp_dir.clone(),
-        repository_volume: location.volume.clone(),
+        support: Support {
+            storage_secret: secret.clone(),
+            temp_dir: bc.spec.temp_dir.clone(),
+            repository_volume: location.volume.clone(),
+        },
     };
-    let new = match sidecar::inject(template, &inputs) {
+    let new = match sidecar::inject(template, &inputs, &workload.claim_templates()) {
         Ok(n) => n,
         Err(e) => {
             return Ok(Check::failed(
@@ -192,10 +194,10 @@ async fn inject(bc: &BackupConfiguration, r: &Resolved, ctx: &Context) -> Result
             ))
         }
     };
-    ensure_rbac(bc, ctx, &workload.service_account()).await?;
+    super::pod_rbac::ensure(bc, ctx, &workload.service_account()).await?;
     if let Some(new) = new {
         workload.clone().replace_template(&ctx.client, new).await?;
-        ctx.metrics.sidecar_changed();
+        ctx.metrics.template_changed();
         ctx.event(
             &bc.object_ref(&()),
             EventType::Normal,
@@ -211,56 +213,21 @@ async fn inject(bc: &BackupConfiguration, r: &Resolved, ctx: &Context) -> Result
     ))
 }
 
-/// The sidecar's Role and this workload's binding, each owned (among others) by every
-/// configuration that needs it, so the garbage collector removes them with the last one.
-async fn ensure_rbac(bc: &BackupConfiguration, ctx: &Context, account: &str) -> Result<(), Error> {
-    let ns = bc.namespace().unwrap_or_default();
-    let owner = bc.controller_owner_ref(&()).map(|mut o| {
-        o.controller = None;
-        o.block_owner_deletion = None;
-        o
-    });
-    // One field manager per configuration: each one's owner reference is its own
-    // entry of the list, and leaving never takes another's away.
-    let pp = PatchParams::apply(&format!("{MANAGER}-{}", bc.uid().unwrap_or_default())).force();
-    let mut role = rbac::role(&ns);
-    role.metadata.owner_references = owner.clone().map(|o| vec![o]);
-    Api::<Role>::namespaced(ctx.client.clone(), &ns)
-        .patch(rbac::ROLE, &pp, &Patch::Apply(&role))
-        .await?;
-    let mut binding = rbac::binding(&ns, account);
-    binding.metadata.owner_references = owner.map(|o| vec![o]);
-    Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
-        .patch(&rbac::binding_name(account), &pp, &Patch::Apply(&binding))
-        .await?;
-    Ok(())
-}
-
 /// Takes the sidecar out of the target, if the target is still there.
 async fn cleanup(bc: &BackupConfiguration, ctx: &Context) -> Result<Action, Error> {
     let ns = bc.namespace().unwrap_or_default();
     let target = bc.spec.target.as_ref().and_then(|t| t.reference.as_ref());
-    let kind = target
-        .and_then(|t| t.kind.parse().ok())
-        .filter(|k| Workload::supports(*k));
-    let same_ns = target.is_some_and(|t| {
-        t.namespace
-            .as_deref()
-            .is_none_or(|n| n.is_empty() || n == ns)
-    });
-    if let (Some(t), Some(kind), true) = (target, kind, same_ns) {
-        if let Some(w) = Workload::get(&ctx.client, kind, &ns, &t.name).await? {
-            if let Some(new) = w.template().and_then(sidecar::remove) {
-                w.replace_template(&ctx.client, new).await?;
-                ctx.metrics.sidecar_changed();
-                ctx.event(
-                    &bc.object_ref(&()),
-                    EventType::Normal,
-                    "SidecarRemoved",
-                    format!("removed the stash sidecar from {} {:?}", t.kind, t.name),
-                )
-                .await;
-            }
+    if let Some((t, w)) = Workload::of_target(&ctx.client, &ns, target).await? {
+        if let Some(new) = w.template().and_then(sidecar::remove) {
+            w.replace_template(&ctx.client, new).await?;
+            ctx.metrics.template_changed();
+            ctx.event(
+                &bc.object_ref(&()),
+                EventType::Normal,
+                "SidecarRemoved",
+                format!("removed the stash sidecar from {} {:?}", t.kind, t.name),
+            )
+            .await;
         }
     }
     Ok(Action::await_change())

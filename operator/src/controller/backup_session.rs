@@ -9,13 +9,13 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use kube::{
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
     runtime::{controller::Action, events::EventType},
     Api, Resource, ResourceExt,
 };
 use serde_json::json;
 
-use super::{workload::Workload, Context, Error, MANAGER};
+use super::{workload::Workload, Context, Error};
 use crate::{
     crd::{
         backup_configuration::BackupConfiguration,
@@ -23,15 +23,9 @@ use crate::{
         common::TargetRef,
     },
     host::TargetKind,
-    schedule::parse_duration,
-    session::{self, FAILED, RUNNING, SKIPPED, SUCCEEDED},
-    time::{from_k8s, to_k8s},
+    session::{self, DEFAULT_TIMEOUT, FAILED, RUNNING, SKIPPED, SUCCEEDED},
+    time::{after, from_k8s, to_k8s},
 };
-
-/// A session's time limit when its configuration sets no `timeOut`: long enough for
-/// a large first backup, short enough that a lost sidecar does not block the schedule
-/// for days.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 /// The configuration a session names, in either spelling.
 pub fn invoker_name(s: &BackupSession) -> Option<&str> {
@@ -120,19 +114,9 @@ async fn start(
             .unwrap_or(1),
         Err(_) => 1,
     };
-    let timeout = bc
-        .spec
-        .time_out
-        .as_deref()
-        .and_then(|t| parse_duration(t).ok())
-        .unwrap_or(DEFAULT_TIMEOUT);
-    let created = bs
-        .meta()
-        .creation_timestamp
-        .as_ref()
-        .map(from_k8s)
-        .unwrap_or_else(Utc::now);
-    let deadline = created + chrono::Duration::from_std(timeout).unwrap_or_default();
+    // An invalid timeOut makes the configuration NotReady, which failed above.
+    let timeout = session::timeout(bc.spec.time_out.as_deref()).unwrap_or(DEFAULT_TIMEOUT);
+    let deadline = after(super::created(bs), timeout);
     let mut status = bs.status.clone().unwrap_or_default();
     session::start(
         &mut status,
@@ -143,7 +127,7 @@ async fn start(
         hosts,
         to_k8s(deadline),
     );
-    replace_status(bs, ctx, status).await?;
+    super::replace_status(bs, ctx, status).await?;
     ctx.event(
         &bs.object_ref(&()),
         EventType::Normal,
@@ -216,17 +200,11 @@ async fn end(
     bc: Option<&BackupConfiguration>,
 ) -> Result<Action, Error> {
     let mut status = bs.status.clone().unwrap_or_default();
-    let created = bs
-        .meta()
-        .creation_timestamp
-        .as_ref()
-        .map(from_k8s)
-        .unwrap_or_else(Utc::now);
-    let took = (Utc::now() - created).to_std().unwrap_or_default();
+    let took = super::age(bs);
     let reason = (!why.is_empty()).then_some(why);
     session::finish(&mut status, phase, reason, took);
     set_reason(&mut status, phase, why);
-    replace_status(bs, ctx, status).await?;
+    super::replace_status(bs, ctx, status).await?;
     ctx.metrics.session_finished(phase);
     let type_ = if phase == SUCCEEDED || phase == SKIPPED {
         EventType::Normal
@@ -309,25 +287,5 @@ async fn trim_history(bc: &BackupConfiguration, ctx: &Context) -> Result<(), Err
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
-}
-
-/// Writes `status` over the session's, failing on a concurrent change (a sidecar's
-/// write), which the controller retries with the fresh object.
-async fn replace_status(
-    bs: &BackupSession,
-    ctx: &Context,
-    status: BackupSessionStatus,
-) -> Result<(), Error> {
-    let mut next = bs.clone();
-    next.status = Some(status);
-    next.metadata.managed_fields = None;
-    let pp = PostParams {
-        field_manager: Some(MANAGER.to_string()),
-        ..PostParams::default()
-    };
-    Api::<BackupSession>::namespaced(ctx.client.clone(), &bs.namespace().unwrap_or_default())
-        .replace_status(&bs.name_any(), &pp, &next)
-        .await?;
     Ok(())
 }

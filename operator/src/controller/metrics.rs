@@ -13,27 +13,50 @@ use std::{
 /// Counters of what the controllers did.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    reconciliations: Mutex<BTreeMap<&'static str, u64>>,
-    failures: Mutex<BTreeMap<&'static str, u64>>,
+    reconciliations: Mutex<BTreeMap<String, u64>>,
+    failures: Mutex<BTreeMap<String, u64>>,
     sessions_finished: Mutex<BTreeMap<String, u64>>,
+    restores_finished: Mutex<BTreeMap<String, u64>>,
     sessions_created: AtomicU64,
-    sidecar_changes: AtomicU64,
+    template_changes: AtomicU64,
     leader: AtomicBool,
 }
 
-fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
+fn bump(m: &Mutex<BTreeMap<String, u64>>, k: &str) {
     *m.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .entry(k)
+        .entry(k.to_string())
         .or_default() += 1;
 }
 
+/// One metric family in the text format: its header, then one line per label value
+/// (or one unlabelled line).
+fn family(out: &mut String, name: &str, kind: &str, help: &str, values: Values<'_>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    match values {
+        Values::One(v) => {
+            let _ = writeln!(out, "{name} {v}");
+        }
+        Values::By(label, m) => {
+            let m = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (k, v) in m.iter() {
+                let _ = writeln!(out, "{name}{{{label}=\"{k}\"}} {v}");
+            }
+        }
+    }
+}
+
+enum Values<'a> {
+    One(u64),
+    By(&'static str, &'a Mutex<BTreeMap<String, u64>>),
+}
+
 impl Metrics {
-    pub fn reconciled(&self, controller: &'static str) {
+    pub fn reconciled(&self, controller: &str) {
         bump(&self.reconciliations, controller);
     }
 
-    pub fn failed(&self, controller: &'static str) {
+    pub fn failed(&self, controller: &str) {
         bump(&self.failures, controller);
     }
 
@@ -42,11 +65,17 @@ impl Metrics {
     }
 
     pub fn session_finished(&self, phase: &str) {
-        bump(&self.sessions_finished, phase.to_string());
+        bump(&self.sessions_finished, phase);
     }
 
-    pub fn sidecar_changed(&self) {
-        self.sidecar_changes.fetch_add(1, Ordering::Relaxed);
+    pub fn restore_finished(&self, phase: &str) {
+        bump(&self.restores_finished, phase);
+    }
+
+    /// A workload's pod template was changed (the sidecar or init container went in
+    /// or out): each one rolls the workload.
+    pub fn template_changed(&self) {
+        self.template_changes.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -60,91 +89,56 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        let labelled = |out: &mut String, name: &str, label: &str, m: &BTreeMap<String, u64>| {
-            for (k, v) in m {
-                let _ = writeln!(out, "{name}{{{label}=\"{k}\"}} {v}");
-            }
-        };
-        let owned = |m: &Mutex<BTreeMap<&'static str, u64>>| -> BTreeMap<String, u64> {
-            m.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect()
-        };
+        let o = &mut out;
         family(
-            &mut out,
+            o,
             "stash_operator_reconciliations_total",
             "counter",
             "Reconciliations by controller.",
-        );
-        labelled(
-            &mut out,
-            "stash_operator_reconciliations_total",
-            "controller",
-            &owned(&self.reconciliations),
+            Values::By("controller", &self.reconciliations),
         );
         family(
-            &mut out,
+            o,
             "stash_operator_reconcile_errors_total",
             "counter",
             "Failed reconciliations by controller.",
-        );
-        labelled(
-            &mut out,
-            "stash_operator_reconcile_errors_total",
-            "controller",
-            &owned(&self.failures),
+            Values::By("controller", &self.failures),
         );
         family(
-            &mut out,
+            o,
             "stash_backup_sessions_finished_total",
             "counter",
             "Backup sessions ended, by phase.",
-        );
-        let finished = self
-            .sessions_finished
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        labelled(
-            &mut out,
-            "stash_backup_sessions_finished_total",
-            "phase",
-            &finished,
+            Values::By("phase", &self.sessions_finished),
         );
         family(
-            &mut out,
+            o,
+            "stash_restore_sessions_finished_total",
+            "counter",
+            "Restore sessions ended, by phase.",
+            Values::By("phase", &self.restores_finished),
+        );
+        family(
+            o,
             "stash_backup_sessions_created_total",
             "counter",
             "Backup sessions created by schedules.",
-        );
-        let _ = writeln!(
-            out,
-            "stash_backup_sessions_created_total {}",
-            self.sessions_created.load(Ordering::Relaxed)
+            Values::One(self.sessions_created.load(Ordering::Relaxed)),
         );
         family(
-            &mut out,
-            "stash_operator_sidecar_changes_total",
+            o,
+            "stash_operator_pod_template_changes_total",
             "counter",
             "Pod templates changed (each one rolls a workload).",
-        );
-        let _ = writeln!(
-            out,
-            "stash_operator_sidecar_changes_total {}",
-            self.sidecar_changes.load(Ordering::Relaxed)
+            Values::One(self.template_changes.load(Ordering::Relaxed)),
         );
         family(
-            &mut out,
+            o,
             "stash_operator_leader",
             "gauge",
             "1 while this replica holds the leader lease.",
+            Values::One(u64::from(self.is_leader())),
         );
-        let _ = writeln!(out, "stash_operator_leader {}", u8::from(self.is_leader()));
         out
     }
 }

@@ -1,7 +1,7 @@
-//! Resolving what a BackupConfiguration refers to (its Repository, the storage Secret,
-//! the target workload, its schedule), each in the configuration's own namespace, into
-//! one condition per reference. A reference to another namespace is refused, never
-//! followed.
+//! Resolving what a BackupConfiguration or RestoreSession refers to (its Repository,
+//! the storage Secret, the target workload, a configuration's schedule), each in the
+//! resource's own namespace, into one condition per reference. A reference to another
+//! namespace is refused, never followed.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
@@ -9,7 +9,11 @@ use kube::{Api, Client, ResourceExt};
 use super::workload::Workload;
 use crate::{
     conditions::Check,
-    crd::{backup_configuration::BackupConfiguration, repository::Repository},
+    crd::{
+        backup_configuration::BackupConfiguration,
+        common::{ObjectRef, TargetRef},
+        repository::Repository,
+    },
     host::TargetKind,
     location::{engine_location, EngineLocation},
     schedule::Schedule,
@@ -18,7 +22,9 @@ use crate::{
 pub const REPOSITORY_FOUND: &str = "RepositoryFound";
 pub const SECRET_FOUND: &str = "BackendSecretFound";
 pub const TARGET_FOUND: &str = "BackupTargetFound";
+pub const RESTORE_TARGET_FOUND: &str = "RestoreTargetFound";
 pub const SCHEDULE_VALID: &str = "ScheduleValid";
+pub const TIMEOUT_VALID: &str = "TimeOutValid";
 pub const SIDECAR_INJECTED: &str = "StashSidecarInjected";
 
 /// What a configuration's references resolved to, and a condition for each.
@@ -45,20 +51,45 @@ impl Resolved {
     }
 }
 
-/// The refusal of a reference into `other` from an object in `own`.
-fn cross_namespace(field: &str, other: &str, own: &str) -> String {
-    format!("{field} is in namespace {other:?}, not the BackupConfiguration's own {own:?}: references to other namespaces are refused")
+/// What a resource refers to, and how its conditions name things.
+#[derive(Debug, Clone, Copy)]
+pub struct Refs<'a> {
+    /// The referring kind, for messages.
+    pub kind: &'static str,
+    pub namespace: &'a str,
+    pub repository: &'a ObjectRef,
+    pub target: Option<&'a TargetRef>,
+    /// The condition type of the target's check.
+    pub target_condition: &'static str,
+    /// Why a missing `target.ref` is refused.
+    pub no_target: &'static str,
 }
 
-/// Resolves `bc`'s references (see the module docs).
+impl Refs<'_> {
+    /// The refusal of a reference to `what` in namespace `other`.
+    fn cross_namespace(&self, what: &str, other: &str) -> String {
+        format!(
+            "{what} is in namespace {other:?}, not the {}'s own {:?}: references to other namespaces are refused",
+            self.kind, self.namespace
+        )
+    }
+}
+
+/// Resolves `bc`'s references and schedule (see the module docs).
 ///
 /// # Errors
 /// API errors other than not-found, which become conditions.
 pub async fn resolve(client: &Client, bc: &BackupConfiguration) -> Result<Resolved, kube::Error> {
     let ns = bc.namespace().unwrap_or_default();
-    let mut r = Resolved::default();
-    resolve_repository(client, bc, &ns, &mut r).await?;
-    resolve_target(client, bc, &ns, &mut r).await?;
+    let refs = Refs {
+        kind: "BackupConfiguration",
+        namespace: &ns,
+        repository: &bc.spec.repository,
+        target: bc.spec.target.as_ref().and_then(|t| t.reference.as_ref()),
+        target_condition: TARGET_FOUND,
+        no_target: "spec.target.ref is not set: a cluster backup needs a Task, which the sidecar does not run",
+    };
+    let mut r = resolve_refs(client, &refs).await?;
     r.checks.push(
         match bc.spec.schedule.as_deref().filter(|s| !s.trim().is_empty()) {
             None => Check::ok(
@@ -79,16 +110,45 @@ pub async fn resolve(client: &Client, bc: &BackupConfiguration) -> Result<Resolv
             },
         },
     );
+    if let Some(check) = timeout_check(bc.spec.time_out.as_deref()) {
+        r.checks.push(check);
+    }
+    Ok(r)
+}
+
+/// The [`TIMEOUT_VALID`] condition of a `timeOut` that is set.
+pub fn timeout_check(text: Option<&str>) -> Option<Check> {
+    text.filter(|t| !t.trim().is_empty())?;
+    Some(match crate::session::timeout(text) {
+        Ok(d) => Check::ok(
+            TIMEOUT_VALID,
+            "Valid",
+            format!(
+                "sessions time out after {}",
+                crate::session::duration_text(d)
+            ),
+        ),
+        Err(e) => Check::failed(TIMEOUT_VALID, "Invalid", e),
+    })
+}
+
+/// Resolves the Repository, its Secret and the target of `refs`.
+///
+/// # Errors
+/// API errors other than not-found, which become conditions.
+pub async fn resolve_refs(client: &Client, refs: &Refs<'_>) -> Result<Resolved, kube::Error> {
+    let mut r = Resolved::default();
+    resolve_repository(client, refs, &mut r).await?;
+    resolve_target(client, refs, &mut r).await?;
     Ok(r)
 }
 
 async fn resolve_repository(
     client: &Client,
-    bc: &BackupConfiguration,
-    ns: &str,
+    refs: &Refs<'_>,
     r: &mut Resolved,
 ) -> Result<(), kube::Error> {
-    let reference = &bc.spec.repository;
+    let (reference, ns) = (refs.repository, refs.namespace);
     if let Some(other) = reference
         .namespace
         .as_deref()
@@ -97,7 +157,7 @@ async fn resolve_repository(
         r.checks.push(Check::failed(
             REPOSITORY_FOUND,
             "CrossNamespace",
-            cross_namespace(&format!("Repository {:?}", reference.name), other, ns),
+            refs.cross_namespace(&format!("Repository {:?}", reference.name), other),
         ));
         return Ok(());
     }
@@ -178,16 +238,13 @@ async fn resolve_repository(
 
 async fn resolve_target(
     client: &Client,
-    bc: &BackupConfiguration,
-    ns: &str,
+    refs: &Refs<'_>,
     r: &mut Resolved,
 ) -> Result<(), kube::Error> {
-    let Some(target) = bc.spec.target.as_ref().and_then(|t| t.reference.as_ref()) else {
-        r.checks.push(Check::failed(
-            TARGET_FOUND,
-            "NotSet",
-            "spec.target.ref is not set: a cluster backup needs a Task, which the sidecar does not run",
-        ));
+    let (ns, condition) = (refs.namespace, refs.target_condition);
+    let Some(target) = refs.target else {
+        r.checks
+            .push(Check::failed(condition, "NotSet", refs.no_target));
         return Ok(());
     };
     let what = format!("{} {:?}", target.kind, target.name);
@@ -197,9 +254,9 @@ async fn resolve_target(
         .filter(|o| !o.is_empty() && *o != ns)
     {
         r.checks.push(Check::failed(
-            TARGET_FOUND,
+            condition,
             "CrossNamespace",
-            cross_namespace(&what, other, ns),
+            refs.cross_namespace(&what, other),
         ));
         return Ok(());
     }
@@ -207,15 +264,15 @@ async fn resolve_target(
         Ok(k) if Workload::supports(k) => k,
         Ok(k) => {
             r.checks.push(Check::failed(
-                TARGET_FOUND,
+                condition,
                 "Unsupported",
-                format!("{what}: kind {k} is not backed up by a sidecar (Deployment, StatefulSet, DaemonSet and ReplicaSet are)"),
+                format!("{what}: kind {k} is not served by a sidecar or init container (Deployment, StatefulSet, DaemonSet and ReplicaSet are)"),
             ));
             return Ok(());
         }
         Err(e) => {
             r.checks
-                .push(Check::failed(TARGET_FOUND, "Unsupported", e.to_string()));
+                .push(Check::failed(condition, "Unsupported", e.to_string()));
             return Ok(());
         }
     };
@@ -223,11 +280,11 @@ async fn resolve_target(
     match Workload::get(client, kind, ns, &target.name).await? {
         Some(w) => {
             r.checks
-                .push(Check::ok(TARGET_FOUND, "Found", format!("{what} found")));
+                .push(Check::ok(condition, "Found", format!("{what} found")));
             r.workload = Some(w);
         }
         None => r.checks.push(Check::failed(
-            TARGET_FOUND,
+            condition,
             "NotFound",
             format!("{what} not found in namespace {ns:?}"),
         )),

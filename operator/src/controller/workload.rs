@@ -8,7 +8,7 @@ use k8s_openapi::api::{
 };
 use kube::{api::PostParams, Api, Client};
 
-use crate::host::TargetKind;
+use crate::{crd::common::TargetRef, host::TargetKind};
 
 /// A workload of one of the kinds the sidecar serves.
 #[derive(Debug, Clone)]
@@ -52,6 +52,30 @@ impl Workload {
         })
     }
 
+    /// The workload `target` names in `namespace`, for taking out what the operator put
+    /// in: `None` when the reference is of another kind or namespace, or it is gone.
+    ///
+    /// # Errors
+    /// API errors other than not-found.
+    pub async fn of_target<'a>(
+        client: &Client,
+        namespace: &str,
+        target: Option<&'a TargetRef>,
+    ) -> Result<Option<(&'a TargetRef, Workload)>, kube::Error> {
+        let Some(t) = target else { return Ok(None) };
+        let kind = t.kind.parse().ok().filter(|k| Workload::supports(*k));
+        let same_ns = t
+            .namespace
+            .as_deref()
+            .is_none_or(|n| n.is_empty() || n == namespace);
+        let (Some(kind), true) = (kind, same_ns) else {
+            return Ok(None);
+        };
+        Ok(Workload::get(client, kind, namespace, &t.name)
+            .await?
+            .map(|w| (t, w)))
+    }
+
     /// Whether the sidecar can serve `kind` (the others are OpenShift kinds, volumes,
     /// databases and the cluster, which Jobs back up).
     pub fn supports(kind: TargetKind) -> bool {
@@ -80,6 +104,21 @@ impl Workload {
             Workload::StatefulSet(s) => s.spec.template = t,
             Workload::DaemonSet(d) => d.spec.template = t,
             Workload::ReplicaSet(r) => r.spec.template = Some(t),
+        }
+    }
+
+    /// The names of its volumeClaimTemplates: volumes of its pods that the template's
+    /// own `volumes` do not list.
+    pub fn claim_templates(&self) -> Vec<String> {
+        match self {
+            Workload::StatefulSet(s) => s
+                .spec
+                .volume_claim_templates
+                .iter()
+                .flatten()
+                .filter_map(|c| c.metadata.name.clone())
+                .collect(),
+            _ => Vec::new(),
         }
     }
 

@@ -95,4 +95,9 @@ pub struct HostRestoreStats {
     pub duration: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The pod that restores (or restored) the host; ours, absent from released
+    /// Stash's status. Several pods of one host restore it once, and a pod whose init
+    /// container restarted mid-restore finds its own claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }

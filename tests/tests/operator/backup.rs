@@ -3,12 +3,7 @@
 //! (the seed's instant trigger) is backed up by the sidecar in-process, and the
 //! repository it wrote passes `restic check --read-data` and restores byte for byte.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    sync::OnceLock,
-    time::Duration,
-};
+use std::time::Duration;
 
 use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease};
 use kube::Api;
@@ -18,56 +13,7 @@ use stash_operator::crd::{
 };
 use stash_tests::kube::{Cluster, TestNs};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_path_buf()
-}
-
-fn seed(name: &str, ns: &str) -> String {
-    let dir = root().join("tests/fixtures/seed");
-    let file = std::fs::read_dir(&dir)
-        .expect("seed fixtures")
-        .map(|e| e.expect("entry").path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|f| f.to_string_lossy().ends_with(name))
-        })
-        .unwrap_or_else(|| panic!("no seed fixture *{name}"));
-    std::fs::read_to_string(file)
-        .expect("read fixture")
-        .replace("namespace: demo", &format!("namespace: {ns}"))
-}
-
-/// Installs the CRDs and the operator once per test process. Pods of the stand-in
-/// kubelet share the host's network, so each replica listens on a port of its own.
-fn install_operator(cluster: &Cluster) {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        cluster.install_crds();
-        let install = std::fs::read_to_string(root().join("operator/deploy/install.yaml"))
-            .expect("install.yaml")
-            .replace("value: \"0.0.0.0:8080\"", "value: \"127.0.0.1:0\"");
-        let out = cluster.kubectl(&["apply", "--server-side", "-f", "-"], Some(&install));
-        assert!(
-            out.status.success(),
-            "installing the operator: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
-
-fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("restic")
-        .args(["-r"])
-        .arg(repo)
-        .args(args)
-        .env("RESTIC_PASSWORD", "not-secret")
-        .env("XDG_CACHE_HOME", repo.join("../restic-cache"))
-        .output()
-        .expect("run restic")
-}
+use super::support::{install_operator, local_repository, restic, seed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_workload_backup_runs_end_to_end() {
@@ -78,32 +24,9 @@ async fn the_seed_workload_backup_runs_end_to_end() {
     let repo_dir = work.path().join("repo");
     std::fs::create_dir_all(&repo_dir).expect("repo dir");
 
-    // The seed's Repository with a hostPath backend instead of GCS.
-    let repository = format!(
-        "apiVersion: stash.appscode.com/v1alpha2
-kind: Repository
-metadata:
-  name: stash-backup-repo
-spec:
-  backend:
-    local:
-      hostPath:
-        path: {}
-      mountPath: /safe/data
-    storageSecretName: gcs-secret
-",
-        repo_dir.display()
-    );
-    ns.apply(&repository);
+    local_repository(&ns, &repo_dir);
     ns.apply(
         "apiVersion: v1
-kind: Secret
-metadata:
-  name: gcs-secret
-stringData:
-  RESTIC_PASSWORD: not-secret
----
-apiVersion: v1
 kind: ConfigMap
 metadata:
   name: stash-sample-data

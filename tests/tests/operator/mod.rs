@@ -1,0 +1,6 @@
+//! The operator on the test cluster: workload backup through the sidecar, restore
+//! through the init container.
+
+mod backup;
+mod restore;
+mod support;

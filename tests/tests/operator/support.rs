@@ -1,0 +1,116 @@
+//! What the operator's cluster tests share: the seed's manifests, the operator's
+//! install, and restic as the oracle.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+use std::time::Duration;
+
+use stash_operator::crd::backup_session::BackupSession;
+use stash_tests::kube::{Cluster, TestNs};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+pub fn seed(name: &str, ns: &str) -> String {
+    let dir = root().join("tests/fixtures/seed");
+    let file = std::fs::read_dir(&dir)
+        .expect("seed fixtures")
+        .map(|e| e.expect("entry").path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|f| f.to_string_lossy().ends_with(name))
+        })
+        .unwrap_or_else(|| panic!("no seed fixture *{name}"));
+    std::fs::read_to_string(file)
+        .expect("read fixture")
+        .replace("namespace: demo", &format!("namespace: {ns}"))
+}
+
+/// Installs the CRDs and the operator once per test process. Pods of the stand-in
+/// kubelet share the host's network, so each replica listens on a port of its own.
+pub fn install_operator(cluster: &Cluster) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        cluster.install_crds();
+        let install = std::fs::read_to_string(root().join("operator/deploy/install.yaml"))
+            .expect("install.yaml")
+            .replace("value: \"0.0.0.0:8080\"", "value: \"127.0.0.1:0\"");
+        let out = cluster.kubectl(&["apply", "--server-side", "-f", "-"], Some(&install));
+        assert!(
+            out.status.success(),
+            "installing the operator: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+pub fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("restic")
+        .args(["-r"])
+        .arg(repo)
+        .args(args)
+        .env("RESTIC_PASSWORD", "not-secret")
+        .env("XDG_CACHE_HOME", repo.join("../restic-cache"))
+        .output()
+        .expect("run restic")
+}
+
+/// The seed's Repository `stash-backup-repo` with a hostPath backend at `dir` instead
+/// of GCS, and its Secret `gcs-secret`.
+pub fn local_repository(ns: &TestNs, dir: &Path) {
+    ns.apply(&format!(
+        "apiVersion: stash.appscode.com/v1alpha2
+kind: Repository
+metadata:
+  name: stash-backup-repo
+spec:
+  backend:
+    local:
+      hostPath:
+        path: {}
+      mountPath: /safe/data
+    storageSecretName: gcs-secret
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: gcs-secret
+stringData:
+  RESTIC_PASSWORD: not-secret
+",
+        dir.display()
+    ));
+}
+
+/// The phase of a session-like status.
+pub fn finished(phase: Option<&str>) -> bool {
+    matches!(phase, Some("Succeeded" | "Failed" | "Skipped"))
+}
+
+/// Creates BackupSession `name` of configuration `configuration` and waits for its end.
+pub async fn back_up(ns: &TestNs, name: &str, configuration: &str) -> BackupSession {
+    ns.apply(&format!(
+        "apiVersion: stash.appscode.com/v1beta1
+kind: BackupSession
+metadata:
+  name: {name}
+spec:
+  invoker:
+    apiGroup: stash.appscode.com
+    kind: BackupConfiguration
+    name: {configuration}
+"
+    ));
+    ns.wait_for::<BackupSession>(name, "a finished backup", Duration::from_secs(180), |s| {
+        finished(s.status.as_ref().and_then(|s| s.phase.as_deref()))
+    })
+    .await
+}
