@@ -2,5 +2,6 @@
 //! through the init container.
 
 mod backup;
+mod bad_input;
 mod restore;
 mod support;
