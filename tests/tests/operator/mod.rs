@@ -4,4 +4,5 @@
 mod backup;
 mod bad_input;
 mod restore;
+mod schedule;
 mod support;
