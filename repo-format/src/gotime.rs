@@ -8,7 +8,9 @@
 
 use std::{cmp::Ordering, fmt, hash, str::FromStr};
 
-use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, Local, NaiveDate, TimeDelta, TimeZone, Timelike, Utc,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{FormatError, Result};
@@ -103,16 +105,26 @@ fn utc_from_unix(secs: i64, nanos: u32) -> DateTime<Utc> {
 
 /// restic's `FixTime`: move years outside 0..=9999 to the nearest bound, keeping month,
 /// day and clock (Go's `AddDate` turns an impossible Feb 29 into Mar 1).
+///
+/// The local clock is computed with a checked addition: at the ends of chrono's range
+/// an offset pushes it out of range, where chrono's own accessors panic.
 fn fix_year(t: DateTime<FixedOffset>) -> DateTime<FixedOffset> {
-    let year = t.year().clamp(0, 9999);
-    if year == t.year() {
+    let offset = *t.offset();
+    let Some(local) = t
+        .naive_utc()
+        .checked_add_signed(TimeDelta::seconds(offset.local_minus_utc().into()))
+    else {
+        // Far outside 0..=9999 either way: clamp the UTC clock instead.
+        return fix_year(t.with_timezone(&Utc).fixed_offset());
+    };
+    let year = local.year().clamp(0, 9999);
+    if year == local.year() {
         return t;
     }
-    let local = t.naive_local();
     let date = NaiveDate::from_ymd_opt(year, local.month(), local.day())
         .or_else(|| NaiveDate::from_ymd_opt(year, 3, 1))
         .unwrap_or(NaiveDate::MIN);
-    t.offset()
+    offset
         .from_local_datetime(&date.and_time(local.time()))
         .single()
         .unwrap_or(t)
@@ -367,6 +379,25 @@ mod tests {
         assert_eq!(t.to_string(), "0000-01-01T00:00:00.000000007Z");
         let t = GoTime::from_unix_in(i64::MAX, 0, utc);
         assert!(t.to_string().starts_with("9999-"));
+    }
+
+    /// A node time at the edge of chrono's range in a zone with an offset (a mangled
+    /// mtime read from disk or a repository) clamps instead of panicking.
+    #[test]
+    fn extreme_times_with_an_offset_clamp_without_panicking() {
+        for offset in [
+            FixedOffset::east_opt(3600).unwrap(),
+            FixedOffset::west_opt(5 * 3600 + 30 * 60).unwrap(),
+        ] {
+            let high = GoTime::from_unix_in(i64::MAX, 0, offset);
+            assert!(high.to_string().starts_with("9999-"), "{high}");
+            let low = GoTime::from_unix_in(i64::MIN, 0, offset);
+            assert!(low.to_string().starts_with("0000-"), "{low}");
+            for secs in [9_000_000_000_000, -9_000_000_000_000] {
+                let t = GoTime::from_unix_in(secs, 999_999_999, offset);
+                assert!((0..=9999).contains(&t.datetime().year()), "{t}");
+            }
+        }
     }
 
     #[test]

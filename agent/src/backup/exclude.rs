@@ -90,15 +90,35 @@ impl Excludes {
 }
 
 /// Whether `parts` consume all of `comps` exactly.
+///
+/// One pass per part over the set of component counts the parts so far can consume:
+/// O(parts × components) whatever the number of `**`, where backtracking would take
+/// exponential time on a pattern of many `**` that does not match.
 fn matches(parts: &[Part], comps: &[String]) -> bool {
-    match parts.split_first() {
-        None => comps.is_empty(),
-        Some((Part::AnyDepth, rest)) => (0..=comps.len()).any(|skip| matches(rest, &comps[skip..])),
-        Some((Part::Glob(g), rest)) => match comps.split_first() {
-            Some((c, tail)) => g.is_match(c) && matches(rest, tail),
-            None => false,
-        },
+    let mut reach = vec![false; comps.len() + 1];
+    reach[0] = true;
+    for part in parts {
+        let mut next = vec![false; comps.len() + 1];
+        match part {
+            Part::AnyDepth => {
+                let mut any = false;
+                for (n, r) in reach.iter().enumerate() {
+                    any |= *r;
+                    next[n] = any;
+                }
+            }
+            Part::Glob(g) => {
+                for (n, c) in comps.iter().enumerate() {
+                    next[n + 1] = reach[n] && g.is_match(c);
+                }
+            }
+        }
+        if !next.contains(&true) {
+            return false;
+        }
+        reach = next;
     }
+    reach[comps.len()]
 }
 
 #[cfg(test)]
@@ -129,5 +149,58 @@ mod tests {
             assert_eq!(e.is_excluded(Path::new(p)), want, "{p}");
         }
         assert!(Excludes::new(&["[".into()]).is_err());
+    }
+
+    /// The backtracking matcher this one replaced, as the oracle.
+    fn backtracking(parts: &[Part], comps: &[String]) -> bool {
+        match parts.split_first() {
+            None => comps.is_empty(),
+            Some((Part::AnyDepth, rest)) => {
+                (0..=comps.len()).any(|skip| backtracking(rest, &comps[skip..]))
+            }
+            Some((Part::Glob(g), rest)) => match comps.split_first() {
+                Some((c, tail)) => g.is_match(c) && backtracking(rest, tail),
+                None => false,
+            },
+        }
+    }
+
+    #[test]
+    fn agrees_with_backtracking_on_small_cases() {
+        let patterns = [
+            "a/**/z",
+            "**",
+            "**/a",
+            "a/**",
+            "**/*/**",
+            "a/*/**/b/**/z",
+            "**/**/a/**",
+        ];
+        let paths = ["a", "a/z", "a/b/z", "x/a/b/b/z", "a/b", "b/a/a", "z/z/z/z"];
+        for p in patterns {
+            let e = Excludes::new(&[p.to_string()]).unwrap();
+            for path in paths {
+                let comps: Vec<String> = path.split('/').map(str::to_string).collect();
+                let parts = &e.patterns[0].parts;
+                assert_eq!(
+                    matches(parts, &comps),
+                    backtracking(parts, &comps),
+                    "{p} on {path}"
+                );
+            }
+        }
+    }
+
+    /// Thirty `**` against a path sixty deep that does not match: backtracking would try
+    /// about 61^30 splits and never finish.
+    #[test]
+    fn many_any_depth_parts_do_not_explode() {
+        let pattern = format!("{}nomatch", "**/".repeat(30));
+        let e = Excludes::new(&[pattern]).unwrap();
+        let deep: std::path::PathBuf = std::iter::once("/".to_string())
+            .chain((0..60).map(|i| format!("d{i}")))
+            .collect();
+        assert!(!e.is_excluded(&deep));
+        assert!(e.is_excluded(&deep.join("nomatch")));
     }
 }

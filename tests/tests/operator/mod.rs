@@ -3,6 +3,7 @@
 
 mod backup;
 mod bad_input;
+mod measure;
 mod restore;
 mod schedule;
 mod support;
