@@ -137,6 +137,40 @@ where
     Ok(())
 }
 
+/// Rewrites `object`'s spec in its canonical form ([`crate::canonical`]) with `patch`;
+/// returns whether it did, and then the reconciliation ends: the change brings the
+/// object back in its new form.
+async fn canonicalize<K>(
+    object: &K,
+    ctx: &Context,
+    patch: Option<serde_json::Value>,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let Some(patch) = patch else {
+        return Ok(false);
+    };
+    let pp = kube::api::PatchParams {
+        field_manager: Some(MANAGER.to_string()),
+        ..Default::default()
+    };
+    Api::<K>::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default())
+        .patch(&object.name_any(), &pp, &kube::api::Patch::Merge(&patch))
+        .await?;
+    ctx.event(
+        &object.object_ref(&()),
+        EventType::Normal,
+        "SpecRewritten",
+        "rewrote the design's field names in released Stash's (the canonical form)".to_string(),
+    )
+    .await;
+    Ok(true)
+}
+
 fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
     move |_, err, ctx| {
         ctx.metrics.failed(controller);

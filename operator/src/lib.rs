@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backup_runner;
+pub mod canonical;
 pub mod cli;
 pub mod conditions;
 pub mod controller;

@@ -63,6 +63,9 @@ pub async fn reconcile(bc: Arc<BackupConfiguration>, ctx: Arc<Context>) -> Resul
 }
 
 async fn apply(bc: &BackupConfiguration, ctx: &Context) -> Result<Action, Error> {
+    if super::canonicalize(bc, ctx, crate::canonical::backup_configuration(&bc.spec)).await? {
+        return Ok(Action::await_change());
+    }
     let now = Utc::now();
     let mut r = resolve(&ctx.client, bc).await?;
     if r.ok() {

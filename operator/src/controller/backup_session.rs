@@ -51,6 +51,15 @@ pub async fn reconcile(bs: Arc<BackupSession>, ctx: Arc<Context>) -> Result<Acti
     if session::is_final(phase(&bs)) {
         return Ok(Action::await_change());
     }
+    if super::canonicalize(
+        bs.as_ref(),
+        &ctx,
+        crate::canonical::backup_session(&bs.spec),
+    )
+    .await?
+    {
+        return Ok(Action::await_change());
+    }
     let ns = bs.namespace().unwrap_or_default();
     let Some(bc_name) = invoker_name(&bs) else {
         let why = "spec.invoker names no BackupConfiguration".to_string();

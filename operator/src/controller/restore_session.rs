@@ -64,6 +64,9 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
     if is_final(phase(rs)) {
         return Ok(Action::await_change());
     }
+    if super::canonicalize(rs, ctx, crate::canonical::restore_session(&rs.spec)).await? {
+        return Ok(Action::await_change());
+    }
     let now = Utc::now();
     let ns = rs.namespace().unwrap_or_default();
     let target = rs.spec.target.clone().unwrap_or_default();

@@ -4,8 +4,8 @@
 //!
 //! Both spellings users write are fields here: the seed design's (`directories`,
 //! `mountPath`, `task.inputs`, `rules[].hosts`) and released Stash's (`paths`,
-//! `volumeMounts`, `task.params`, `rules[].targetHosts`); [`crate::normalize`] maps the
-//! first onto the second.
+//! `volumeMounts`, `task.params`, `rules[].targetHosts`); [`crate::canonical`] rewrites
+//! the first as the second.
 
 use std::collections::BTreeMap;
 

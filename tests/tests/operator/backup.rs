@@ -51,6 +51,12 @@ data:
             |bc| bc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready"),
         )
         .await;
+    let target = bc.spec.target.clone().expect("target");
+    assert_eq!(
+        (target.paths.as_slice(), target.directories.is_empty()),
+        (&["/source/data".to_string()][..], true),
+        "the seed's directories written back as released Stash's paths"
+    );
     let status = bc.status.expect("status");
     assert!(
         status.next_backup_time.is_some(),

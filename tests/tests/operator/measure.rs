@@ -138,6 +138,14 @@ spec:
     let (rss0, cpu0) = usage(pid);
     tokio::time::sleep(Duration::from_secs(60)).await;
     let (rss1, cpu1) = usage(pid);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    for l in status.lines().filter(|l| {
+        ["RssAnon", "RssFile", "Threads"]
+            .iter()
+            .any(|k| l.starts_with(k))
+    }) {
+        println!("idle sidecar {l}");
+    }
     println!(
         "idle sidecar over 60 s: RSS {:.1} MiB -> {:.1} MiB, CPU {} clock ticks ({:.2} s)",
         rss0 as f64 / 1024.0,
