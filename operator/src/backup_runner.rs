@@ -41,7 +41,7 @@ use crate::{
         common::RetentionPolicy,
         repository::{Repository, RepositoryStatus},
     },
-    runner::{open_repository, update_status, Pod, RunnerError},
+    runner::{open_repository, retry_locked, update_status, Pod, RunnerError},
     session::{self, DirectoryResult, RUNNING},
     time::to_k8s,
 };
@@ -218,7 +218,7 @@ async fn backup_host(
             excludes: target.exclude.clone(),
             ..BackupOptions::default()
         };
-        match backup(&engine, &o, Arc::new(Counters::default())).await {
+        match retry_locked(|| backup(&engine, &o, Arc::new(Counters::default()))).await {
             Ok(r) => {
                 let s = &r.summary;
                 results.push(DirectoryResult {
@@ -282,10 +282,10 @@ async fn apply_retention(
         ..SnapshotFilter::default()
     };
     let by = GroupBy::parse("host,paths").map_err(|e| RunnerError::Config(e.to_string()))?;
-    let plans = stash_agent::forget::forget(engine, &filter, &policy, by).await?;
+    let plans = retry_locked(|| stash_agent::forget::forget(engine, &filter, &policy, by)).await?;
     let removed: usize = plans.iter().map(|g| g.remove.len()).sum();
     if p.prune && removed > 0 {
-        let lock = engine.lock(true).await?;
+        let lock = retry_locked(|| engine.lock(true)).await?;
         let res = stash_agent::prune::prune(engine, &Default::default(), false).await;
         lock.release().await?;
         res?;

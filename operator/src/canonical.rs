@@ -3,6 +3,10 @@
 //! understands. Each function returns the JSON merge patch that rewrites a spec, or
 //! `None` when it is canonical already; the controllers apply it before anything else.
 //!
+//! A design field present next to a canonical one is the newest word (the operator
+//! removed it when it last wrote the canonical one, so the user applied it since): it
+//! overwrites the canonical field, and the readers prefer it the same way.
+//!
 //! Every rewrite keeps the meaning: the readers of both spellings
 //! ([`crate::crd::common::BackupTarget::directories`], [`crate::restore::rules`],
 //! [`crate::controller::invoker_name`]) see the same thing before and after.
@@ -25,22 +29,21 @@ pub fn backup_configuration(spec: &BackupConfigurationSpec) -> Option<Value> {
     let mut out = Map::new();
     if let Some(t) = spec.target.as_ref().filter(|t| !t.directories.is_empty()) {
         let mut target = Map::new();
-        if t.paths.is_empty() {
-            target.insert("paths".into(), json!(t.directories));
-        }
+        target.insert("paths".into(), json!(t.directories));
         target.insert("directories".into(), Value::Null);
         out.insert("target".into(), Value::Object(target));
     }
     if let Some(task) = spec.task.as_ref().filter(|t| !t.inputs.is_empty()) {
-        let mut params = task.params.clone();
-        for (name, value) in &task.inputs {
-            if !params.iter().any(|p| &p.name == name) {
-                params.push(Param {
-                    name: name.clone(),
-                    value: value.clone(),
-                });
-            }
-        }
+        let mut params: Vec<Param> = task
+            .params
+            .iter()
+            .filter(|p| !task.inputs.contains_key(&p.name))
+            .cloned()
+            .collect();
+        params.extend(task.inputs.iter().map(|(name, value)| Param {
+            name: name.clone(),
+            value: value.clone(),
+        }));
         out.insert("task".into(), json!({ "params": params, "inputs": null }));
     }
     patch(out)
@@ -50,12 +53,10 @@ pub fn backup_configuration(spec: &BackupConfigurationSpec) -> Option<Value> {
 pub fn backup_session(spec: &BackupSessionSpec) -> Option<Value> {
     let seed = spec.backup_configuration.as_ref()?;
     let mut out = Map::new();
-    if spec.invoker.is_none() {
-        out.insert(
-            "invoker".into(),
-            json!({"apiGroup": "stash.appscode.com", "kind": "BackupConfiguration", "name": seed.name}),
-        );
-    }
+    out.insert(
+        "invoker".into(),
+        json!({"apiGroup": "stash.appscode.com", "kind": "BackupConfiguration", "name": seed.name}),
+    );
     out.insert("backupConfiguration".into(), Value::Null);
     patch(out)
 }
@@ -169,6 +170,26 @@ task: {name: pgBackup, inputs: {database: app}}
             ("BackupConfiguration", "volume-backup-demo")
         );
         assert!(out.backup_configuration.is_none());
+    }
+
+    /// The seed file applied again after a rewrite, naming another configuration (what
+    /// `kubectl apply` does: the design's field comes back beside our invoker).
+    #[test]
+    fn a_reapplied_design_field_is_the_newest_word() {
+        let both: BackupSessionSpec = serde_yaml::from_str(
+            "backupConfiguration: {name: new}\ninvoker: {apiGroup: stash.appscode.com, kind: BackupConfiguration, name: old}",
+        )
+        .unwrap();
+        let out = rewritten(&both, backup_session);
+        assert_eq!(out.invoker.unwrap().name, "new");
+        let bc: BackupConfigurationSpec = serde_yaml::from_str(
+            "repository: {name: r}\ntarget: {ref: {kind: Deployment, name: d}, paths: [/old], directories: [/new]}\ntask: {name: t, params: [{name: a, value: old}], inputs: {a: new}}\n",
+        )
+        .unwrap();
+        assert_eq!(bc.target.as_ref().unwrap().directories(), ["/new"]);
+        let out = rewritten(&bc, backup_configuration);
+        assert_eq!(out.target.unwrap().paths, ["/new"]);
+        assert_eq!(out.task.unwrap().params[0].value, "new");
     }
 
     #[test]

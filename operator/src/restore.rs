@@ -45,23 +45,22 @@ pub enum SelectError {
     AmbiguousSnapshot { name: String },
 }
 
-/// The rules of `spec`, in released Stash's shape: `target.rules`, else the deprecated
-/// `spec.rules`, else (the seed) one rule for every host restoring `target.directories`.
+/// The rules of `spec`, in released Stash's shape: the top-level `spec.rules`, else
+/// (the seed) one rule for every host restoring `target.directories`, else
+/// `target.rules`. The older spellings come first because they are the newest word when
+/// present: the operator removes them when it writes `target.rules` back.
 pub fn rules(spec: &RestoreSessionSpec) -> Vec<Rule> {
     let target = spec.target.clone().unwrap_or_default();
-    if !target.rules.is_empty() {
-        return target.rules;
-    }
     if !spec.rules.is_empty() {
         return spec.rules.clone();
     }
-    if target.directories.is_empty() {
-        return Vec::new();
+    if !target.directories.is_empty() {
+        return vec![Rule {
+            paths: target.directories,
+            ..Rule::default()
+        }];
     }
-    vec![Rule {
-        paths: target.directories,
-        ..Rule::default()
-    }]
+    target.rules
 }
 
 fn target_hosts(rule: &Rule) -> &[String] {

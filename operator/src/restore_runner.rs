@@ -18,7 +18,7 @@ use stash_agent::restore::{fetch::Progress, restore, RestoreOptions};
 use crate::{
     crd::restore_session::RestoreSession,
     restore::{self, Claim, HostResult},
-    runner::{open_repository, update_status, Pod, RunnerError},
+    runner::{open_repository, retry_locked, update_status, Pod, RunnerError},
     session::is_final,
 };
 
@@ -110,7 +110,7 @@ async fn restore_host(
     };
     let repository = &rs.spec.repository.name;
     let (engine, _) = open_repository(client, pod, repository, false).await?;
-    let lock = engine.lock(false).await?;
+    let lock = retry_locked(|| engine.lock(false)).await?;
     let result = async {
         let snapshots = engine.snapshots().await?;
         let chosen = restore::select(&plan, &snapshots, repository)

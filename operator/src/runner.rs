@@ -129,6 +129,36 @@ fn password(secret_dir: &Path) -> Result<String, RunnerError> {
     })
 }
 
+/// How long an operation waits for another host's lock before it fails: the sidecars of
+/// a StatefulSet or DaemonSet back up into one repository at once, and each one's
+/// retention (an exclusive lock) meets the others' backups (shared locks).
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs `op` again while it fails because the repository is locked by another
+/// process, backing off from 1 s to 15 s, for at most [`LOCK_WAIT`] (restic's
+/// `--retry-lock`).
+///
+/// # Errors
+/// `op`'s last error.
+pub async fn retry_locked<T, F, Fut>(mut op: F) -> Result<T, stash_agent::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, stash_agent::Error>>,
+{
+    let start = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        match op().await {
+            Err(stash_agent::Error::Locked(who)) if start.elapsed() + delay < LOCK_WAIT => {
+                eprintln!("repository is locked ({who}); trying again in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(15));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Re-reads `name`'s status and writes `edit`'s change under optimistic concurrency,
 /// retrying on conflicts; returns `edit`'s verdict (`None`: nothing to write).
 ///
@@ -169,4 +199,37 @@ where
         "{} {name:?}: status kept changing under us",
         K::kind(&())
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_lock_held_elsewhere_is_waited_for_and_other_errors_are_not() {
+        let mut calls = 0;
+        let got = retry_locked(|| {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n == 1 {
+                    Err(stash_agent::Error::Locked(
+                        "exclusive lock of host-1".into(),
+                    ))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 2);
+        let mut calls = 0;
+        let got: Result<(), _> = retry_locked(|| {
+            calls += 1;
+            async { Err(stash_agent::Error::WrongPassword) }
+        })
+        .await;
+        assert!(matches!(got, Err(stash_agent::Error::WrongPassword)));
+        assert_eq!(calls, 1);
+    }
 }

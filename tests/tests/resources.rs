@@ -85,7 +85,9 @@ async fn the_seed_samples_apply_as_written() {
             Err(e) => panic!("{name}: {e}"),
         }
     }
-    // Kept as written, in both spellings of the Repository version.
+    // Kept as written, in both spellings of the Repository version; where the design's
+    // spelling differs from released Stash's, an operator running in this cluster (the
+    // operator tests share it) may have written the canonical one back: either reads.
     assert_eq!(
         get(
             cluster,
@@ -95,14 +97,30 @@ async fn the_seed_samples_apply_as_written() {
         ),
         "default/deployment/stash-demo"
     );
+    let either = |what: &str, design: &str, released: &str| {
+        let d = get(cluster, "demo", what, design);
+        if d.is_empty() {
+            get(cluster, "demo", what, released)
+        } else {
+            d
+        }
+    };
+    assert_eq!(
+        either(
+            "backupconfiguration/workload-data-backup",
+            "{.spec.target.directories[0]}",
+            "{.spec.target.paths[0]}"
+        ),
+        "/source/data"
+    );
     assert_eq!(
         get(
             cluster,
             "demo",
             "backupconfiguration/workload-data-backup",
-            "{.spec.target.directories[0]} {.spec.retentionPolicy.keepLast} {.spec.schedule}"
+            "{.spec.retentionPolicy.keepLast} {.spec.schedule}"
         ),
-        "/source/data 5 @every 1h"
+        "5 @every 1h"
     );
     assert_eq!(
         get(
@@ -123,11 +141,10 @@ async fn the_seed_samples_apply_as_written() {
         "/source/data"
     );
     assert_eq!(
-        get(
-            cluster,
-            "demo",
+        either(
             "backupsession/demo-volume-backup-session",
-            "{.spec.backupConfiguration.name}"
+            "{.spec.backupConfiguration.name}",
+            "{.spec.invoker.name}"
         ),
         "volume-backup-demo"
     );

@@ -27,18 +27,19 @@ use crate::{
     time::{after, from_k8s, to_k8s},
 };
 
-/// The configuration a session names, in either spelling.
+/// The configuration a session names, in either spelling; the design's, when
+/// present, is the newest word (see [`crate::canonical`]).
 pub fn invoker_name(s: &BackupSession) -> Option<&str> {
     s.spec
-        .invoker
+        .backup_configuration
         .as_ref()
-        .filter(|i| i.kind == "BackupConfiguration")
-        .map(|i| i.name.as_str())
+        .map(|b| b.name.as_str())
         .or(s
             .spec
-            .backup_configuration
+            .invoker
             .as_ref()
-            .map(|b| b.name.as_str()))
+            .filter(|i| i.kind == "BackupConfiguration")
+            .map(|i| i.name.as_str()))
         .filter(|n| !n.is_empty())
 }
 

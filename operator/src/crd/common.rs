@@ -161,12 +161,14 @@ pub struct BackupTarget {
 }
 
 impl BackupTarget {
-    /// The directories to back up, in either spelling (released `paths` first).
+    /// The directories to back up, in either spelling. The design's, when present, is
+    /// the newest word: the operator removes it when it writes `paths` back, so it is
+    /// there only if the user applied it since.
     pub fn directories(&self) -> &[String] {
-        if self.paths.is_empty() {
-            &self.directories
-        } else {
+        if self.directories.is_empty() {
             &self.paths
+        } else {
+            &self.directories
         }
     }
 }
