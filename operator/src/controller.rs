@@ -222,39 +222,25 @@ pub async fn run(
         metrics: metrics.clone(),
         image: crate::image::image(),
     });
-    let configurations = Controller::new(
-        Api::<BackupConfiguration>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(shutdown.clone())
-    .run(
+    // Each controller watches its kind everywhere and stops with `shutdown`.
+    macro_rules! control {
+        ($kind:ty, $reconcile:path, $name:literal) => {
+            Controller::new(
+                Api::<$kind>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .graceful_shutdown_on(shutdown.clone())
+            .run($reconcile, error_policy($name), ctx.clone())
+            .for_each(|_| async {})
+        };
+    }
+    let configurations = control!(
+        BackupConfiguration,
         backup_configuration::reconcile,
-        error_policy("backupconfiguration"),
-        ctx.clone(),
-    )
-    .for_each(|_| async {});
-    let sessions = Controller::new(
-        Api::<BackupSession>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(shutdown.clone())
-    .run(
-        backup_session::reconcile,
-        error_policy("backupsession"),
-        ctx.clone(),
-    )
-    .for_each(|_| async {});
-    let restores = Controller::new(
-        Api::<RestoreSession>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(shutdown.clone())
-    .run(
-        restore_session::reconcile,
-        error_policy("restoresession"),
-        ctx,
-    )
-    .for_each(|_| async {});
+        "backupconfiguration"
+    );
+    let sessions = control!(BackupSession, backup_session::reconcile, "backupsession");
+    let restores = control!(RestoreSession, restore_session::reconcile, "restoresession");
     let result = tokio::select! {
         _ = futures::future::join3(configurations, sessions, restores) => Ok(()),
         lost = elector.keep() => Err(lost),

@@ -9,7 +9,7 @@
 use k8s_openapi::api::core::v1::{Container, PodTemplateSpec, VolumeMount};
 use serde::Serialize;
 
-use crate::pod_template::{self, Slot, Support, TemplateError, SECRET_DIR};
+use crate::pod_template::{self, Slot, Support, TemplateError};
 
 /// The init container's name (released Stash's).
 pub const CONTAINER: &str = "stash-init";
@@ -53,10 +53,9 @@ fn session_arg(name: &str) -> String {
     format!("--restore-session={name}")
 }
 
-/// The init container for `inputs`.
+/// The init container for `inputs`: it writes the target volumes.
 pub fn container(inputs: &Inputs) -> Container {
-    let (_, own) = pod_template::support_volumes(&SLOT, &inputs.support);
-    let mut mounts: Vec<VolumeMount> = inputs
+    let writable = inputs
         .volume_mounts
         .iter()
         .map(|m| VolumeMount {
@@ -64,19 +63,16 @@ pub fn container(inputs: &Inputs) -> Container {
             ..m.clone()
         })
         .collect();
-    mounts.extend(own);
-    Container {
-        name: CONTAINER.to_string(),
-        image: Some(inputs.image.clone()),
-        args: Some(vec![
+    pod_template::our_container(
+        &SLOT,
+        &inputs.image,
+        vec![
             "restore-init".to_string(),
             session_arg(&inputs.restore_session),
-            format!("--secret-dir={SECRET_DIR}"),
-        ]),
-        env: Some(pod_template::downward_env()),
-        volume_mounts: Some(mounts),
-        ..Container::default()
-    }
+        ],
+        writable,
+        &inputs.support,
+    )
 }
 
 /// The template with the init container for `inputs` (replacing one of an earlier
@@ -88,9 +84,15 @@ pub fn inject(
     inputs: &Inputs,
     claims: &[String],
 ) -> Result<Option<PodTemplateSpec>, TemplateError> {
-    let (volumes, _) = pod_template::support_volumes(&SLOT, &inputs.support);
     let hash = pod_template::inputs_hash(inputs);
-    pod_template::inject(template, &SLOT, (container(inputs), volumes, hash), claims)
+    pod_template::inject(
+        template,
+        &SLOT,
+        container(inputs),
+        &inputs.support,
+        hash,
+        claims,
+    )
 }
 
 /// The template without the init container of `restore_session`, or `None` when it

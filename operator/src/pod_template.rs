@@ -138,7 +138,7 @@ pub fn inputs_hash(inputs: &impl Serialize) -> String {
 
 /// `NODE_NAME`, `POD_NAME` and `POD_NAMESPACE` from the downward API: how the
 /// operator's processes learn which host they are.
-pub fn downward_env() -> Vec<EnvVar> {
+fn downward_env() -> Vec<EnvVar> {
     let env = |name: &str, path: &str| EnvVar {
         name: name.to_string(),
         value_from: Some(EnvVarSource {
@@ -155,6 +155,29 @@ pub fn downward_env() -> Vec<EnvVar> {
         env("POD_NAME", "metadata.name"),
         env("POD_NAMESPACE", "metadata.namespace"),
     ]
+}
+
+/// The slot's container: our `image` running `args` and `--secret-dir`, told its pod
+/// by the downward API, with `target_mounts` and the slot's own volumes mounted.
+pub fn our_container(
+    slot: &Slot,
+    image: &str,
+    mut args: Vec<String>,
+    target_mounts: Vec<VolumeMount>,
+    support: &Support,
+) -> Container {
+    let (_, own) = support_volumes(slot, support);
+    let mut mounts = target_mounts;
+    mounts.extend(own);
+    args.push(format!("--secret-dir={SECRET_DIR}"));
+    Container {
+        name: slot.container.to_string(),
+        image: Some(image.to_string()),
+        args: Some(args),
+        env: Some(downward_env()),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    }
 }
 
 /// The slot's own volumes for `support`, and their mounts in its container.
@@ -229,17 +252,20 @@ pub fn container<'a>(template: &'a PodTemplateSpec, slot: &Slot) -> Option<&'a C
         .and_then(|s| slot.containers(s).iter().find(|c| c.name == slot.container))
 }
 
-/// The template with `container` (and `volumes`) in `slot`, or `None` when it holds
-/// that addition already (same `hash`, container present): then nothing is patched.
-/// The target volumes `container` mounts besides its own must be in the template or
-/// among `claims` (a StatefulSet's volumeClaimTemplates, which are pod volumes too).
+/// The template with `container` (and the slot's volumes for `support`) in `slot`, or
+/// `None` when it holds that addition already (same `hash`, container present): then
+/// nothing is patched. The target volumes `container` mounts besides its own must be in
+/// the template or among `claims` (a StatefulSet's volumeClaimTemplates, which are pod
+/// volumes too).
 pub fn inject(
     template: &PodTemplateSpec,
     slot: &Slot,
-    addition: (Container, Vec<Volume>, String),
+    container: Container,
+    support: &Support,
+    hash: String,
     claims: &[String],
 ) -> Result<Option<PodTemplateSpec>, TemplateError> {
-    let (container, volumes, hash) = addition;
+    let (volumes, _) = support_volumes(slot, support);
     if current_hash(template, slot) == Some(&hash) && self::container(template, slot).is_some() {
         return Ok(None);
     }

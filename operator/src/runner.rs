@@ -92,29 +92,32 @@ pub async fn open_repository(
         ..OpenOptions::default()
     };
     let backend = open_location_with(&location.location, create, &open)?;
-    let engine = if backend.has_config().await? {
-        repository::open(backend, password.as_bytes()).await?
-    } else if create {
-        eprintln!("initializing repository {}", location.location);
-        let opts = InitOptions {
-            version: 2,
-            fastcdc: false,
-            kdf: None,
-        };
-        match repository::init(backend, password.as_bytes(), opts).await {
-            Ok(engine) => engine,
-            // Another host's process initialized it at the same moment: use theirs.
-            Err(stash_agent::Error::AlreadyInitialized(_)) => {
-                let backend = open_location_with(&location.location, false, &open)?;
-                repository::open(backend, password.as_bytes()).await?
+    let pw = password.as_bytes();
+    let engine = match repository::open(backend.clone(), pw).await {
+        Ok(engine) => engine,
+        Err(stash_agent::Error::NoRepository(_)) if create => {
+            eprintln!("initializing repository {}", location.location);
+            let opts = InitOptions {
+                version: 2,
+                fastcdc: false,
+                kdf: None,
+            };
+            match repository::init(backend.clone(), pw, opts).await {
+                Ok(engine) => engine,
+                // Another host's process initialized it at the same moment: use theirs.
+                Err(stash_agent::Error::AlreadyInitialized(_)) => {
+                    repository::open(backend, pw).await?
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         }
-    } else {
-        return Err(RunnerError::Config(format!(
-            "Repository {name:?}: there is no repository at {}",
-            location.location
-        )));
+        Err(stash_agent::Error::NoRepository(_)) => {
+            return Err(RunnerError::Config(format!(
+                "Repository {name:?}: there is no repository at {}",
+                location.location
+            )))
+        }
+        Err(e) => return Err(e.into()),
     };
     Ok((engine.with_compression(pod.compression), repo))
 }

@@ -45,21 +45,16 @@ pub fn mounts_for_directories(
 
 /// The sidecar container for `inputs`.
 pub fn container(inputs: &Inputs) -> Container {
-    let (_, own) = pod_template::support_volumes(&SLOT, &inputs.support);
-    let mut mounts = inputs.volume_mounts.clone();
-    mounts.extend(own);
-    Container {
-        name: CONTAINER.to_string(),
-        image: Some(inputs.image.clone()),
-        args: Some(vec![
+    pod_template::our_container(
+        &SLOT,
+        &inputs.image,
+        vec![
             "sidecar".to_string(),
             format!("--backup-configuration={}", inputs.configuration),
-            format!("--secret-dir={SECRET_DIR}"),
-        ]),
-        env: Some(pod_template::downward_env()),
-        volume_mounts: Some(mounts),
-        ..Container::default()
-    }
+        ],
+        inputs.volume_mounts.clone(),
+        &inputs.support,
+    )
 }
 
 /// The template with the sidecar for `inputs`, or `None` when it already has exactly
@@ -71,9 +66,15 @@ pub fn inject(
     inputs: &Inputs,
     claims: &[String],
 ) -> Result<Option<PodTemplateSpec>, TemplateError> {
-    let (volumes, _) = pod_template::support_volumes(&SLOT, &inputs.support);
     let hash = pod_template::inputs_hash(inputs);
-    pod_template::inject(template, &SLOT, (container(inputs), volumes, hash), claims)
+    pod_template::inject(
+        template,
+        &SLOT,
+        container(inputs),
+        &inputs.support,
+        hash,
+        claims,
+    )
 }
 
 /// The template without the sidecar, or `None` when it has none (no rollout).

@@ -75,6 +75,11 @@ impl Refs<'_> {
     }
 }
 
+/// The namespace a reference names when it is not `own` (an empty one is `own`).
+pub fn other_namespace<'a>(named: Option<&'a str>, own: &str) -> Option<&'a str> {
+    named.filter(|o| !o.is_empty() && *o != own)
+}
+
 /// Resolves `bc`'s references and schedule (see the module docs).
 ///
 /// # Errors
@@ -149,11 +154,7 @@ async fn resolve_repository(
     r: &mut Resolved,
 ) -> Result<(), kube::Error> {
     let (reference, ns) = (refs.repository, refs.namespace);
-    if let Some(other) = reference
-        .namespace
-        .as_deref()
-        .filter(|o| !o.is_empty() && *o != ns)
-    {
+    if let Some(other) = other_namespace(reference.namespace.as_deref(), ns) {
         r.checks.push(Check::failed(
             REPOSITORY_FOUND,
             "CrossNamespace",
@@ -248,11 +249,7 @@ async fn resolve_target(
         return Ok(());
     };
     let what = format!("{} {:?}", target.kind, target.name);
-    if let Some(other) = target
-        .namespace
-        .as_deref()
-        .filter(|o| !o.is_empty() && *o != ns)
-    {
+    if let Some(other) = other_namespace(target.namespace.as_deref(), ns) {
         r.checks.push(Check::failed(
             condition,
             "CrossNamespace",

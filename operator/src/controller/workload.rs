@@ -64,10 +64,7 @@ impl Workload {
     ) -> Result<Option<(&'a TargetRef, Workload)>, kube::Error> {
         let Some(t) = target else { return Ok(None) };
         let kind = t.kind.parse().ok().filter(|k| Workload::supports(*k));
-        let same_ns = t
-            .namespace
-            .as_deref()
-            .is_none_or(|n| n.is_empty() || n == namespace);
+        let same_ns = super::resolve::other_namespace(t.namespace.as_deref(), namespace).is_none();
         let (Some(kind), true) = (kind, same_ns) else {
             return Ok(None);
         };

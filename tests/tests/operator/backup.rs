@@ -11,29 +11,23 @@ use stash_operator::crd::{
     backup_configuration::BackupConfiguration, backup_session::BackupSession,
     repository::Repository,
 };
-use stash_tests::kube::{Cluster, TestNs};
 
-use super::support::{install_operator, local_repository, restic, seed};
+use super::support::{restic, sample_data, seed, setup, Setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_workload_backup_runs_end_to_end() {
-    let cluster = Cluster::shared();
-    install_operator(cluster);
-    let ns = TestNs::new("op-backup").await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let repo_dir = work.path().join("repo");
-    std::fs::create_dir_all(&repo_dir).expect("repo dir");
-
-    local_repository(&ns, &repo_dir);
-    ns.apply(
-        "apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: stash-sample-data
-data:
-  index.html: \"<h1>hello from stash</h1>\\n\"
-  notes.txt: \"one\\ntwo\\nthree\\n\"
-",
+    let Setup {
+        cluster,
+        ns,
+        work,
+        repo_dir,
+    } = setup("op-backup").await;
+    sample_data(
+        &ns,
+        &[
+            ("index.html", "<h1>hello from stash</h1>\n"),
+            ("notes.txt", "one\ntwo\nthree\n"),
+        ],
     );
     ns.apply(&seed("13-deployment-stash-demo.yaml", &ns.name));
     let deployments = ns.api::<Deployment>();

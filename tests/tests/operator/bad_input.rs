@@ -8,9 +8,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use stash_operator::crd::{
     backup_configuration::BackupConfiguration, restore_session::RestoreSession,
 };
-use stash_tests::kube::{Cluster, TestNs};
+use stash_tests::kube::TestNs;
 
-use super::support::{back_up, install_operator, local_repository, restic, seed};
+use super::support::{back_up, restic, sample_data, seed, setup, Setup};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -60,13 +60,13 @@ fn deployment(ns: &TestNs, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_references_are_named_and_change_nothing() {
-    let cluster = Cluster::shared();
-    install_operator(cluster);
-    let ns = TestNs::new("op-bad").await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let repo_dir = work.path().join("repo");
-    std::fs::create_dir_all(&repo_dir).expect("repo dir");
-    local_repository(&ns, &repo_dir);
+    // The work directory lives as long as the test.
+    let Setup {
+        ns,
+        repo_dir,
+        work: _work,
+        ..
+    } = setup("op-bad").await;
     ns.apply(&deployment(&ns, "stash-demo"));
     ns.apply(&format!(
         "apiVersion: stash.appscode.com/v1alpha1
@@ -173,28 +173,20 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_and_an_unreachable_backend_fail_the_session() {
-    let cluster = Cluster::shared();
-    install_operator(cluster);
-    let ns = TestNs::new("op-fail").await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let repo_dir = work.path().join("repo");
+    let Setup {
+        cluster: _,
+        ns,
+        work: _work,
+        repo_dir,
+    } = setup("op-fail").await;
     let init = restic(&repo_dir, &["init"]);
     assert!(
         init.status.success(),
         "{}",
         String::from_utf8_lossy(&init.stderr)
     );
-    ns.apply(
-        "apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: stash-sample-data
-data:
-  notes.txt: \"one\\n\"
-",
-    );
+    sample_data(&ns, &[("notes.txt", "one\n")]);
     // The repository restic made, opened with another password.
-    local_repository(&ns, &repo_dir);
     ns.apply(
         "apiVersion: v1
 kind: Secret

@@ -11,28 +11,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use stash_operator::crd::{
     backup_configuration::BackupConfiguration, backup_session::BackupSession,
 };
-use stash_tests::kube::{Cluster, TestNs};
 
-use super::support::{finished, install_operator, local_repository, seed};
-
-/// Processes whose command line holds `words` in a row: (pid, command line).
-fn processes(words: &[&str]) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            args.windows(words.len())
-                .any(|w| w.iter().zip(words).all(|(a, b)| a.starts_with(b)))
-                .then_some(pid)
-        })
-        .collect()
-}
+use super::support::{finished, processes, sample_data, seed, setup, Setup};
 
 /// Resident memory in KiB and CPU time in clock ticks (user + system) of `pid`.
 fn usage(pid: u32) -> (u64, u64) {
@@ -59,22 +39,11 @@ fn usage(pid: u32) -> (u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run with --ignored --nocapture"]
 async fn measure_idle_sidecar_and_time_to_first_backup() {
-    let cluster = Cluster::shared();
-    install_operator(cluster);
-    let ns = TestNs::new("op-measure").await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let repo_dir = work.path().join("repo");
-    std::fs::create_dir_all(&repo_dir).expect("repo dir");
-    local_repository(&ns, &repo_dir);
-    ns.apply(
-        "apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: stash-sample-data
-data:
-  notes.txt: \"one\\n\"
-",
-    );
+    // The work directory lives as long as the test.
+    let Setup {
+        ns, work: _work, ..
+    } = setup("op-measure").await;
+    sample_data(&ns, &[("notes.txt", "one\n")]);
     ns.apply(&seed("13-deployment-stash-demo.yaml", &ns.name));
     ns.apply(&seed(
         "02-backupconfiguration-workload-data-backup.yaml",
@@ -159,11 +128,12 @@ spec:
 #[ignore = "a measurement: run with --ignored --nocapture"]
 async fn measure_operator_with_500_configurations() {
     const N: usize = 500;
-    let cluster = Cluster::shared();
-    install_operator(cluster);
-    let ns = TestNs::new("op-500").await;
-    let work = tempfile::tempdir().expect("temp dir");
-    local_repository(&ns, work.path());
+    let Setup {
+        cluster,
+        ns,
+        work: _work,
+        ..
+    } = setup("op-500").await;
     // Deployments without replicas: the operator's work (templates, RBAC, schedules)
     // without 500 pods on this machine.
     let mut yaml = String::new();

@@ -12,9 +12,9 @@ use kube::api::ListParams;
 use stash_operator::crd::{
     backup_configuration::BackupConfiguration, restore_session::RestoreSession,
 };
-use stash_tests::kube::{Cluster, TestNs};
+use stash_tests::kube::TestNs;
 
-use super::support::{back_up, finished, install_operator, local_repository, seed};
+use super::support::{back_up, finished, seed, setup, Setup};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -56,16 +56,13 @@ fn read(dir: &Path, name: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_restore_brings_deleted_data_back_once() {
-    let cluster = Cluster::shared();
-    install_operator(cluster);
-    let ns = TestNs::new("op-restore").await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let (repo_dir, data) = (work.path().join("repo"), work.path().join("data"));
-    std::fs::create_dir_all(&repo_dir).expect("repo dir");
+    let Setup {
+        cluster, ns, work, ..
+    } = setup("op-restore").await;
+    let data = work.path().join("data");
     write(&data, "index.html", "<h1>hello from stash</h1>\n");
     write(&data, "notes.txt", "one\ntwo\nthree\n");
     write(&data, "deep/er/blob.bin", &"x".repeat(300_000));
-    local_repository(&ns, &repo_dir);
     // The seed's Deployment, its data on a hostPath volume the test can empty.
     let deployment = seed("13-deployment-stash-demo.yaml", &ns.name).replace(
         "configMap:\n          name: stash-sample-data",
@@ -272,13 +269,10 @@ fn rolled_out(s: &StatefulSet) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statefulset_replica_gets_another_replicas_data() {
-    let cluster = Cluster::shared();
-    install_operator(cluster);
-    let ns = TestNs::new("op-sts").await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let repo_dir = work.path().join("repo");
-    std::fs::create_dir_all(&repo_dir).expect("repo dir");
-    local_repository(&ns, &repo_dir);
+    // The work directory lives as long as the test.
+    let Setup {
+        ns, work: _work, ..
+    } = setup("op-sts").await;
     let claim = |i: usize| ns.claim_dir(&format!("data-stash-demo-{i}"));
     for i in 0..3 {
         write(&claim(i), "who.txt", &format!("replica {i}\n"));

@@ -9,27 +9,15 @@ use std::{
 
 use k8s_openapi::api::apps::v1::Deployment;
 use stash_operator::crd::{backup_configuration::BackupConfiguration, repository::Repository};
-use stash_tests::kube::{Cluster, TestNs};
 
-use super::support::{install_operator, local_repository, seed};
+use super::support::{processes, sample_data, seed, setup, Setup};
 
 const WINDOW: Duration = Duration::from_secs(180);
 const KILL_AT: Duration = Duration::from_secs(45);
 
-/// SIGKILLs every `stash operator run` process (found in /proc); returns how many
-/// there were.
+/// SIGKILLs every `stash operator run` process; returns how many there were.
 fn kill_operators() -> usize {
-    let pids: Vec<String> = std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter(|e| {
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            args.windows(2)
-                .any(|w| w == [&b"operator"[..], &b"run"[..]])
-        })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let pids = processes(&["operator", "run"]);
     for pid in &pids {
         let _ = Command::new("sh")
             .args(["-c", &format!("kill -KILL {pid}")])
@@ -40,22 +28,11 @@ fn kill_operators() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schedule_runs_and_an_operator_kill_rolls_nothing() {
-    let cluster = Cluster::shared();
-    install_operator(cluster);
-    let ns = TestNs::new("op-sched").await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let repo_dir = work.path().join("repo");
-    std::fs::create_dir_all(&repo_dir).expect("repo dir");
-    local_repository(&ns, &repo_dir);
-    ns.apply(
-        "apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: stash-sample-data
-data:
-  notes.txt: \"one\\n\"
-",
-    );
+    // The work directory lives as long as the test.
+    let Setup {
+        ns, work: _work, ..
+    } = setup("op-sched").await;
+    sample_data(&ns, &[("notes.txt", "one\n")]);
     ns.apply(&seed("13-deployment-stash-demo.yaml", &ns.name));
     let deployments = ns.api::<Deployment>();
     let first = deployments

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use stash_operator::crd::backup_session::BackupSession;
 use stash_tests::kube::{Cluster, TestNs};
+use tempfile::TempDir;
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -113,4 +114,61 @@ spec:
         finished(s.status.as_ref().and_then(|s| s.phase.as_deref()))
     })
     .await
+}
+
+/// What each operator test starts from: the operator on the shared cluster, a
+/// namespace of its own, and a work directory whose `repo` the local repository
+/// `stash-backup-repo` (with its Secret) points at.
+pub struct Setup {
+    pub cluster: &'static Cluster,
+    pub ns: TestNs,
+    pub work: TempDir,
+    pub repo_dir: PathBuf,
+}
+
+pub async fn setup(prefix: &str) -> Setup {
+    let cluster = Cluster::shared();
+    install_operator(cluster);
+    let ns = TestNs::new(prefix).await;
+    let work = tempfile::tempdir().expect("temp dir");
+    let repo_dir = work.path().join("repo");
+    std::fs::create_dir_all(&repo_dir).expect("repo dir");
+    local_repository(&ns, &repo_dir);
+    Setup {
+        cluster,
+        ns,
+        work,
+        repo_dir,
+    }
+}
+
+/// The ConfigMap `stash-sample-data` the seed's Deployment mounts, holding `files`.
+pub fn sample_data(ns: &TestNs, files: &[(&str, &str)]) {
+    let mut yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stash-sample-data\ndata:\n"
+        .to_string();
+    for (name, text) in files {
+        let quoted = serde_json::to_string(text).expect("a string");
+        yaml.push_str(&format!("  {name}: {quoted}\n"));
+    }
+    ns.apply(&yaml);
+}
+
+/// The processes of this machine whose command line holds arguments starting with
+/// `words`, in a row.
+pub fn processes(words: &[&str]) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.windows(words.len())
+                .any(|w| w.iter().zip(words).all(|(a, b)| a.starts_with(b)))
+                .then_some(pid)
+        })
+        .collect()
 }
