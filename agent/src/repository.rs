@@ -182,7 +182,7 @@ pub(crate) async fn lagging_memory_repo(name: &str) -> Repository {
 }
 
 #[cfg(test)]
-async fn repo_on(backend: Arc<dyn crate::backend::Backend>) -> Repository {
+pub(crate) async fn repo_on(backend: Arc<dyn crate::backend::Backend>) -> Repository {
     let kdf = Some(stash_repo_format::key::KdfParams {
         n: 1024,
         r: 8,

@@ -75,3 +75,9 @@ pub fn will_need(file: &std::fs::File) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// macOS has no `posix_fadvise`; reads go through its own read-ahead.
+#[cfg(target_vendor = "apple")]
+pub fn will_need(_file: &std::fs::File) -> io::Result<()> {
+    Ok(())
+}

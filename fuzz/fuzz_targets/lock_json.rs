@@ -43,6 +43,8 @@ fn check(l: &Lock, u: &mut Unstructured<'_>) {
     let here = Here {
         hostname: &host,
         pid_namespace: ns.as_deref(),
+        pid: u.arbitrary().unwrap_or(1),
+        container: None,
     };
     let alive: bool = u.arbitrary().unwrap_or(true);
     let now = structured::go_time(u).unwrap_or_default();
@@ -82,6 +84,11 @@ fn structured(u: &mut Unstructured<'_>) -> Result<Lock> {
         uid: u.arbitrary()?,
         gid: u.arbitrary()?,
         pid_namespace: if u.arbitrary()? {
+            Some(structured::text(u)?)
+        } else {
+            None
+        },
+        container: if u.arbitrary()? {
             Some(structured::text(u)?)
         } else {
             None

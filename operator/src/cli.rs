@@ -58,6 +58,10 @@ pub struct SidecarArgs {
     /// The node's name (a DaemonSet's host).
     #[arg(long, env = "NODE_NAME", default_value = "")]
     node: String,
+    /// The pod's UID: with the container's name, the slot its locks carry, so a
+    /// restarted container recognizes the locks its killed predecessor left.
+    #[arg(long = "pod-uid", env = "POD_UID")]
+    pod_uid: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +78,10 @@ pub struct RestoreInitArgs {
     /// The node's name (a DaemonSet's host).
     #[arg(long, env = "NODE_NAME", default_value = "")]
     node: String,
+    /// The pod's UID: with the container's name, the slot its locks carry, so a
+    /// restarted container recognizes the locks its killed predecessor left.
+    #[arg(long = "pod-uid", env = "POD_UID")]
+    pod_uid: Option<String>,
 }
 
 fn secret_dir(global: &Global) -> PathBuf {
@@ -81,6 +89,14 @@ fn secret_dir(global: &Global) -> PathBuf {
         .secret_dir()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(crate::pod_template::SECRET_DIR))
+}
+
+/// Tells the engine which container of which pod this process is (see
+/// [`stash_agent::repository::lock::set_container`]).
+fn claim_slot(pod_uid: Option<&str>, container: &str) {
+    if let Some(uid) = pod_uid.filter(|u| !u.is_empty()) {
+        stash_agent::repository::lock::set_container(format!("{uid}/{container}"));
+    }
 }
 
 async fn client() -> anyhow::Result<kube::Client> {
@@ -142,6 +158,7 @@ impl stash_agent::cli::Extension for Command {
                 Ok(0)
             }
             Command::Sidecar(a) => {
+                claim_slot(a.pod_uid.as_deref(), crate::sidecar::CONTAINER);
                 let secret_dir = secret_dir(&global);
                 let opts = crate::backup_runner::SidecarOptions {
                     configuration: a.configuration,
@@ -155,6 +172,7 @@ impl stash_agent::cli::Extension for Command {
                 Ok(0)
             }
             Command::RestoreInit(a) => {
+                claim_slot(a.pod_uid.as_deref(), crate::init_container::CONTAINER);
                 let pod = crate::runner::Pod {
                     namespace: a.namespace,
                     name: a.pod,

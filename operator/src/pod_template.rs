@@ -136,8 +136,8 @@ pub fn inputs_hash(inputs: &impl Serialize) -> String {
     hex::encode(&Sha256::digest(json)[..8])
 }
 
-/// `NODE_NAME`, `POD_NAME` and `POD_NAMESPACE` from the downward API: how the
-/// operator's processes learn which host they are.
+/// `NODE_NAME`, `POD_NAME`, `POD_NAMESPACE` and `POD_UID` from the downward API: how
+/// the operator's processes learn which host and which container they are.
 fn downward_env() -> Vec<EnvVar> {
     let env = |name: &str, path: &str| EnvVar {
         name: name.to_string(),
@@ -154,6 +154,7 @@ fn downward_env() -> Vec<EnvVar> {
         env("NODE_NAME", "spec.nodeName"),
         env("POD_NAME", "metadata.name"),
         env("POD_NAMESPACE", "metadata.namespace"),
+        env("POD_UID", "metadata.uid"),
     ]
 }
 

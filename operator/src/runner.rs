@@ -64,6 +64,7 @@ impl Pod {
 
 /// Opens the repository of Repository `name` with the Secret mounted at `secret_dir`;
 /// a missing repository is initialized when `create` (a first backup), an error else.
+/// Locks left by this container's killed predecessors are removed.
 ///
 /// # Errors
 /// The Repository is missing or invalid, the Secret has no password, or the engine
@@ -119,6 +120,11 @@ pub async fn open_repository(
         }
         Err(e) => return Err(e.into()),
     };
+    // A container killed mid-backup leaves its lock, which would hold off every
+    // retention run (an exclusive lock) for 30 minutes; its restart knows it is dead.
+    for lock in engine.remove_dead_locks().await? {
+        eprintln!("removed the lock of a process that no longer runs: {lock}");
+    }
     Ok((engine.with_compression(pod.compression), repo))
 }
 

@@ -12,6 +12,12 @@
 //! PID-namespace inode of the holder); a lock is judged by its PID only when that field
 //! equals ours ([`Lock::is_stale`]). `unlock`, an explicit request, keeps restic's rule
 //! for locks without the field ([`Lock::is_stale_for_unlock`]).
+//!
+//! A container restarted by the kubelet gets a new PID namespace, so the lock its killed
+//! predecessor left is no longer provably dead by the rule above. Where a process knows
+//! it runs in a slot that holds at most one process at a time (a pod's container: the
+//! kubelet never runs two instances of it at once), it writes that slot as `container`;
+//! a lock of our very slot written by another process is dead ([`Lock::holder_is_dead`]).
 
 use std::time::Duration;
 
@@ -60,6 +66,10 @@ pub struct Lock {
     /// locks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_namespace: Option<String>,
+    /// The slot the holder ran in, of which at most one process runs at a time (a
+    /// Kubernetes pod UID and container name); absent in restic's locks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// Where the process judging a lock runs: what decides whether a lock's PID can be
@@ -70,6 +80,10 @@ pub struct Here<'a> {
     pub hostname: &'a str,
     /// This process's boot id and PID namespace, if known.
     pub pid_namespace: Option<&'a str>,
+    /// This process's id.
+    pub pid: u32,
+    /// This process's one-at-a-time slot, if it has one (see the module doc).
+    pub container: Option<&'a str>,
 }
 
 impl Lock {
@@ -91,6 +105,7 @@ impl Lock {
             uid,
             gid,
             pid_namespace: None,
+            container: None,
         }
     }
 
@@ -119,18 +134,25 @@ impl Lock {
             .unwrap_or(Duration::ZERO)
     }
 
-    /// Stale beyond doubt: older than [`STALE_TIMEOUT`], or written in this very PID
-    /// namespace (same host, boot and namespace) by a process that no longer exists.
-    /// Such a lock does not block anyone. A lock dated in the future is not stale by
-    /// age.
+    /// Stale beyond doubt: older than [`STALE_TIMEOUT`], or its holder is provably dead
+    /// ([`Lock::holder_is_dead`]). Such a lock does not block anyone. A lock dated in the
+    /// future is not stale by age.
     pub fn is_stale(&self, now: &GoTime, here: &Here<'_>, pid_alive: impl Fn(u32) -> bool) -> bool {
-        if self.age(now) > STALE_TIMEOUT {
+        self.age(now) > STALE_TIMEOUT || self.holder_is_dead(here, pid_alive)
+    }
+
+    /// Proof that the holder no longer runs: written in this very PID namespace (same
+    /// host, boot and namespace) by a process that no longer exists, or written in our
+    /// own one-at-a-time slot by another process. Such a lock may be removed at once.
+    pub fn holder_is_dead(&self, here: &Here<'_>, pid_alive: impl Fn(u32) -> bool) -> bool {
+        let same_namespace = self.hostname == here.hostname
+            && self.pid_namespace.is_some()
+            && self.pid_namespace.as_deref() == here.pid_namespace;
+        if same_namespace && !pid_alive(self.pid) {
             return true;
         }
-        self.hostname == here.hostname
-            && self.pid_namespace.is_some()
-            && self.pid_namespace.as_deref() == here.pid_namespace
-            && !pid_alive(self.pid)
+        let same_slot = self.container.is_some() && self.container.as_deref() == here.container;
+        same_slot && !(same_namespace && self.pid == here.pid)
     }
 
     /// Whether the holder looks dead by restic's rule (same host name, PID not running
@@ -209,6 +231,8 @@ mod tests {
         let here = Here {
             hostname: "here",
             pid_namespace: Some("boot/ns1"),
+            pid: 7,
+            container: None,
         };
         let there = Here {
             hostname: "there",
@@ -257,6 +281,42 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_of_our_own_container_by_another_process_is_dead() {
+        let soon = at("2024-01-01T00:00:01Z");
+        let mut l = Lock::new(false, "web-0", "root", 1, 0, 0);
+        l.time = at("2024-01-01T00:00:00Z");
+        l.pid_namespace = Some("boot/old".into());
+        l.container = Some("pod-uid/stash".into());
+        let here = Here {
+            hostname: "web-0",
+            pid_namespace: Some("boot/new"),
+            pid: 1,
+            container: Some("pod-uid/stash"),
+        };
+        let alive = |_| true;
+        // The restarted container: same slot, new PID namespace, even the same PID.
+        assert!(l.holder_is_dead(&here, alive));
+        assert!(l.is_stale(&soon, &here, alive));
+        // Another container of the pod, or one without a slot: no proof.
+        for other in [Some("pod-uid/stash-init"), None] {
+            let there = Here {
+                container: other,
+                ..here
+            };
+            assert!(!l.holder_is_dead(&there, alive), "{other:?}");
+        }
+        // Our own process's other lock is alive.
+        l.pid_namespace = Some("boot/new".into());
+        assert!(!l.holder_is_dead(&here, alive));
+        // Another process of our slot in our namespace: an earlier run.
+        l.pid = 2;
+        assert!(l.holder_is_dead(&here, alive));
+        // restic's locks have no slot.
+        l.container = None;
+        assert!(!l.holder_is_dead(&here, alive));
+    }
+
+    #[test]
     fn pid_namespace_round_trips_and_is_optional() {
         let mut l = Lock::new(true, "h", "u", 7, 0, 0);
         l.time = at("2024-01-01T00:00:00Z");
@@ -266,6 +326,10 @@ mod tests {
             j.ends_with(r#""pid":7,"pid_namespace":"b/4026531836"}"#),
             "{j}"
         );
+        assert_eq!(Lock::decode(j.as_bytes()).unwrap(), l);
+        l.container = Some("uid/stash".into());
+        let j = String::from_utf8(l.encode().unwrap()).unwrap();
+        assert!(j.ends_with(r#""container":"uid/stash"}"#), "{j}");
         assert_eq!(Lock::decode(j.as_bytes()).unwrap(), l);
     }
 

@@ -327,6 +327,17 @@ impl TestNs {
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
+    /// The logs of every pod's `container` of this namespace, one after the other.
+    pub fn logs_of(&self, container: &str) -> String {
+        let dir = self.cluster.kubelet_state.join("logs").join(&self.name);
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|pod| self.log(&pod.file_name().to_string_lossy(), container))
+            .collect()
+    }
+
     pub fn log_path(&self, pod: &str, container: &str) -> PathBuf {
         self.cluster
             .kubelet_state

@@ -146,11 +146,27 @@ pub fn pid_namespace() -> Option<&'static str> {
     .as_deref()
 }
 
+fn container_slot() -> &'static OnceLock<String> {
+    static SLOT: OnceLock<String> = OnceLock::new();
+    &SLOT
+}
+
+/// Declares that this process runs in a slot of which at most one process runs at a
+/// time (a pod UID and container name: the kubelet never runs two instances of one
+/// container). Its locks carry the slot, and a lock of the same slot left by another
+/// process is known dead even across PID namespaces, as after a container restart.
+/// Only the first call counts; call it before taking any lock.
+pub fn set_container(slot: String) {
+    let _ = container_slot().set(slot);
+}
+
 /// Who is asking, for [`Lock::is_stale`] and friends.
 pub fn here(host: &str) -> Here<'_> {
     Here {
         hostname: host,
         pid_namespace: pid_namespace(),
+        pid: std::process::id(),
+        container: container_slot().get().map(String::as_str),
     }
 }
 
@@ -164,6 +180,7 @@ fn new_lock(exclusive: bool) -> Lock {
         uid: current_uid(),
         gid: current_gid(),
         pid_namespace: pid_namespace().map(str::to_owned),
+        container: container_slot().get().cloned(),
     }
 }
 
@@ -218,6 +235,27 @@ impl Repository {
             }
         }
         Ok(out)
+    }
+
+    /// Removes the locks whose holders are provably dead ([`Lock::holder_is_dead`]):
+    /// what a restarted container left behind. Locks merely old or looking dead stay
+    /// for `unlock`. Returns a description of each removed lock.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn remove_dead_locks(&self) -> Result<Vec<String>> {
+        let host = hostname();
+        let here = here(&host);
+        let mut removed = Vec::new();
+        for (id, l) in self.list_locks().await? {
+            if l.holder_is_dead(&here, pid_alive) {
+                match self.backend().remove(FileType::Lock, &id).await {
+                    Ok(()) | Err(Error::NotFound(_)) => removed.push(describe(&id, &l)),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Fails on a live lock that conflicts with the one wanted; stale locks are
@@ -534,5 +572,110 @@ mod tests {
         assert!(lock.confirmed_flag().load(Ordering::Acquire));
         lock.release().await.unwrap();
         assert!(repo.list_locks().await.unwrap().is_empty());
+    }
+
+    /// A restarted container finds its predecessor's lock (its slot, another PID
+    /// namespace) and removes it; another container's live-looking lock and a lock of
+    /// its own process stay.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_provably_dead_locks_are_removed() {
+        set_container("pod-uid/stash".into());
+        let repo = memory_repo("lock-dead-slot").await;
+        let mine = repo.lock(false).await.unwrap();
+        let mut before_restart = new_lock(false);
+        before_restart.pid_namespace = Some("boot/old-container".into());
+        let mut next_container = before_restart.clone();
+        next_container.container = Some("pod-uid/stash-init".into());
+        repo.save_json(FileType::Lock, &before_restart)
+            .await
+            .unwrap();
+        repo.save_json(FileType::Lock, &next_container)
+            .await
+            .unwrap();
+        assert_eq!(repo.list_locks().await.unwrap().len(), 3);
+        let removed = repo.remove_dead_locks().await.unwrap();
+        assert_eq!(removed.len(), 1, "{removed:?}");
+        let left: Vec<Lock> = repo
+            .list_locks()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        assert_eq!(left.len(), 2);
+        assert!(left.contains(&next_container));
+        assert!(!left.contains(&before_restart));
+        mine.release().await.unwrap();
+    }
+
+    /// A store that stops answering lock writes once `stalled` is set.
+    #[derive(Debug)]
+    struct Stalling {
+        inner: Arc<dyn crate::backend::Backend>,
+        stalled: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::backend::Backend for Stalling {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn lists_finished_writes(&self) -> bool {
+            true
+        }
+        async fn list(&self, ty: FileType) -> Result<Vec<(Id, u64)>> {
+            self.inner.list(ty).await
+        }
+        async fn read(
+            &self,
+            ty: FileType,
+            id: &Id,
+            range: Option<std::ops::Range<u64>>,
+        ) -> Result<bytes::Bytes> {
+            self.inner.read(ty, id, range).await
+        }
+        async fn write(&self, ty: FileType, id: &Id, data: bytes::Bytes) -> Result<()> {
+            if ty == FileType::Lock && self.stalled.load(Ordering::Acquire) {
+                std::future::pending::<()>().await;
+            }
+            self.inner.write(ty, id, data).await
+        }
+        async fn remove(&self, ty: FileType, id: &Id) -> Result<()> {
+            self.inner.remove(ty, id).await
+        }
+        async fn has_config(&self) -> Result<bool> {
+            self.inner.has_config().await
+        }
+    }
+
+    /// A store that hangs on every refresh (no error, no answer): the lock is given up
+    /// after the give-up time, naming the cause, instead of being held on faith.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_that_stops_answering_refreshes_loses_the_lock() {
+        let inner = crate::backend::open_location("memory:lock-stalled-refresh", false).unwrap();
+        let store = Arc::new(Stalling {
+            inner,
+            stalled: AtomicBool::new(false),
+        });
+        let repo = crate::repository::repo_on(store.clone()).await;
+        let lock = repo.lock(false).await.unwrap();
+        store.stalled.store(true, Ordering::Release);
+        let t = Timings {
+            refresh: Duration::from_millis(50),
+            give_up: Duration::from_millis(225),
+        };
+        let started = std::time::Instant::now();
+        let refresher = tokio::spawn(refresh_loop(repo.clone(), lock.slot.clone(), false, t));
+        let msg = tokio::time::timeout(Duration::from_secs(10), lost())
+            .await
+            .expect("the lock given up in time");
+        assert!(
+            msg.contains("could not be refreshed") && msg.contains("the store did not answer"),
+            "{msg}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        refresher.await.unwrap();
+        store.stalled.store(false, Ordering::Release);
+        lock.release().await.unwrap();
     }
 }

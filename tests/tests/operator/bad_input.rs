@@ -10,7 +10,7 @@ use stash_operator::crd::{
 };
 use stash_tests::kube::TestNs;
 
-use super::support::{back_up, restic, sample_data, seed, setup, Setup};
+use super::support::{assert_no_secret_values, back_up, restic, sample_data, seed, setup, Setup};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -193,7 +193,7 @@ kind: Secret
 metadata:
   name: gcs-secret
 stringData:
-  RESTIC_PASSWORD: wrong-password
+  RESTIC_PASSWORD: wrong-pw-7731
 ---
 apiVersion: v1
 kind: Secret
@@ -202,7 +202,7 @@ metadata:
 stringData:
   RESTIC_PASSWORD: not-secret
   AWS_ACCESS_KEY_ID: nobody
-  AWS_SECRET_ACCESS_KEY: nothing
+  AWS_SECRET_ACCESS_KEY: s3cr3t-0451
 ---
 apiVersion: stash.appscode.com/v1alpha1
 kind: Repository
@@ -264,4 +264,5 @@ spec:
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    assert_no_secret_values(&ns, &["wrong-pw-7731", "s3cr3t-0451", "not-secret"]);
 }

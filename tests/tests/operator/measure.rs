@@ -115,6 +115,12 @@ spec:
     }) {
         println!("idle sidecar {l}");
     }
+    // Proportional set size: file-backed pages shared with other processes (the other
+    // sidecars and the operator on the node run the same binary) count in part.
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    for l in rollup.lines().filter(|l| l.starts_with("Pss")) {
+        println!("idle sidecar {l}");
+    }
     println!(
         "idle sidecar over 60 s: RSS {:.1} MiB -> {:.1} MiB, CPU {} clock ticks ({:.2} s)",
         rss0 as f64 / 1024.0,

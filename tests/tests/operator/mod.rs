@@ -3,6 +3,8 @@
 
 mod backup;
 mod bad_input;
+mod hosts;
+mod interrupted;
 mod measure;
 mod restore;
 mod schedule;

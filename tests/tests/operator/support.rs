@@ -153,6 +153,46 @@ pub fn sample_data(ns: &TestNs, files: &[(&str, &str)]) {
     ns.apply(&yaml);
 }
 
+/// Asserts that no secret value appears in the namespace's Events, the status of its
+/// Stash resources, its pods' logs or the operator's logs.
+pub fn assert_no_secret_values(ns: &TestNs, values: &[&str]) {
+    let kinds = "events,repositories,backupconfigurations,backupsessions,restoresessions";
+    let out = ns
+        .cluster
+        .kubectl(&["get", kinds, "-n", &ns.name, "-o", "yaml"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = vec![(
+        "Events and resources".to_string(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )];
+    let logs = ns.cluster.kubelet_state.join("logs");
+    for dir in [logs.join(&ns.name), logs.join("stash-system")] {
+        for pod in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            for log in std::fs::read_dir(pod.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+                seen.push((log.path().display().to_string(), text));
+            }
+        }
+    }
+    assert!(seen.len() > 2, "no logs found");
+    for (what, text) in seen {
+        for value in values {
+            assert!(
+                !text.contains(value),
+                "{what} shows the secret value {value:?}"
+            );
+        }
+    }
+}
+
 /// The processes of this machine whose command line holds arguments starting with
 /// `words`, in a row.
 pub fn processes(words: &[&str]) -> Vec<u32> {
