@@ -434,6 +434,11 @@ fn failed_lock_refreshes_end_the_backup() {
     let shown = cmd.shown().to_string();
     let mut held = Held::start(cmd, random_bytes(9, 3_000_000));
     let lock = wait_lock(&repo, "stash backup --stdin");
+    // Let the re-check that follows taking the lock (list, then read each lock)
+    // finish first: breaking `locks/` in between fails that check instead, with
+    // an error naming the lock file, which is not what this test is about. The
+    // backup waits on its open stdin meanwhile, refreshing its lock.
+    std::thread::sleep(Duration::from_secs(1));
     let locks = repo.path.join("locks");
     let away = repo.path.join("locks.away");
     std::fs::rename(&locks, &away).expect("move locks/ away");
