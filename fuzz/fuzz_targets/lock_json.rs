@@ -3,7 +3,8 @@
 //! to the same lock and encodes to the same bytes; the locking rules hold: a lock
 //! older than 30 minutes is stale for everyone, one in the future has age zero,
 //! exclusive requests conflict with every lock and shared ones only with exclusive
-//! locks, and what `is_stale` removes `is_stale_for_unlock` removes too.
+//! locks, what `is_stale` removes `is_stale_for_unlock` removes too, and a running
+//! holder outside our own container slot is never taken for dead.
 #![no_main]
 use libfuzzer_sys::{
     arbitrary::{Result, Unstructured},
@@ -40,11 +41,16 @@ fn check(l: &Lock, u: &mut Unstructured<'_>) {
     } else {
         None
     };
+    let slot = if u.arbitrary().unwrap_or(false) {
+        l.container.clone()
+    } else {
+        None
+    };
     let here = Here {
         hostname: &host,
         pid_namespace: ns.as_deref(),
         pid: u.arbitrary().unwrap_or(1),
-        container: None,
+        container: slot.as_deref(),
     };
     let alive: bool = u.arbitrary().unwrap_or(true);
     let now = structured::go_time(u).unwrap_or_default();
@@ -63,8 +69,15 @@ fn check(l: &Lock, u: &mut Unstructured<'_>) {
     if stale {
         assert!(l.is_stale_for_unlock(&now, &here, |_| alive));
     }
-    if alive && age <= STALE_TIMEOUT {
+    let other_slot = l.container.is_none() || l.container.as_deref() != here.container;
+    if alive && age <= STALE_TIMEOUT && other_slot {
         assert!(!stale, "a live holder's fresh lock is stale");
+    }
+    if other_slot {
+        assert!(
+            !l.holder_is_dead(&here, |_| true),
+            "a running holder in another slot is dead"
+        );
     }
     // Half an hour and a minute later, any lock is stale (unless the clamp to year
     // 9999 keeps the clock from moving).

@@ -28,10 +28,7 @@ use stash_agent::{
     backup::{backup, BackupOptions, Counters},
     repository::{files::SnapshotFilter, Repository as Engine},
 };
-use stash_repo_format::{
-    compress::Mode,
-    retention::{GroupBy, Policy},
-};
+use stash_repo_format::retention::{GroupBy, Policy};
 
 use crate::{
     controller::invoker_name,
@@ -50,12 +47,7 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct SidecarOptions {
     pub configuration: String,
-    pub namespace: String,
-    pub pod: String,
-    pub node: String,
-    /// The storage Secret, mounted as files.
-    pub secret_dir: PathBuf,
-    pub compression: Mode,
+    pub pod: Pod,
 }
 
 /// Watches sessions until the process is stopped.
@@ -63,11 +55,11 @@ pub struct SidecarOptions {
 /// # Errors
 /// Only when the watch cannot be set up; a failed backup fails its session instead.
 pub async fn run(client: Client, opts: SidecarOptions) -> Result<(), RunnerError> {
-    let api: Api<BackupSession> = Api::namespaced(client.clone(), &opts.namespace);
+    let api: Api<BackupSession> = Api::namespaced(client.clone(), &opts.pod.namespace);
     fail_interrupted(&client, &opts).await?;
     eprintln!(
         "stash sidecar of BackupConfiguration {}/{} ready",
-        opts.namespace, opts.configuration
+        opts.pod.namespace, opts.configuration
     );
     let mut done: HashSet<String> = HashSet::new();
     let stream = watcher(api, watcher::Config::default())
@@ -98,29 +90,17 @@ pub async fn run(client: Client, opts: SidecarOptions) -> Result<(), RunnerError
     Ok(())
 }
 
-impl SidecarOptions {
-    fn pod(&self) -> Pod {
-        Pod {
-            namespace: self.namespace.clone(),
-            name: self.pod.clone(),
-            node: self.node.clone(),
-            secret_dir: self.secret_dir.clone(),
-            compression: self.compression,
-        }
-    }
-}
-
 /// This pod's host for the configuration.
 async fn my_host(
     client: &Client,
     opts: &SidecarOptions,
 ) -> Result<(BackupConfiguration, String), RunnerError> {
-    let bc = Api::<BackupConfiguration>::namespaced(client.clone(), &opts.namespace)
+    let bc = Api::<BackupConfiguration>::namespaced(client.clone(), &opts.pod.namespace)
         .get(&opts.configuration)
         .await?;
     let target = bc.spec.target.clone().unwrap_or_default();
     let host = opts
-        .pod()
+        .pod
         .host(target.reference.as_ref(), target.alias.as_deref())?;
     Ok((bc, host))
 }
@@ -129,7 +109,7 @@ async fn my_host(
 /// claims from before a restart, whose backup will never finish.
 async fn fail_interrupted(client: &Client, opts: &SidecarOptions) -> Result<(), RunnerError> {
     let (_, host) = my_host(client, opts).await?;
-    let api: Api<BackupSession> = Api::namespaced(client.clone(), &opts.namespace);
+    let api: Api<BackupSession> = Api::namespaced(client.clone(), &opts.pod.namespace);
     for bs in api.list(&ListParams::default()).await?.items {
         if invoker_name(&bs) != Some(opts.configuration.as_str()) {
             continue;
@@ -140,7 +120,7 @@ async fn fail_interrupted(client: &Client, opts: &SidecarOptions) -> Result<(), 
         if status.phase.as_deref() == Some(RUNNING) && mine {
             let why = format!(
                 "the backup process of {host} restarted before it finished (pod {})",
-                opts.pod
+                opts.pod.name
             );
             let failed = session::host_stats(&host, "", &[], Some(why), Duration::ZERO);
             update_status(&api, &bs.name_any(), |s| {
@@ -161,7 +141,7 @@ async fn work(
     bs: &BackupSession,
 ) -> Result<bool, RunnerError> {
     let (bc, host) = my_host(client, opts).await?;
-    let api: Api<BackupSession> = Api::namespaced(client.clone(), &opts.namespace);
+    let api: Api<BackupSession> = Api::namespaced(client.clone(), &opts.pod.namespace);
     let name = bs.name_any();
     let claimed = update_status(&api, &name, |s| session::claim(s, &host).then_some(())).await?;
     if claimed.is_none() {
@@ -205,7 +185,7 @@ async fn backup_host(
     bc: &BackupConfiguration,
     host: &str,
 ) -> Result<Vec<DirectoryResult>, Partial> {
-    let (engine, repo) = open_repository(client, &opts.pod(), &bc.spec.repository.name, true)
+    let (engine, repo) = open_repository(client, &opts.pod, &bc.spec.repository.name, true)
         .await
         .map_err(|e| (Vec::new(), e))?;
     let target = bc.spec.target.clone().unwrap_or_default();

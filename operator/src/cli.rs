@@ -49,19 +49,8 @@ pub struct SidecarArgs {
     /// The BackupConfiguration this sidecar serves.
     #[arg(long = "backup-configuration")]
     configuration: String,
-    /// The pod's namespace (the configuration's).
-    #[arg(long, env = "POD_NAMESPACE")]
-    namespace: String,
-    /// The pod's name (a StatefulSet's host comes from its ordinal).
-    #[arg(long, env = "POD_NAME")]
-    pod: String,
-    /// The node's name (a DaemonSet's host).
-    #[arg(long, env = "NODE_NAME", default_value = "")]
-    node: String,
-    /// The pod's UID: with the container's name, the slot its locks carry, so a
-    /// restarted container recognizes the locks its killed predecessor left.
-    #[arg(long = "pod-uid", env = "POD_UID")]
-    pod_uid: Option<String>,
+    #[command(flatten)]
+    pod: PodArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,12 +58,19 @@ pub struct RestoreInitArgs {
     /// The RestoreSession this init container serves.
     #[arg(long = "restore-session")]
     restore_session: String,
-    /// The pod's namespace (the session's).
+    #[command(flatten)]
+    pod: PodArgs,
+}
+
+/// Which pod a sidecar or init container runs in, from the downward API.
+#[derive(Debug, clap::Args)]
+pub struct PodArgs {
+    /// The pod's namespace (its configuration's or session's).
     #[arg(long, env = "POD_NAMESPACE")]
     namespace: String,
     /// The pod's name (a StatefulSet's host comes from its ordinal).
-    #[arg(long, env = "POD_NAME")]
-    pod: String,
+    #[arg(long = "pod", env = "POD_NAME")]
+    name: String,
     /// The node's name (a DaemonSet's host).
     #[arg(long, env = "NODE_NAME", default_value = "")]
     node: String,
@@ -84,19 +80,28 @@ pub struct RestoreInitArgs {
     pod_uid: Option<String>,
 }
 
+impl PodArgs {
+    /// The pod, as `container` of it: tells the engine which one-at-a-time slot this
+    /// process is (see [`stash_agent::repository::lock::set_container`]).
+    fn claim(self, container: &str, global: &Global) -> crate::runner::Pod {
+        if let Some(uid) = self.pod_uid.filter(|u| !u.is_empty()) {
+            stash_agent::repository::lock::set_container(format!("{uid}/{container}"));
+        }
+        crate::runner::Pod {
+            namespace: self.namespace,
+            name: self.name,
+            node: self.node,
+            secret_dir: secret_dir(global),
+            compression: global.compression(),
+        }
+    }
+}
+
 fn secret_dir(global: &Global) -> PathBuf {
     global
         .secret_dir()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(crate::pod_template::SECRET_DIR))
-}
-
-/// Tells the engine which container of which pod this process is (see
-/// [`stash_agent::repository::lock::set_container`]).
-fn claim_slot(pod_uid: Option<&str>, container: &str) {
-    if let Some(uid) = pod_uid.filter(|u| !u.is_empty()) {
-        stash_agent::repository::lock::set_container(format!("{uid}/{container}"));
-    }
 }
 
 async fn client() -> anyhow::Result<kube::Client> {
@@ -158,28 +163,15 @@ impl stash_agent::cli::Extension for Command {
                 Ok(0)
             }
             Command::Sidecar(a) => {
-                claim_slot(a.pod_uid.as_deref(), crate::sidecar::CONTAINER);
-                let secret_dir = secret_dir(&global);
                 let opts = crate::backup_runner::SidecarOptions {
                     configuration: a.configuration,
-                    namespace: a.namespace,
-                    pod: a.pod,
-                    node: a.node,
-                    secret_dir,
-                    compression: global.compression(),
+                    pod: a.pod.claim(crate::sidecar::CONTAINER, &global),
                 };
                 crate::backup_runner::run(client().await?, opts).await?;
                 Ok(0)
             }
             Command::RestoreInit(a) => {
-                claim_slot(a.pod_uid.as_deref(), crate::init_container::CONTAINER);
-                let pod = crate::runner::Pod {
-                    namespace: a.namespace,
-                    name: a.pod,
-                    node: a.node,
-                    secret_dir: secret_dir(&global),
-                    compression: global.compression(),
-                };
+                let pod = a.pod.claim(crate::init_container::CONTAINER, &global);
                 crate::restore_runner::run(client().await?, pod, &a.restore_session).await?;
                 Ok(0)
             }

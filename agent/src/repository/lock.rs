@@ -245,10 +245,13 @@ impl Repository {
     /// Backend errors.
     pub async fn remove_dead_locks(&self) -> Result<Vec<String>> {
         let host = hostname();
-        let here = here(&host);
+        self.remove_locks_dead_to(&here(&host)).await
+    }
+
+    async fn remove_locks_dead_to(&self, here: &Here<'_>) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         for (id, l) in self.list_locks().await? {
-            if l.holder_is_dead(&here, pid_alive) {
+            if l.holder_is_dead(here, pid_alive) {
                 match self.backend().remove(FileType::Lock, &id).await {
                     Ok(()) | Err(Error::NotFound(_)) => removed.push(describe(&id, &l)),
                     Err(e) => return Err(e),
@@ -579,21 +582,23 @@ mod tests {
     /// its own process stay.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_provably_dead_locks_are_removed() {
-        set_container("pod-uid/stash".into());
+        let slot = "pod-uid/stash";
+        let host = hostname();
+        let here = Here {
+            container: Some(slot),
+            ..here(&host)
+        };
         let repo = memory_repo("lock-dead-slot").await;
-        let mine = repo.lock(false).await.unwrap();
-        let mut before_restart = new_lock(false);
+        let mut ours = new_lock(false);
+        ours.container = Some(slot.into());
+        let mut before_restart = ours.clone();
         before_restart.pid_namespace = Some("boot/old-container".into());
         let mut next_container = before_restart.clone();
         next_container.container = Some("pod-uid/stash-init".into());
-        repo.save_json(FileType::Lock, &before_restart)
-            .await
-            .unwrap();
-        repo.save_json(FileType::Lock, &next_container)
-            .await
-            .unwrap();
-        assert_eq!(repo.list_locks().await.unwrap().len(), 3);
-        let removed = repo.remove_dead_locks().await.unwrap();
+        for l in [&ours, &before_restart, &next_container] {
+            repo.save_json(FileType::Lock, l).await.unwrap();
+        }
+        let removed = repo.remove_locks_dead_to(&here).await.unwrap();
         assert_eq!(removed.len(), 1, "{removed:?}");
         let left: Vec<Lock> = repo
             .list_locks()
@@ -603,9 +608,9 @@ mod tests {
             .map(|(_, l)| l)
             .collect();
         assert_eq!(left.len(), 2);
+        assert!(left.contains(&ours));
         assert!(left.contains(&next_container));
         assert!(!left.contains(&before_restart));
-        mine.release().await.unwrap();
     }
 
     /// A store that stops answering lock writes once `stalled` is set.

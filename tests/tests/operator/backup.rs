@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease};
 use kube::Api;
-use stash_operator::crd::{
-    backup_configuration::BackupConfiguration, backup_session::BackupSession,
-    repository::Repository,
-};
+use stash_operator::crd::{backup_session::BackupSession, repository::Repository};
 
-use super::support::{restic, sample_data, seed, setup, Setup};
+use super::support::{ready, restic, sample_data, seed, setup, Setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_workload_backup_runs_end_to_end() {
@@ -37,14 +34,7 @@ async fn the_seed_workload_backup_runs_end_to_end() {
         &ns.name,
     ));
 
-    let bc = ns
-        .wait_for::<BackupConfiguration>(
-            "workload-data-backup",
-            "a Ready configuration",
-            Duration::from_secs(90),
-            |bc| bc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready"),
-        )
-        .await;
+    let bc = ready(&ns, "workload-data-backup").await;
     let target = bc.spec.target.clone().expect("target");
     assert_eq!(
         (target.paths.as_slice(), target.directories.is_empty()),

@@ -10,7 +10,10 @@ use stash_operator::crd::{
 };
 use stash_tests::kube::TestNs;
 
-use super::support::{assert_no_secret_values, back_up, restic, sample_data, seed, setup, Setup};
+use super::support::{
+    assert_no_secret_values, back_up, finish_message, ready, restic, sample_data, seed, setup,
+    Setup,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -230,10 +233,7 @@ spec:
         "s3-demo",
     ));
     for name in ["wrong-password", "unreachable"] {
-        ns.wait_for::<BackupConfiguration>(name, "a Ready configuration", WAIT, |bc| {
-            bc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")
-        })
-        .await;
+        ready(&ns, name).await;
     }
     let (wrong, unreachable) = tokio::join!(
         back_up(&ns, "wrong-password-1", "wrong-password"),
@@ -245,15 +245,10 @@ spec:
     ] {
         let status = session.status.expect("status");
         assert_eq!(status.phase.as_deref(), Some("Failed"), "{status:?}");
-        let finished = status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "SessionFinished")
-            .expect("SessionFinished");
+        let message = finish_message(&status);
         assert!(
-            finished.message.starts_with("host-0: ") && finished.message.contains(expected),
-            "{:?} does not name {expected:?}",
-            finished.message
+            message.starts_with("host-0: ") && message.contains(expected),
+            "{message:?} does not name {expected:?}"
         );
         let host = &status.targets[0].stats[0];
         assert_eq!(host.phase.as_deref(), Some("Failed"));

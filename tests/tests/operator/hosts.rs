@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
-use stash_operator::crd::backup_configuration::BackupConfiguration;
 use stash_tests::kube::TestNs;
 
-use super::support::{back_up, restic, sample_data, setup, Setup};
+use super::support::{back_up, ready, restic, sample_data, setup, Setup};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -161,10 +160,7 @@ async fn a_daemonset_backs_up_per_node_and_a_shared_claim_once() {
         "/var/www",
     ));
     for name in ["agent-backup", "web-backup"] {
-        ns.wait_for::<BackupConfiguration>(name, "a Ready configuration", WAIT, |bc| {
-            bc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")
-        })
-        .await;
+        ready(&ns, name).await;
     }
     let agents = pods_with_sidecar(&ns, "node-agent", 2).await;
     let mut nodes: Vec<String> = agents

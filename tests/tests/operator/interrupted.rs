@@ -5,11 +5,9 @@
 
 use std::{process::Command, time::Duration};
 
-use stash_operator::crd::{
-    backup_configuration::BackupConfiguration, backup_session::BackupSession,
-};
+use stash_operator::crd::backup_session::BackupSession;
 
-use super::support::{back_up, processes, restic, setup, Setup};
+use super::support::{back_up, finish_message, processes, ready, restic, setup, Setup};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -63,10 +61,7 @@ spec:
 ",
         data.display()
     ));
-    ns.wait_for::<BackupConfiguration>("interrupted-backup", "a Ready configuration", WAIT, |bc| {
-        bc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")
-    })
-    .await;
+    ready(&ns, "interrupted-backup").await;
     // A first backup, so the killed one has a repository to leave a lock in.
     let first = back_up(&ns, "interrupted-backup-0", "interrupted-backup").await;
     assert_eq!(first.status.and_then(|s| s.phase), Some("Succeeded".into()));
@@ -108,15 +103,10 @@ spec:
         )
         .await;
     let status = failed.status.expect("status");
-    let finished = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "SessionFinished")
-        .expect("SessionFinished");
+    let message = finish_message(&status);
     assert!(
-        finished.message.contains("restarted before it finished"),
-        "{:?}",
-        finished.message
+        message.contains("restarted before it finished"),
+        "{message:?}"
     );
     assert_eq!(status.targets[0].stats[0].phase.as_deref(), Some("Failed"));
 

@@ -9,12 +9,10 @@ use k8s_openapi::api::{
     core::v1::Pod,
 };
 use kube::api::ListParams;
-use stash_operator::crd::{
-    backup_configuration::BackupConfiguration, restore_session::RestoreSession,
-};
+use stash_operator::crd::restore_session::RestoreSession;
 use stash_tests::kube::TestNs;
 
-use super::support::{back_up, finished, seed, setup, Setup};
+use super::support::{back_up, finished, ready, seed, setup, Setup};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -25,16 +23,6 @@ fn init_containers(template: &k8s_openapi::api::core::v1::PodTemplateSpec) -> Ve
         .and_then(|s| s.init_containers.as_ref())
         .map(|c| c.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default()
-}
-
-async fn wait_ready(ns: &TestNs, configuration: &str) {
-    ns.wait_for::<BackupConfiguration>(
-        configuration,
-        "a Ready configuration",
-        Duration::from_secs(90),
-        |bc| bc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready"),
-    )
-    .await;
 }
 
 async fn restored(ns: &TestNs, name: &str) -> RestoreSession {
@@ -74,7 +62,7 @@ async fn the_seed_restore_brings_deleted_data_back_once() {
         "02-backupconfiguration-workload-data-backup.yaml",
         &ns.name,
     ));
-    wait_ready(&ns, "workload-data-backup").await;
+    ready(&ns, "workload-data-backup").await;
     let backup = back_up(&ns, "before-restore", "workload-data-backup").await;
     let phase = backup.status.as_ref().and_then(|s| s.phase.as_deref());
     assert_eq!(phase, Some("Succeeded"), "{:?}", backup.status);
@@ -279,7 +267,7 @@ async fn a_statefulset_replica_gets_another_replicas_data() {
     }
     ns.apply(STATEFULSET);
     ns.apply(STATEFULSET_BACKUP);
-    wait_ready(&ns, "sts-backup").await;
+    ready(&ns, "sts-backup").await;
     ns.wait_for::<StatefulSet>("stash-demo", "the sidecar rolled out", WAIT, |s| {
         rolled_out(s)
             && s.spec

@@ -9,7 +9,10 @@ use std::{
 
 use std::time::Duration;
 
-use stash_operator::crd::backup_session::BackupSession;
+use stash_operator::crd::{
+    backup_configuration::BackupConfiguration,
+    backup_session::{BackupSession, BackupSessionStatus},
+};
 use stash_tests::kube::{Cluster, TestNs};
 use tempfile::TempDir;
 
@@ -114,6 +117,27 @@ spec:
         finished(s.status.as_ref().and_then(|s| s.phase.as_deref()))
     })
     .await
+}
+
+/// Waits until configuration `name` is Ready (its workload carries the sidecar).
+pub async fn ready(ns: &TestNs, name: &str) -> BackupConfiguration {
+    ns.wait_for::<BackupConfiguration>(
+        name,
+        "a Ready configuration",
+        Duration::from_secs(90),
+        |bc| bc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready"),
+    )
+    .await
+}
+
+/// The message of a finished session's `SessionFinished` condition.
+pub fn finish_message(status: &BackupSessionStatus) -> &str {
+    &status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "SessionFinished")
+        .expect("a SessionFinished condition")
+        .message
 }
 
 /// What each operator test starts from: the operator on the shared cluster, a
