@@ -64,3 +64,9 @@ else
 fi
 
 cargo test --workspace --locked
+
+# Fuzzing (fuzz/README.md): every target for 30 s from its seeds, with AddressSanitizer
+# on nightly; a crash fails the run. The fuzz crate is its own workspace (libFuzzer
+# and sanitizer flags cannot share the main build), built into fuzz/target.
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+bash fuzz/run-all.sh 30

@@ -8,9 +8,8 @@
 //! - a path's own components, glob-escaped, exclude it: anchored and whole, or
 //!   unanchored as its last component.
 //!
-//! Patterns and paths are kept short, and `**` parts few (at most 3 per pattern):
-//! matching backtracks over every split of the path per `**`, so a pattern with many
-//! of them is exponential in the path's depth (see fuzz/README.md).
+//! Patterns and paths are kept short; `**` parts are not limited, since matching is
+//! linear in them (this target once found it exponential, see fuzz/README.md).
 #![no_main]
 use std::path::{Component, Path, PathBuf};
 
@@ -69,15 +68,10 @@ fn path(u: &mut Unstructured<'_>) -> PathBuf {
     p
 }
 
-fn any_depth_parts(p: &str) -> usize {
-    p.split('/').filter(|c| *c == "**").count()
-}
-
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let patterns: Vec<String> = (0..u.int_in_range(0..=4u8).unwrap_or(0))
         .map(|_| pattern(&mut u))
-        .filter(|p| any_depth_parts(p) <= 3)
         .collect();
     let paths: Vec<PathBuf> = (0..u.int_in_range(1..=4u8).unwrap_or(1))
         .map(|_| path(&mut u))

@@ -38,19 +38,6 @@ pub fn go_time(u: &mut Unstructured<'_>) -> Result<GoTime> {
         2 => -62_167_219_200 + i64::from(u.arbitrary::<i32>()?),
         _ => 253_402_300_799 - i64::from(u.arbitrary::<u32>()?),
     };
-    // Kept inside chrono's range (about +-8.27e12 s) less a day: past it,
-    // `from_unix_in` with a non-zero offset panics in `fix_year` ("Local time out of
-    // range for `NaiveDateTime`"), a known engine bug this generator steps around so
-    // that the targets using it keep fuzzing (see fuzz/README.md).
-    // STASH_FUZZ_UNCLAMPED_TIMES=1 lifts the clamp, to reproduce it.
-    static UNCLAMPED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let unclamped = *UNCLAMPED
-        .get_or_init(|| std::env::var_os("STASH_FUZZ_UNCLAMPED_TIMES").is_some_and(|v| v == "1"));
-    let secs = if unclamped {
-        secs
-    } else {
-        secs.clamp(-8_000_000_000_000, 8_000_000_000_000)
-    };
     let nanos: u32 = u.arbitrary()?;
     let minutes = i32::from(u.int_in_range(0..=2878u16)?) - 1439;
     let offset = FixedOffset::east_opt(minutes * 60).expect("offset within a day");
