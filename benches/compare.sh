@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Compare stash with restic (and rustic, when it is on PATH) on the shared data set.
 #
-# Usage: benches/compare.sh [--scale S] [--rounds N] [--out FILE] [--keep] [--no-verify]
+# Usage: benches/compare.sh [--scale S] [--rounds N] [--out FILE] [--keep] [--no-verify] [--simd]
 #   --scale S    data set scale for gen_dataset.py (default 1.0, ~1 GiB; 0.01 is a smoke test)
 #   --rounds N   rounds, each with fresh repositories (default 3); medians are reported
 #   --out FILE   markdown result (default benches/results/compare-<date>.md); the raw
 #                measurements go beside it as FILE with .tsv instead of .md
 #   --keep       keep the work directory (data, repositories, logs) for inspection
 #   --no-verify  skip the check that each tool's restore matches the data (round 1)
+#   --simd       also run stash built with the opt-in `simd-crypto` feature, as tool
+#                stash-simd (STASH_SIMD_BIN skips its build)
 #
 # Per round, every tool gets a fresh repository (version 2, zstd) and runs, on exactly
 # the same bytes:
@@ -32,8 +34,9 @@ ROUNDS=3
 OUT=""
 KEEP=0
 VERIFY=1
+SIMD=0
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
         --out=*) OUT="${1#*=}"; shift ;;
         --keep) KEEP=1; shift ;;
         --no-verify) VERIFY=0; shift ;;
+        --simd) SIMD=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "compare.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -88,6 +92,25 @@ else
     STASH="$ROOT/target/release/stash"
 fi
 [ -x "$STASH" ] || { echo "compare.sh: no stash binary at $STASH" >&2; exit 1; }
+if [ "$SIMD" = 1 ]; then
+    if [ -n "${STASH_SIMD_BIN:-}" ]; then
+        STASH_SIMD="$STASH_SIMD_BIN"
+    else
+        # Cargo keeps both feature sets' artifacts; only the final binary is shared,
+        # so the feature build is copied aside (after the default one was).
+        echo "compare.sh: building stash with simd-crypto (release)" >&2
+        (cd "$ROOT" && cargo build --release --quiet -p stash-operator --bin stash --features stash-agent/simd-crypto)
+        STASH_SIMD="$ROOT/target/release/stash-simd-crypto"
+        cp "$ROOT/target/release/stash" "$STASH_SIMD"
+        if [ -z "${STASH_BIN:-}" ]; then
+            STASH="$ROOT/target/release/stash-default"
+            (cd "$ROOT" && cargo build --release --quiet -p stash-operator --bin stash)
+            cp "$ROOT/target/release/stash" "$STASH"
+        fi
+    fi
+    [ -x "$STASH_SIMD" ] || { echo "compare.sh: no stash binary at $STASH_SIMD" >&2; exit 1; }
+    TOOLS=(stash stash-simd "${TOOLS[@]:1}")
+fi
 
 DATE="$(date +%Y-%m-%d-%H%M%S)"
 if [ -z "$OUT" ]; then
@@ -156,7 +179,9 @@ run_step() {  # run_step ROUND TOOL STEP COMMAND...: runs and records one measur
 do_step() {
     local round="$1" tool="$2" step="$3"
     local repo="$ROUND_DIR/repo-$tool" target="$ROUND_DIR/restore-$tool"
-    case "$tool:$step" in
+    local STASH="$STASH" kind="$tool"
+    if [ "$tool" = stash-simd ]; then STASH="$STASH_SIMD"; kind=stash; fi
+    case "$kind:$step" in
         stash:init) run_step "$round" "$tool" "$step" "$STASH" -r "$repo" init --repository-version 2 ;;
         stash:backup-first-fastcdc)
             "$STASH" -r "$repo-fastcdc" init --repository-version 2 --chunker fastcdc >"$LOGS/r$round-init-fastcdc.log" 2>&1
@@ -248,7 +273,7 @@ tools = []
 for r in rows:
     if r["tool"] not in tools:
         tools.append(r["tool"])
-order = ["stash", "restic", "rustic"]
+order = ["stash", "stash-simd", "restic", "rustic"]
 tools.sort(key=lambda t: order.index(t) if t in order else 99)
 peers = [t for t in tools if t != "stash"]
 steps = ["init", "open", "backup-first", "backup-first-fastcdc", "backup-unchanged", "backup-mutated", "restore", "check", "forget+prune"]
