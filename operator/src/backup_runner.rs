@@ -29,6 +29,7 @@ use stash_agent::{
     repository::{files::SnapshotFilter, Repository as Engine},
 };
 use stash_repo_format::retention::{GroupBy, Policy};
+use tokio::sync::watch;
 
 use crate::{
     controller::invoker_name,
@@ -61,6 +62,7 @@ pub async fn run(client: Client, opts: SidecarOptions) -> Result<(), RunnerError
         "stash sidecar of BackupConfiguration {}/{} ready",
         opts.pod.namespace, opts.configuration
     );
+    let activity = release_pages_when_idle();
     let mut done: HashSet<String> = HashSet::new();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
@@ -70,6 +72,7 @@ pub async fn run(client: Client, opts: SidecarOptions) -> Result<(), RunnerError
         tracing::warn!("watching BackupSessions: {e}");
         None
     }) {
+        activity.send_replace(false);
         if invoker_name(&bs) != Some(opts.configuration.as_str()) {
             continue;
         }
@@ -79,7 +82,10 @@ pub async fn run(client: Client, opts: SidecarOptions) -> Result<(), RunnerError
         {
             continue;
         }
-        match work(&client, &opts, &bs).await {
+        activity.send_replace(true);
+        let worked = work(&client, &opts, &bs).await;
+        activity.send_replace(false);
+        match worked {
             Ok(true) => {
                 done.insert(uid);
             }
@@ -88,6 +94,39 @@ pub async fn run(client: Client, opts: SidecarOptions) -> Result<(), RunnerError
         }
     }
     Ok(())
+}
+
+/// How long the sidecar must see no session event before it gives back its pages,
+/// and how often it does so again while idle: the API server's watch bookmarks and
+/// keep-alives run code too, mapping pages again.
+const IDLE: Duration = Duration::from_secs(15);
+
+/// Starts a task that gives back the pages of the binary the sidecar's work touched
+/// (`release_own_code_pages`) every [`IDLE`] without a mark on the returned sender,
+/// unless the last mark said busy (`true`): between backups the sidecar then holds
+/// little more than its heap instead of most of the binary, for one short system
+/// call pass per [`IDLE`]. The task ends with the sender.
+fn release_pages_when_idle() -> watch::Sender<bool> {
+    let (tx, mut rx) = watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            let busy = *rx.borrow_and_update();
+            let marked = if busy {
+                Ok(rx.changed().await)
+            } else {
+                tokio::time::timeout(IDLE, rx.changed()).await
+            };
+            match marked {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    let _ =
+                        tokio::task::spawn_blocking(stash_agent::sys::release_own_code_pages).await;
+                }
+            }
+        }
+    });
+    tx
 }
 
 /// This pod's host for the configuration.

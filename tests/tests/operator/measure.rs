@@ -36,6 +36,29 @@ fn usage(pid: u32) -> (u64, u64) {
     (rss, ticks(11) + ticks(12))
 }
 
+/// Resident KiB of `pid` per mapped file name and permissions (anonymous mappings as
+/// `[anon]`), largest first: how much is the binary's code, its data, and the heap.
+fn resident_by_mapping(pid: u32) -> Vec<(String, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut current = String::new();
+    for l in smaps.lines() {
+        let first = l.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let path = fields.get(5).copied().unwrap_or("[anon]");
+            let name = path.rsplit('/').next().unwrap_or(path);
+            current = format!("{name} ({})", fields.get(1).copied().unwrap_or(""));
+        } else if let Some(v) = l.strip_prefix("Rss:") {
+            let kib: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            *by.entry(current.clone()).or_default() += kib;
+        }
+    }
+    let mut v: Vec<_> = by.into_iter().collect();
+    v.sort_by_key(|m| std::cmp::Reverse(m.1));
+    v
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run with --ignored --nocapture"]
 async fn measure_idle_sidecar_and_time_to_first_backup() {
@@ -120,6 +143,9 @@ spec:
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     for l in rollup.lines().filter(|l| l.starts_with("Pss")) {
         println!("idle sidecar {l}");
+    }
+    for (mapping, kib) in resident_by_mapping(pid).into_iter().take(8) {
+        println!("idle sidecar resident in {mapping}: {kib} KiB");
     }
     println!(
         "idle sidecar over 60 s: RSS {:.1} MiB -> {:.1} MiB, CPU {} clock ticks ({:.2} s)",
