@@ -22,3 +22,4 @@ pub mod schedule;
 pub mod session;
 pub mod sidecar;
 pub mod time;
+pub mod vars;
