@@ -216,7 +216,8 @@ async fn work(
     Ok(true)
 }
 
-type Partial = (Vec<DirectoryResult>, RunnerError);
+/// What finished before a failure, and the failure.
+pub(crate) type Partial = (Vec<DirectoryResult>, RunnerError);
 
 async fn backup_host(
     client: &Client,
@@ -228,16 +229,37 @@ async fn backup_host(
         .await
         .map_err(|e| (Vec::new(), e))?;
     let target = bc.spec.target.clone().unwrap_or_default();
+    let results = backup_directories(&engine, target.directories(), host, &target.exclude).await?;
+    let removed = match &bc.spec.retention_policy {
+        Some(p) => apply_retention(&engine, p, host)
+            .await
+            .map_err(|e| (results.clone(), e))?,
+        None => 0,
+    };
+    if let Err(e) = write_repository_status(client, &engine, &repo, removed).await {
+        eprintln!("warning: updating Repository {}: {e}", repo.name_any());
+    }
+    Ok(results)
+}
+
+/// Backs up each of `directories` as a snapshot of its own under `host`, as Stash
+/// runs restic; stops at the first failure.
+pub(crate) async fn backup_directories(
+    engine: &Engine,
+    directories: &[String],
+    host: &str,
+    excludes: &[String],
+) -> Result<Vec<DirectoryResult>, Partial> {
     let mut results = Vec::new();
-    for dir in target.directories() {
+    for dir in directories {
         let t0 = Instant::now();
         let o = BackupOptions {
             targets: vec![PathBuf::from(dir)],
             host: Some(host.to_string()),
-            excludes: target.exclude.clone(),
+            excludes: excludes.to_vec(),
             ..BackupOptions::default()
         };
-        match retry_locked(|| backup(&engine, &o, Arc::new(Counters::default()))).await {
+        match retry_locked(|| backup(engine, &o, Arc::new(Counters::default()))).await {
             Ok(r) => {
                 let s = &r.summary;
                 results.push(DirectoryResult {
@@ -260,15 +282,6 @@ async fn backup_host(
             }
         }
     }
-    let removed = match &bc.spec.retention_policy {
-        Some(p) => apply_retention(&engine, p, host)
-            .await
-            .map_err(|e| (results.clone(), e))?,
-        None => 0,
-    };
-    if let Err(e) = write_repository_status(client, &engine, &repo, removed).await {
-        eprintln!("warning: updating Repository {}: {e}", repo.name_any());
-    }
     Ok(results)
 }
 
@@ -287,7 +300,7 @@ fn policy_of(p: &RetentionPolicy) -> Policy {
 
 /// `forget` of this host's snapshots by the policy (per host and path, as Stash runs
 /// restic), then `prune` when the policy asks; returns the number removed.
-async fn apply_retention(
+pub(crate) async fn apply_retention(
     engine: &Engine,
     p: &RetentionPolicy,
     host: &str,
@@ -313,7 +326,7 @@ async fn apply_retention(
 }
 
 /// Snapshot count, stored size and backup times on the Repository's status.
-async fn write_repository_status(
+pub(crate) async fn write_repository_status(
     client: &Client,
     engine: &Engine,
     repo: &Repository,

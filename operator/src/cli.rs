@@ -15,6 +15,107 @@ pub enum Command {
     Sidecar(SidecarArgs),
     /// The restore init container in a workload's pod (added by the operator).
     RestoreInit(RestoreInitArgs),
+    /// One step of a backup or restore Job (the built-in Functions run these).
+    RunTask(RunTaskArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunTaskArgs {
+    #[command(subcommand)]
+    step: TaskStep,
+    #[command(flatten)]
+    pod: PodArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskStep {
+    /// Back up the target's paths for a BackupSession; results go to --output-dir.
+    Backup {
+        #[arg(long = "backup-session")]
+        session: String,
+        /// The restic host of the snapshots.
+        #[arg(long)]
+        hostname: String,
+        #[arg(long = "output-dir")]
+        output_dir: PathBuf,
+    },
+    /// Apply the retention policy and record the backup step's results.
+    PostBackup {
+        #[arg(long = "backup-session")]
+        session: String,
+        #[arg(long = "output-dir")]
+        output_dir: PathBuf,
+    },
+    /// Restore a RestoreSession's snapshots into the Job's volumes.
+    Restore {
+        #[arg(long = "restore-session")]
+        session: String,
+        /// The restoring host (the rule it takes).
+        #[arg(long)]
+        hostname: String,
+        #[arg(long = "output-dir")]
+        output_dir: PathBuf,
+    },
+    /// Record the restore step's result.
+    PostRestore {
+        #[arg(long = "restore-session")]
+        session: String,
+        #[arg(long = "output-dir")]
+        output_dir: PathBuf,
+    },
+}
+
+impl TaskStep {
+    /// The step as the runner takes it, and the container name it runs as (its lock slot).
+    fn into_step(self) -> (crate::task_runner::Step, &'static str) {
+        use crate::task_runner::Step;
+        match self {
+            TaskStep::Backup {
+                session,
+                hostname,
+                output_dir,
+            } => (
+                Step::Backup {
+                    session,
+                    host: hostname,
+                    output_dir,
+                },
+                "volume-backup",
+            ),
+            TaskStep::PostBackup {
+                session,
+                output_dir,
+            } => (
+                Step::PostBackup {
+                    session,
+                    output_dir,
+                },
+                "stash-post-backup",
+            ),
+            TaskStep::Restore {
+                session,
+                hostname,
+                output_dir,
+            } => (
+                Step::Restore {
+                    session,
+                    host: hostname,
+                    output_dir,
+                },
+                "volume-recovery",
+            ),
+            TaskStep::PostRestore {
+                session,
+                output_dir,
+            } => (
+                Step::PostRestore {
+                    session,
+                    output_dir,
+                },
+                "stash-post-recovery",
+            ),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -174,6 +275,11 @@ impl stash_agent::cli::Extension for Command {
                 let pod = a.pod.claim(crate::init_container::CONTAINER, &global);
                 crate::restore_runner::run(client().await?, pod, &a.restore_session).await?;
                 Ok(0)
+            }
+            Command::RunTask(a) => {
+                let (step, container) = a.step.into_step();
+                let pod = a.pod.claim(container, &global);
+                Ok(crate::task_runner::run(client().await?, pod, step).await?)
             }
         }
     }

@@ -11,14 +11,15 @@ mod metrics;
 mod pod_rbac;
 mod resolve;
 mod restore_session;
+mod task_job;
 mod workload;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::{batch::v1::Job, core::v1::ObjectReference};
 use kube::{
-    api::PostParams,
+    api::{Patch, PatchParams, PostParams},
     core::object::HasStatus,
     runtime::{
         controller::{Action, Controller},
@@ -34,8 +35,10 @@ pub use backup_session::invoker_name;
 pub use metrics::Metrics;
 
 use crate::crd::{
-    backup_configuration::BackupConfiguration, backup_session::BackupSession,
+    backup_configuration::BackupConfiguration,
+    backup_session::BackupSession,
     restore_session::RestoreSession,
+    task::{Function, Task},
 };
 
 /// The field manager and event reporter of every write the operator makes.
@@ -179,6 +182,22 @@ fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Cont
     }
 }
 
+/// Applies the built-in Functions and Tasks ([`crate::builtin`]) with our image.
+async fn install_builtins(client: &Client, image: &str) -> Result<(), kube::Error> {
+    let pp = PatchParams::apply(MANAGER).force();
+    let functions = Api::<Function>::all(client.clone());
+    for f in crate::builtin::functions(image) {
+        functions
+            .patch(&f.name_any(), &pp, &Patch::Apply(&f))
+            .await?;
+    }
+    let tasks = Api::<Task>::all(client.clone());
+    for t in crate::builtin::tasks() {
+        tasks.patch(&t.name_any(), &pp, &Patch::Apply(&t)).await?;
+    }
+    Ok(())
+}
+
 /// Runs the operator until `shutdown` resolves (then returns `Ok`) or the lease is
 /// lost (then returns the reason: the process must exit, as client-go's do).
 ///
@@ -222,13 +241,27 @@ pub async fn run(
         metrics: metrics.clone(),
         image: crate::image::image(),
     });
-    // Each controller watches its kind everywhere and stops with `shutdown`.
+    if let Err(e) = install_builtins(&client, &ctx.image).await {
+        tracing::warn!("installing the built-in Functions and Tasks: {e}");
+    }
+    // Each controller watches its kind everywhere (sessions also their Jobs) and
+    // stops with `shutdown`.
     macro_rules! control {
         ($kind:ty, $reconcile:path, $name:literal) => {
-            Controller::new(
+            control!(@run Controller::new(
+                Api::<$kind>::all(client.clone()),
+                watcher::Config::default(),
+            ), $reconcile, $name)
+        };
+        ($kind:ty, $reconcile:path, $name:literal, owns Job) => {
+            control!(@run Controller::new(
                 Api::<$kind>::all(client.clone()),
                 watcher::Config::default(),
             )
+            .owns(Api::<Job>::all(client.clone()), watcher::Config::default()), $reconcile, $name)
+        };
+        (@run $controller:expr, $reconcile:path, $name:literal) => {
+            $controller
             .graceful_shutdown_on(shutdown.clone())
             .run($reconcile, error_policy($name), ctx.clone())
             .for_each(|_| async {})
@@ -239,8 +272,18 @@ pub async fn run(
         backup_configuration::reconcile,
         "backupconfiguration"
     );
-    let sessions = control!(BackupSession, backup_session::reconcile, "backupsession");
-    let restores = control!(RestoreSession, restore_session::reconcile, "restoresession");
+    let sessions = control!(
+        BackupSession,
+        backup_session::reconcile,
+        "backupsession",
+        owns Job
+    );
+    let restores = control!(
+        RestoreSession,
+        restore_session::reconcile,
+        "restoresession",
+        owns Job
+    );
     let result = tokio::select! {
         _ = futures::future::join3(configurations, sessions, restores) => Ok(()),
         lost = elector.keep() => Err(lost),

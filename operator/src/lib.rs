@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backup_runner;
+pub mod builtin;
 pub mod canonical;
 pub mod cli;
 pub mod conditions;
@@ -12,6 +13,7 @@ pub mod crd;
 pub mod host;
 pub mod image;
 pub mod init_container;
+pub mod job;
 pub mod location;
 pub mod pod_template;
 pub mod rbac;
@@ -21,5 +23,6 @@ pub mod runner;
 pub mod schedule;
 pub mod session;
 pub mod sidecar;
+pub mod task_runner;
 pub mod time;
 pub mod vars;

@@ -161,6 +161,54 @@ pub fn engine_location(spec: &RepositorySpec) -> Result<EngineLocation, Location
     Err(LocationError::Unsupported(set[0]))
 }
 
+/// A backend as Task variables name it (`${provider}`, `${bucket}`, `${prefix}`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendFacts {
+    /// `local`, `s3`, `gcs`, `azure`, `swift`, `b2` or `rest`; empty with no backend.
+    pub provider: String,
+    /// Bucket or container; for `local`, the mount path.
+    pub bucket: String,
+    pub prefix: String,
+    pub endpoint: String,
+    pub region: String,
+}
+
+/// The facts of `spec`'s backend; the first one set, as [`engine_location`] refuses
+/// several.
+pub fn backend_facts(spec: &RepositorySpec) -> BackendFacts {
+    let b = &spec.backend;
+    let facts = |provider: &str, bucket: &str, prefix: Option<&String>| BackendFacts {
+        provider: provider.to_string(),
+        bucket: bucket.to_string(),
+        prefix: prefix.cloned().unwrap_or_default(),
+        ..BackendFacts::default()
+    };
+    if let Some(s) = &b.s3 {
+        BackendFacts {
+            endpoint: s.endpoint.clone(),
+            region: s.region.clone().unwrap_or_default(),
+            ..facts("s3", &s.bucket, s.prefix.as_ref())
+        }
+    } else if let Some(g) = &b.gcs {
+        facts("gcs", &g.bucket, g.prefix.as_ref())
+    } else if let Some(a) = &b.azure {
+        facts("azure", &a.container, a.prefix.as_ref())
+    } else if let Some(l) = &b.local {
+        facts("local", &l.mount_path, l.sub_path.as_ref())
+    } else if let Some(s) = &b.swift {
+        facts("swift", &s.container, s.prefix.as_ref())
+    } else if let Some(b2) = &b.b2 {
+        facts("b2", &b2.bucket, b2.prefix.as_ref())
+    } else if let Some(r) = &b.rest {
+        BackendFacts {
+            endpoint: r.url.clone(),
+            ..facts("rest", "", None)
+        }
+    } else {
+        BackendFacts::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::HostPathVolumeSource;
@@ -298,5 +346,41 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("local.mountPath"));
+    }
+
+    #[test]
+    fn backend_facts_name_provider_bucket_and_prefix() {
+        let s3 = spec(Backend {
+            s3: Some(S3Spec {
+                endpoint: "http://127.0.0.1:9000".into(),
+                bucket: "b".into(),
+                prefix: Some("demo/pvc".into()),
+                region: Some("eu-west-1".into()),
+                ..S3Spec::default()
+            }),
+            ..Backend::default()
+        });
+        let f = backend_facts(&s3);
+        assert_eq!(
+            (f.provider.as_str(), f.bucket.as_str(), f.prefix.as_str()),
+            ("s3", "b", "demo/pvc")
+        );
+        assert_eq!(
+            (f.endpoint.as_str(), f.region.as_str()),
+            ("http://127.0.0.1:9000", "eu-west-1")
+        );
+        let gcs = spec(Backend {
+            gcs: Some(GcsSpec {
+                bucket: "stash-backup-repo".into(),
+                prefix: Some("default/deployment/stash-demo".into()),
+                ..GcsSpec::default()
+            }),
+            ..Backend::default()
+        });
+        assert_eq!(backend_facts(&gcs).provider, "gcs");
+        assert_eq!(
+            backend_facts(&spec(Backend::default())),
+            BackendFacts::default()
+        );
     }
 }

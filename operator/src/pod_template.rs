@@ -138,7 +138,7 @@ pub fn inputs_hash(inputs: &impl Serialize) -> String {
 
 /// `NODE_NAME`, `POD_NAME`, `POD_NAMESPACE` and `POD_UID` from the downward API: how
 /// the operator's processes learn which host and which container they are.
-fn downward_env() -> Vec<EnvVar> {
+pub fn downward_env() -> Vec<EnvVar> {
     let env = |name: &str, path: &str| EnvVar {
         name: name.to_string(),
         value_from: Some(EnvVarSource {

@@ -98,7 +98,7 @@ pub async fn run(client: Client, pod: Pod, restore_session: &str) -> Result<(), 
     Ok(())
 }
 
-async fn restore_host(
+pub(crate) async fn restore_host(
     client: &Client,
     pod: &Pod,
     rs: &RestoreSession,

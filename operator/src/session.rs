@@ -49,7 +49,7 @@ pub fn is_final(phase: Option<&str>) -> bool {
 }
 
 /// One directory's backup, as the sidecar measured it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirectoryResult {
     pub path: String,
     /// The snapshot's short id (8 hex digits), as restic prints it.

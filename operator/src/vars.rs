@@ -184,6 +184,8 @@ pub struct JobFacts<'a> {
     pub repository: Repository<'a>,
     /// The snapshot host name (`host-0`, a PVC's name, `database`).
     pub hostname: &'a str,
+    /// A backup's policy; a backup without one has every `RETENTION_*` variable at
+    /// its "keep nothing" value, a restore has none of them.
     pub retention: Option<&'a RetentionPolicy>,
     /// The Job's scratch directory and its volume.
     pub interim_dir: &'a str,
@@ -243,7 +245,20 @@ pub fn job_vars(f: &JobFacts<'_>) -> Vars {
                 .set("INVOKER_NAME", session);
         }
     }
-    if let Some(p) = f.retention {
+    // Released Stash pushes metrics to a Pushgateway it runs; the operator serves its
+    // own /metrics instead, so Functions are told there is none.
+    v.set("enableMetric", "false")
+        .set("ENABLE_METRICS", "false")
+        .set("pushgatewayURL", "")
+        .set("PROMETHEUS_PUSHGATEWAY_URL", "");
+    // The seed's clusterBackup input: strip server-set fields (a Task param overrides).
+    v.set("sanitize", "true").set("SANITIZE", "true");
+    let keep_nothing = RetentionPolicy::default();
+    let retention = match f.session {
+        Session::Backup { .. } => Some(f.retention.unwrap_or(&keep_nothing)),
+        Session::Restore { .. } => None,
+    };
+    if let Some(p) = retention {
         let name = p.name.clone().unwrap_or_default();
         v.set("retentionPolicyName", name.clone())
             .set("RETENTION_POLICY_NAME", name)
@@ -425,9 +440,10 @@ mod tests {
             ..RetentionPolicy::default()
         };
         let v = job_vars(&facts(Some(&policy)));
-        // Every input of the seed's pgBackup/clusterBackup Tasks but the metrics ones,
-        // which the operator does not provide (a Task names them with a default).
+        // Every input of the seed's pgBackup/clusterBackup Tasks.
         for name in [
+            "enableMetric",
+            "pushgatewayURL",
             "databases",
             "provider",
             "hostname",

@@ -23,6 +23,7 @@ use serde_json::json;
 
 use super::{
     resolve::{resolve, Resolved, SIDECAR_INJECTED},
+    task_job,
     workload::Workload,
     Context, Error, MANAGER,
 };
@@ -68,8 +69,18 @@ async fn apply(bc: &BackupConfiguration, ctx: &Context) -> Result<Action, Error>
     }
     let now = Utc::now();
     let mut r = resolve(&ctx.client, bc).await?;
+    let job_model = r.claim.is_some();
     if r.ok() {
-        r.checks.push(inject(bc, &r, ctx).await?);
+        if job_model {
+            let target = bc.spec.target.clone().unwrap_or_default();
+            r.checks
+                .push(task_job::mounts_check(&target.claim_mounts()));
+            let name = task_job::task_name(bc.spec.task.as_ref(), true);
+            r.checks
+                .push(task_job::check(&task_job::load(&ctx.client, &name).await?));
+        } else {
+            r.checks.push(inject(bc, &r, ctx).await?);
+        }
     }
     let mut status = bc.status.clone().unwrap_or_default();
     let generation = bc.metadata.generation;
@@ -83,6 +94,11 @@ async fn apply(bc: &BackupConfiguration, ctx: &Context) -> Result<Action, Error>
         status.phase = Some(phase.to_string());
         let (type_, reason, note) = match r.first_failure() {
             Some(c) => (EventType::Warning, c.reason, c.message.clone()),
+            None if job_model => (
+                EventType::Normal,
+                "Ready",
+                "every reference resolved; each session runs as a Job".to_string(),
+            ),
             None => (
                 EventType::Normal,
                 "Ready",

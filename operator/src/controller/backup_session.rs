@@ -15,16 +15,18 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{workload::Workload, Context, Error};
+use super::{resolve::resolve, task_job, workload::Workload, Context, Error};
 use crate::{
     crd::{
         backup_configuration::BackupConfiguration,
         backup_session::{BackupSession, BackupSessionStatus},
         common::TargetRef,
     },
-    host::TargetKind,
+    host::{host_name, TargetKind},
+    job::outcome::JobOutcome,
     session::{self, DEFAULT_TIMEOUT, FAILED, RUNNING, SKIPPED, SUCCEEDED},
     time::{after, from_k8s, to_k8s},
+    vars::Session,
 };
 
 /// The configuration a session names, in either spelling; the design's, when
@@ -151,12 +153,120 @@ async fn start(
     Ok(Action::requeue(timeout))
 }
 
+/// Whether the configuration's sessions run as Jobs (a claim target).
+fn job_model(bc: &BackupConfiguration) -> bool {
+    bc.spec
+        .target
+        .as_ref()
+        .and_then(|t| t.reference.as_ref())
+        .and_then(|r| r.kind.parse::<TargetKind>().ok())
+        == Some(TargetKind::PersistentVolumeClaim)
+}
+
+/// How often a session's Job is looked at while it runs: its pods' image errors come
+/// without an event on the Job.
+const JOB_POLL: Duration = Duration::from_secs(10);
+
+/// The session's Job: created when missing, else where it stands.
+async fn job_step(
+    bs: &BackupSession,
+    bc: &BackupConfiguration,
+    ctx: &Context,
+) -> Result<JobOutcome, Error> {
+    let ns = bs.namespace().unwrap_or_default();
+    let name = bs.name_any();
+    if let Some(o) = task_job::outcome(&ctx.client, &ns, &name).await? {
+        return Ok(o);
+    }
+    let r = resolve(&ctx.client, bc).await?;
+    let (Some(repository), Some(location), Some(secret), Some(claim), true) =
+        (&r.repository, &r.location, &r.secret, &r.claim, r.ok())
+    else {
+        let why = r
+            .first_failure()
+            .map(|c| c.message.clone())
+            .unwrap_or_else(|| "the configuration's references did not resolve".into());
+        return Ok(JobOutcome::Failed(why));
+    };
+    let task_name = task_job::task_name(bc.spec.task.as_ref(), true);
+    let loaded = match task_job::load(&ctx.client, &task_name).await? {
+        Ok(l) => l,
+        Err(why) => return Ok(JobOutcome::Failed(why)),
+    };
+    let target = bc.spec.target.clone().unwrap_or_default();
+    let host = host_name(
+        TargetKind::PersistentVolumeClaim,
+        target.alias.as_deref(),
+        "",
+        "",
+    )
+    .unwrap_or_else(|_| crate::host::DEFAULT_HOST.to_string());
+    let deadline = bs
+        .status
+        .as_ref()
+        .and_then(|s| s.session_deadline.as_ref())
+        .map(|d| (from_k8s(d) - Utc::now()).num_seconds().max(1));
+    let claim_name = claim.name_any();
+    let configuration = bc.name_any();
+    let req = task_job::Request {
+        owner: bs,
+        session: Session::Backup {
+            session: &name,
+            configuration: &configuration,
+        },
+        target_name: &claim_name,
+        hostname: &host,
+        repository,
+        location,
+        secret,
+        claim,
+        mounts: target.claim_mounts(),
+        params: task_job::params(bc.spec.task.as_ref()),
+        retention: bc.spec.retention_policy.as_ref(),
+        temp_dir: bc.spec.temp_dir.clone(),
+        deadline_seconds: deadline,
+    };
+    match task_job::ensure(ctx, &req, &loaded).await? {
+        Ok(job) => {
+            ctx.event(
+                &bs.object_ref(&()),
+                EventType::Normal,
+                "JobCreated",
+                format!("running Task {task_name:?} as Job {job:?} for {host}"),
+            )
+            .await;
+            Ok(JobOutcome::Running)
+        }
+        Err(why) => Ok(JobOutcome::Failed(why)),
+    }
+}
+
 async fn judge(
     bs: &BackupSession,
     bc: &BackupConfiguration,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let status = bs.status.clone().unwrap_or_default();
+    let mut status = bs.status.clone().unwrap_or_default();
+    let job = job_model(bc);
+    if job && session::outcome(&status).is_none() {
+        match job_step(bs, bc, ctx).await? {
+            JobOutcome::Running => {}
+            JobOutcome::Failed(why) => return end(bs, ctx, FAILED, &why, Some(bc)).await,
+            JobOutcome::Complete => {
+                // A Task without our post step says nothing itself: its Job's success
+                // is the host's.
+                let host = session::unfinished_hosts(&status)
+                    .pop()
+                    .unwrap_or_else(|| crate::host::DEFAULT_HOST.to_string());
+                let stats =
+                    session::host_stats(&host, &bc.spec.repository.name, &[], None, super::age(bs));
+                session::record(&mut status, stats, Vec::new());
+                let mut done = bs.clone();
+                done.status = Some(status);
+                return end(&done, ctx, SUCCEEDED, "", Some(bc)).await;
+            }
+        }
+    }
     if let Some(outcome) = session::outcome(&status) {
         let why = status
             .targets
@@ -191,12 +301,14 @@ async fn judge(
             );
             end(bs, ctx, FAILED, &why, Some(bc)).await
         }
-        Some(d) => Ok(Action::requeue(
-            (d - now)
+        Some(d) => {
+            let left = (d - now)
                 .to_std()
                 .unwrap_or_default()
-                .max(Duration::from_secs(1)),
-        )),
+                .max(Duration::from_secs(1));
+            Ok(Action::requeue(if job { left.min(JOB_POLL) } else { left }))
+        }
+        None if job => Ok(Action::requeue(JOB_POLL)),
         None => Ok(Action::requeue(DEFAULT_TIMEOUT)),
     }
 }

@@ -3,7 +3,7 @@
 //! resource's own namespace, into one condition per reference. A reference to another
 //! namespace is refused, never followed.
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::{Api, Client, ResourceExt};
 
 use super::workload::Workload;
@@ -36,6 +36,8 @@ pub struct Resolved {
     pub secret: Option<String>,
     pub kind: Option<TargetKind>,
     pub workload: Option<Workload>,
+    /// A claim target (the Job model).
+    pub claim: Option<PersistentVolumeClaim>,
     pub schedule: Option<Schedule>,
 }
 
@@ -258,12 +260,31 @@ async fn resolve_target(
         return Ok(());
     }
     let kind = match target.kind.parse::<TargetKind>() {
+        Ok(TargetKind::PersistentVolumeClaim) => {
+            r.kind = Some(TargetKind::PersistentVolumeClaim);
+            match Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+                .get_opt(&target.name)
+                .await?
+            {
+                Some(c) => {
+                    r.checks
+                        .push(Check::ok(condition, "Found", format!("{what} found")));
+                    r.claim = Some(c);
+                }
+                None => r.checks.push(Check::failed(
+                    condition,
+                    "NotFound",
+                    format!("{what} not found in namespace {ns:?}"),
+                )),
+            }
+            return Ok(());
+        }
         Ok(k) if Workload::supports(k) => k,
         Ok(k) => {
             r.checks.push(Check::failed(
                 condition,
                 "Unsupported",
-                format!("{what}: kind {k} is not served by a sidecar or init container (Deployment, StatefulSet, DaemonSet and ReplicaSet are)"),
+                format!("{what}: kind {k} is not served yet (Deployment, StatefulSet, DaemonSet and ReplicaSet by a sidecar or init container, PersistentVolumeClaim by a Job)"),
             ));
             return Ok(());
         }

@@ -22,17 +22,21 @@ use kube::{
 
 use super::{
     resolve::{resolve_refs, Refs, Resolved, RESTORE_TARGET_FOUND},
+    task_job,
     workload::Workload,
     Context, Error,
 };
 use crate::{
     conditions::{self, Check},
     crd::restore_session::{RestoreSession, RestoreSessionStatus},
+    host::{host_name, TargetKind},
     init_container,
+    job::outcome::JobOutcome,
     pod_template::Support,
     restore,
     session::{self, is_final, FAILED, RUNNING, SUCCEEDED},
     time::{after, from_k8s, to_k8s},
+    vars::Session,
 };
 
 /// The finalizer that takes the init container out before the session goes.
@@ -84,8 +88,17 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
         Ok(_) => Check::ok(SETTINGS_VALID, "Valid", "the session's settings are valid"),
         Err(e) => Check::failed(SETTINGS_VALID, "InvalidTimeOut", e.clone()),
     });
+    let job_model = r.claim.is_some();
     if r.ok() {
-        r.checks.push(inject(rs, &r, ctx).await?);
+        if job_model {
+            r.checks
+                .push(task_job::mounts_check(&target.claim_mounts()));
+            let name = task_job::task_name(rs.spec.task.as_ref(), false);
+            r.checks
+                .push(task_job::check(&task_job::load(&ctx.client, &name).await?));
+        } else {
+            r.checks.push(inject(rs, &r, ctx).await?);
+        }
     }
     let mut status = rs.status.clone().unwrap_or_default();
     let generation = rs.metadata.generation;
@@ -121,8 +134,102 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
     }
     if changed {
         super::replace_status(rs, ctx, status.clone()).await?;
+        return Ok(Action::await_change());
+    }
+    if job_model && restore::outcome(&status).is_none() {
+        match job_step(rs, &r, ctx).await? {
+            JobOutcome::Running => {}
+            JobOutcome::Failed(why) => {
+                return end(rs, ctx, status, FAILED, "JobFailed", &why).await
+            }
+            JobOutcome::Complete => {
+                let host = restore::unfinished(&status)
+                    .into_iter()
+                    .next()
+                    .filter(|h| !h.contains(' '))
+                    .unwrap_or_else(|| crate::host::DEFAULT_HOST.to_string());
+                let result = restore::HostResult {
+                    took: super::age(rs),
+                    error: None,
+                };
+                restore::record(&mut status, &host, "", result);
+                return end(rs, ctx, status, SUCCEEDED, "Succeeded", "").await;
+            }
+        }
+        let action = judge(rs, ctx, status).await?;
+        return Ok(if action == Action::await_change() {
+            action
+        } else {
+            Action::requeue(JOB_POLL)
+        });
     }
     judge(rs, ctx, status).await
+}
+
+/// How often a session's Job is looked at while it runs (see the backup sessions').
+const JOB_POLL: Duration = Duration::from_secs(10);
+
+/// The session's Job: created when missing, else where it stands.
+async fn job_step(rs: &RestoreSession, r: &Resolved, ctx: &Context) -> Result<JobOutcome, Error> {
+    let ns = rs.namespace().unwrap_or_default();
+    let name = rs.name_any();
+    if let Some(o) = task_job::outcome(&ctx.client, &ns, &name).await? {
+        return Ok(o);
+    }
+    let (Some(repository), Some(location), Some(secret), Some(claim)) =
+        (&r.repository, &r.location, &r.secret, &r.claim)
+    else {
+        return Ok(JobOutcome::Failed(
+            "the session's references did not resolve".into(),
+        ));
+    };
+    let task_name = task_job::task_name(rs.spec.task.as_ref(), false);
+    let loaded = match task_job::load(&ctx.client, &task_name).await? {
+        Ok(l) => l,
+        Err(why) => return Ok(JobOutcome::Failed(why)),
+    };
+    let target = rs.spec.target.clone().unwrap_or_default();
+    let host = host_name(
+        TargetKind::PersistentVolumeClaim,
+        target.alias.as_deref(),
+        "",
+        "",
+    )
+    .unwrap_or_else(|_| crate::host::DEFAULT_HOST.to_string());
+    let deadline = rs
+        .status
+        .as_ref()
+        .and_then(|s| s.session_deadline.as_ref())
+        .map(|d| (from_k8s(d) - Utc::now()).num_seconds().max(1));
+    let claim_name = claim.name_any();
+    let req = task_job::Request {
+        owner: rs,
+        session: Session::Restore { session: &name },
+        target_name: &claim_name,
+        hostname: &host,
+        repository,
+        location,
+        secret,
+        claim,
+        mounts: target.claim_mounts(),
+        params: task_job::params(rs.spec.task.as_ref()),
+        retention: None,
+        temp_dir: rs.spec.temp_dir.clone(),
+        deadline_seconds: deadline,
+    };
+    match task_job::ensure(ctx, &req, &loaded).await? {
+        Ok(job) => {
+            ctx.event(
+                &rs.object_ref(&()),
+                EventType::Normal,
+                "JobCreated",
+                format!("running Task {task_name:?} as Job {job:?} for {host}"),
+            )
+            .await;
+            Ok(JobOutcome::Running)
+        }
+        Err(why) => Ok(JobOutcome::Failed(why)),
+    }
 }
 
 /// Puts the init container into the target (with the pods' Role first, so the new

@@ -173,6 +173,46 @@ impl BackupTarget {
     }
 }
 
+/// Where a Job sees a claim target: the seed's `mountPath`, else released Stash's
+/// `volumeMounts` (their volume names stand for the claim); empty when neither is set.
+fn claim_mounts(mount_path: Option<&str>, volume_mounts: &[VolumeMount]) -> Vec<VolumeMount> {
+    match mount_path.filter(|p| !p.trim().is_empty()) {
+        Some(path) => vec![VolumeMount {
+            name: "target".to_string(),
+            mount_path: path.to_string(),
+            ..VolumeMount::default()
+        }],
+        None => volume_mounts.to_vec(),
+    }
+}
+
+impl BackupTarget {
+    /// Where a backup Job mounts the claim.
+    pub fn claim_mounts(&self) -> Vec<VolumeMount> {
+        claim_mounts(self.mount_path.as_deref(), &self.volume_mounts)
+    }
+
+    /// What a backup Job backs up of a claim: the directories when given, else the
+    /// whole claim where it is mounted.
+    pub fn claim_paths(&self) -> Vec<String> {
+        if self.directories().is_empty() {
+            self.claim_mounts()
+                .into_iter()
+                .map(|m| m.mount_path)
+                .collect()
+        } else {
+            self.directories().to_vec()
+        }
+    }
+}
+
+impl RestoreTarget {
+    /// Where a restore Job mounts the claim.
+    pub fn claim_mounts(&self) -> Vec<VolumeMount> {
+        claim_mounts(self.mount_path.as_deref(), &self.volume_mounts)
+    }
+}
+
 /// Which snapshots a restoring host takes.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

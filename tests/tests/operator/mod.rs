@@ -1,5 +1,5 @@
 //! The operator on the test cluster: workload backup through the sidecar, restore
-//! through the init container.
+//! through the init container, volumes through Jobs.
 
 mod backup;
 mod bad_input;
@@ -9,3 +9,4 @@ mod measure;
 mod restore;
 mod schedule;
 mod support;
+mod volume;

@@ -1,0 +1,359 @@
+//! Job-model sessions (a claim target): the Task a configuration or session names and
+//! its Functions, the Job made of them ([`crate::job`]) with its ServiceAccount, the
+//! node a ReadWriteOnce claim pins it to, and the Job's outcome read back.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::{
+    batch::v1::Job,
+    core::v1::{PersistentVolumeClaim, Pod, ServiceAccount},
+};
+use kube::{
+    api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    Api, Client, Resource, ResourceExt,
+};
+
+use super::{Context, Error, MANAGER};
+use crate::{
+    builtin,
+    conditions::Check,
+    crd::{
+        common::TaskRef,
+        repository::Repository,
+        task::{Function, FunctionSpec, Task},
+    },
+    job::{self, outcome::JobOutcome, ClaimMount, JobPlan},
+    location::{backend_facts, EngineLocation},
+    pod_template::Support,
+    vars::{self, JobFacts, Session, Target},
+};
+
+/// The condition of a Job-model configuration's or session's Task.
+pub const TASK_FOUND: &str = "TaskFound";
+/// The condition of a claim target's mount paths.
+pub const MOUNTS_VALID: &str = "MountPathValid";
+/// The ServiceAccount of every Job in a namespace (bound to [`crate::rbac::ROLE`]).
+pub const SERVICE_ACCOUNT: &str = "stash-task";
+
+/// A Task and its Functions, by name.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub name: String,
+    pub task: Task,
+    pub functions: BTreeMap<String, FunctionSpec>,
+}
+
+/// The Task a Job-model target runs: the one named, else the built-in for the work.
+pub fn task_name(task: Option<&TaskRef>, backup: bool) -> String {
+    task.and_then(|t| t.name.clone())
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| {
+            if backup {
+                builtin::VOLUME_BACKUP
+            } else {
+                builtin::VOLUME_RECOVERY
+            }
+            .to_string()
+        })
+}
+
+/// A configuration's or session's own Task inputs, in both spellings (and the seed's
+/// `task.database`), which the Task's and Functions' placeholders may name.
+pub fn params(task: Option<&TaskRef>) -> Vec<(String, String)> {
+    let Some(t) = task else { return Vec::new() };
+    let mut out: Vec<(String, String)> = t
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), p.value.clone()))
+        .collect();
+    out.extend(t.inputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(db) = t.database.as_ref().filter(|d| !d.is_empty()) {
+        out.push(("databases".into(), db.clone()));
+        out.push(("TARGET_DATABASES".into(), db.clone()));
+    }
+    out
+}
+
+/// Reads Task `name` and its Functions; a missing one is the error's message.
+///
+/// # Errors
+/// API errors other than not-found.
+pub async fn load(client: &Client, name: &str) -> Result<Result<Loaded, String>, kube::Error> {
+    let object = builtin::object_name(name);
+    let spelled = |what: &str, name: &str, object: &str| {
+        if name == object {
+            format!("{what} {name:?}")
+        } else {
+            format!("{what} {name:?} (object {object:?})")
+        }
+    };
+    let Some(task) = Api::<Task>::all(client.clone()).get_opt(&object).await? else {
+        return Ok(Err(format!(
+            "{} not found (built-in: {}, {}, pvc-backup, pvc-restore)",
+            spelled("Task", name, &object),
+            builtin::VOLUME_BACKUP,
+            builtin::VOLUME_RECOVERY
+        )));
+    };
+    let names: Vec<String> = if task.spec.functions.is_empty() {
+        task.spec.steps.iter().map(|s| s.name.clone()).collect()
+    } else {
+        task.spec.functions.iter().map(|f| f.name.clone()).collect()
+    };
+    let mut functions = BTreeMap::new();
+    let api = Api::<Function>::all(client.clone());
+    for f in names {
+        let f_object = builtin::object_name(&f);
+        match api.get_opt(&f_object).await? {
+            Some(found) => {
+                functions.insert(f, found.spec);
+            }
+            None => {
+                return Ok(Err(format!(
+                    "Task {name:?} names {}, which does not exist",
+                    spelled("Function", &f, &f_object)
+                )))
+            }
+        }
+    }
+    Ok(Ok(Loaded {
+        name: name.to_string(),
+        task,
+        functions,
+    }))
+}
+
+/// The [`TASK_FOUND`] condition of a load.
+pub fn check(loaded: &Result<Loaded, String>) -> Check {
+    match loaded {
+        Ok(l) => Check::ok(TASK_FOUND, "Found", format!("Task {:?} found", l.name)),
+        Err(e) => Check::failed(TASK_FOUND, "NotFound", e.clone()),
+    }
+}
+
+/// The condition on where a Job sees the claim: somewhere must be said.
+pub fn mounts_check(mounts: &[k8s_openapi::api::core::v1::VolumeMount]) -> Check {
+    if mounts.is_empty() {
+        Check::failed(
+            MOUNTS_VALID,
+            "NoMountPath",
+            "a PersistentVolumeClaim target needs target.mountPath (or target.volumeMounts): where the Job mounts the claim is where its snapshots' paths are",
+        )
+    } else {
+        let paths: Vec<&str> = mounts.iter().map(|m| m.mount_path.as_str()).collect();
+        Check::ok(
+            MOUNTS_VALID,
+            "Valid",
+            format!("the Job mounts the claim at {}", paths.join(", ")),
+        )
+    }
+}
+
+/// Whether only one node may mount `claim` at a time.
+fn single_node(claim: &PersistentVolumeClaim) -> bool {
+    let modes = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.access_modes.clone())
+        .unwrap_or_default();
+    !modes
+        .iter()
+        .any(|m| m == "ReadWriteMany" || m == "ReadOnlyMany")
+}
+
+/// The node where a live pod mounts `claim`, if one does (K8up's approach: the Job
+/// goes there, so no workload has to stop for its volume to be read).
+async fn node_of(client: &Client, ns: &str, claim: &str) -> Result<Option<String>, kube::Error> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?;
+    Ok(pods
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .filter(|p| {
+            p.spec
+                .iter()
+                .flat_map(|s| s.volumes.iter().flatten())
+                .any(|v| {
+                    v.persistent_volume_claim
+                        .as_ref()
+                        .is_some_and(|c| c.claim_name == claim)
+                })
+        })
+        .find_map(|p| p.spec.and_then(|s| s.node_name)))
+}
+
+/// Everything a session's Job is made from, besides the Task.
+pub struct Request<'a, K> {
+    /// The session, which owns the Job.
+    pub owner: &'a K,
+    pub session: Session<'a>,
+    pub target_name: &'a str,
+    pub hostname: &'a str,
+    pub repository: &'a Repository,
+    pub location: &'a EngineLocation,
+    pub secret: &'a str,
+    pub claim: &'a PersistentVolumeClaim,
+    pub mounts: Vec<k8s_openapi::api::core::v1::VolumeMount>,
+    pub params: Vec<(String, String)>,
+    pub retention: Option<&'a crate::crd::common::RetentionPolicy>,
+    pub temp_dir: Option<crate::crd::common::EmptyDirSettings>,
+    pub deadline_seconds: Option<i64>,
+}
+
+/// Creates the session's Job unless it exists; `Ok(Err(why))` when the Task cannot be
+/// made into one (the session fails with `why`).
+///
+/// # Errors
+/// API errors.
+pub async fn ensure<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    req: &Request<'_, K>,
+    loaded: &Loaded,
+) -> Result<Result<String, String>, Error> {
+    let ns = req.owner.namespace().unwrap_or_default();
+    let session = req.owner.name_any();
+    let name = job::job_name(&session);
+    let jobs = Api::<Job>::namespaced(ctx.client.clone(), &ns);
+    if jobs.get_opt(&name).await?.is_some() {
+        return Ok(Ok(name));
+    }
+    let facts = backend_facts(&req.repository.spec);
+    let repo_name = req.repository.name_any();
+    let job_facts = JobFacts {
+        session: req.session.clone(),
+        target: Target {
+            api_version: "v1",
+            kind: "PersistentVolumeClaim",
+            resource: "persistentvolumeclaims",
+            name: req.target_name,
+            namespace: &ns,
+        },
+        repository: vars::Repository {
+            name: &repo_name,
+            provider: &facts.provider,
+            bucket: &facts.bucket,
+            prefix: &facts.prefix,
+            endpoint: &facts.endpoint,
+            region: &facts.region,
+            secret_name: req.secret,
+        },
+        hostname: req.hostname,
+        retention: req.retention,
+        interim_dir: job::INTERIM_DIR,
+        interim_volume: job::SLOT.tmp_volume,
+        output_dir: job::OUTPUT_DIR,
+        output_volume: job::SLOT.tmp_volume,
+        databases: "",
+    };
+    let base = vars::job_vars(&job_facts);
+    let vars = match base.with_inputs(
+        "the task's params",
+        req.params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let node = if single_node(req.claim) {
+        node_of(&ctx.client, &ns, req.target_name).await?
+    } else {
+        None
+    };
+    let support = Support {
+        storage_secret: req.secret.to_string(),
+        temp_dir: req.temp_dir.clone(),
+        repository_volume: req.location.volume.clone(),
+    };
+    let plan = JobPlan {
+        name: name.clone(),
+        namespace: &ns,
+        session_name: &session,
+        owner: req.owner.controller_owner_ref(&()),
+        task_name: &loaded.name,
+        task: &loaded.task.spec,
+        functions: &loaded.functions,
+        vars: &vars,
+        claim: Some(ClaimMount {
+            claim: req.target_name.to_string(),
+            mounts: req.mounts.clone(),
+        }),
+        support: &support,
+        node,
+        service_account: SERVICE_ACCOUNT,
+        deadline_seconds: req.deadline_seconds,
+    };
+    let job = match job::job(&plan) {
+        Ok(j) => j,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    ensure_service_account(ctx, req.owner).await?;
+    let pp = PostParams {
+        field_manager: Some(MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    match jobs.create(&pp, &job).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Ok(name))
+}
+
+/// The Jobs' ServiceAccount in the owner's namespace and its binding to the pods'
+/// Role, each owned (among others) by the session, so they go with the last one.
+async fn ensure_service_account<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    owner: &K,
+) -> Result<(), Error> {
+    let ns = owner.namespace().unwrap_or_default();
+    let reference = owner.controller_owner_ref(&()).map(|mut o| {
+        o.controller = None;
+        o.block_owner_deletion = None;
+        o
+    });
+    let account = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(SERVICE_ACCOUNT.to_string()),
+            namespace: Some(ns.clone()),
+            labels: Some(BTreeMap::from([(
+                crate::rbac::MANAGED_BY.0.to_string(),
+                crate::rbac::MANAGED_BY.1.to_string(),
+            )])),
+            owner_references: reference.map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        ..ServiceAccount::default()
+    };
+    let pp = PatchParams::apply(&format!("{MANAGER}-{}", owner.uid().unwrap_or_default())).force();
+    Api::<ServiceAccount>::namespaced(ctx.client.clone(), &ns)
+        .patch(SERVICE_ACCOUNT, &pp, &Patch::Apply(&account))
+        .await?;
+    super::pod_rbac::ensure(owner, ctx, SERVICE_ACCOUNT).await
+}
+
+/// Where the session's Job stands; `None` when it does not exist.
+///
+/// # Errors
+/// API errors.
+pub async fn outcome(
+    client: &Client,
+    ns: &str,
+    session: &str,
+) -> Result<Option<JobOutcome>, kube::Error> {
+    let name = job::job_name(session);
+    let Some(j) = Api::<Job>::namespaced(client.clone(), ns)
+        .get_opt(&name)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("job-name={name}")))
+        .await?;
+    Ok(Some(job::outcome::outcome(&j, &pods.items)))
+}

@@ -1,0 +1,379 @@
+//! `stash run-task <step>`: the steps of the built-in Tasks ([`crate::builtin`]), each a
+//! container of a backup or restore Job, the engine in-process.
+//!
+//! The work step (`backup`, `restore`) claims its host on the session, does the work
+//! and hands its results to the post step (`post-backup`, `post-restore`) as a JSON
+//! file on the Job's scratch volume; the post step applies the retention policy and
+//! records the results on the session and the Repository. A work step that fails
+//! records its host Failed with the reason itself and exits non-zero, so the post step
+//! never runs and the session ends at once with that reason.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use kube::{Api, Client, ResourceExt};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    backup_runner::{apply_retention, backup_directories, write_repository_status},
+    controller::invoker_name,
+    crd::{
+        backup_configuration::BackupConfiguration, backup_session::BackupSession,
+        restore_session::RestoreSession,
+    },
+    restore::{self, Claim, HostResult},
+    restore_runner::restore_host,
+    runner::{open_repository, update_status, Pod, RunnerError},
+    session::{self, DirectoryResult},
+};
+
+/// One step of a Job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Backup {
+        session: String,
+        host: String,
+        output_dir: PathBuf,
+    },
+    PostBackup {
+        session: String,
+        output_dir: PathBuf,
+    },
+    Restore {
+        session: String,
+        host: String,
+        output_dir: PathBuf,
+    },
+    PostRestore {
+        session: String,
+        output_dir: PathBuf,
+    },
+}
+
+/// What the work step hands to the post step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Report {
+    host: String,
+    took: Duration,
+    #[serde(default)]
+    directories: Vec<DirectoryResult>,
+}
+
+const BACKUP_REPORT: &str = "backup.json";
+const RESTORE_REPORT: &str = "restore.json";
+
+fn write_report(dir: &Path, file: &str, report: &Report) -> Result<(), RunnerError> {
+    let fail = |e: &dyn std::fmt::Display| {
+        RunnerError::Config(format!("writing {}: {e}", dir.join(file).display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+    let json = serde_json::to_vec_pretty(report).map_err(|e| fail(&e))?;
+    std::fs::write(dir.join(file), json).map_err(|e| fail(&e))
+}
+
+fn read_report(dir: &Path, file: &str) -> Result<Report, RunnerError> {
+    let path = dir.join(file);
+    let text = std::fs::read(&path).map_err(|e| {
+        RunnerError::Config(format!(
+            "reading {} (the work step's results): {e}",
+            path.display()
+        ))
+    })?;
+    serde_json::from_slice(&text)
+        .map_err(|e| RunnerError::Config(format!("{} is not a step report: {e}", path.display())))
+}
+
+/// Runs `step`; returns the process's exit code (1: the step failed and said why on
+/// its session).
+///
+/// # Errors
+/// The session cannot be read or written.
+pub async fn run(client: Client, pod: Pod, step: Step) -> Result<i32, RunnerError> {
+    match step {
+        Step::Backup {
+            session,
+            host,
+            output_dir,
+        } => backup(&client, &pod, &session, &host, &output_dir).await,
+        Step::PostBackup {
+            session,
+            output_dir,
+        } => post_backup(&client, &pod, &session, &output_dir).await,
+        Step::Restore {
+            session,
+            host,
+            output_dir,
+        } => restore(&client, &pod, &session, &host, &output_dir).await,
+        Step::PostRestore {
+            session,
+            output_dir,
+        } => post_restore(&client, &pod, &session, &output_dir).await,
+    }
+}
+
+async fn configuration(
+    client: &Client,
+    pod: &Pod,
+    bs: &BackupSession,
+) -> Result<BackupConfiguration, RunnerError> {
+    let name = invoker_name(bs).ok_or_else(|| {
+        RunnerError::Config(format!(
+            "BackupSession {:?} names no BackupConfiguration",
+            bs.name_any()
+        ))
+    })?;
+    Ok(
+        Api::<BackupConfiguration>::namespaced(client.clone(), &pod.namespace)
+            .get(name)
+            .await?,
+    )
+}
+
+/// Records `host` Failed on the backup session with `why`.
+async fn fail_backup(
+    api: &Api<BackupSession>,
+    session: &str,
+    host: &str,
+    repository: &str,
+    done: &[DirectoryResult],
+    why: String,
+    took: Duration,
+) -> Result<i32, RunnerError> {
+    eprintln!("BackupSession {session}: {host} failed: {why}");
+    let stats = session::host_stats(host, repository, done, Some(why), took);
+    let seed = session::seed_stats(host, done);
+    update_status(api, session, |s| {
+        session::record(s, stats.clone(), seed.clone());
+        Some(())
+    })
+    .await?;
+    Ok(1)
+}
+
+async fn backup(
+    client: &Client,
+    pod: &Pod,
+    session: &str,
+    host: &str,
+    output_dir: &Path,
+) -> Result<i32, RunnerError> {
+    let api: Api<BackupSession> = Api::namespaced(client.clone(), &pod.namespace);
+    let bs = api.get(session).await?;
+    let claimed = update_status(&api, session, |s| session::claim(s, host).then_some(())).await?;
+    if claimed.is_none() {
+        eprintln!("BackupSession {session}: {host} is not this Job's to back up (claimed already, or the session is not running)");
+        return Ok(1);
+    }
+    let started = Instant::now();
+    let bc = match configuration(client, pod, &bs).await {
+        Ok(bc) => bc,
+        Err(e) => {
+            return fail_backup(
+                &api,
+                session,
+                host,
+                "",
+                &[],
+                e.to_string(),
+                started.elapsed(),
+            )
+            .await
+        }
+    };
+    let repository = bc.spec.repository.name.clone();
+    let target = bc.spec.target.clone().unwrap_or_default();
+    let paths = target.claim_paths();
+    eprintln!(
+        "BackupSession {session}: backing up {host}: {}",
+        paths.join(", ")
+    );
+    let outcome = match open_repository(client, pod, &repository, true).await {
+        Ok((engine, _)) => backup_directories(&engine, &paths, host, &target.exclude).await,
+        Err(e) => Err((Vec::new(), e)),
+    };
+    let report = match outcome {
+        Ok(directories) => Report {
+            host: host.to_string(),
+            took: started.elapsed(),
+            directories,
+        },
+        Err((done, e)) => {
+            return fail_backup(
+                &api,
+                session,
+                host,
+                &repository,
+                &done,
+                e.to_string(),
+                started.elapsed(),
+            )
+            .await
+        }
+    };
+    if let Err(e) = write_report(output_dir, BACKUP_REPORT, &report) {
+        let took = started.elapsed();
+        return fail_backup(
+            &api,
+            session,
+            host,
+            &repository,
+            &report.directories,
+            e.to_string(),
+            took,
+        )
+        .await;
+    }
+    eprintln!(
+        "BackupSession {session}: {host}: {} snapshot(s) taken",
+        report.directories.len()
+    );
+    Ok(0)
+}
+
+async fn post_backup(
+    client: &Client,
+    pod: &Pod,
+    session: &str,
+    output_dir: &Path,
+) -> Result<i32, RunnerError> {
+    let api: Api<BackupSession> = Api::namespaced(client.clone(), &pod.namespace);
+    let report = read_report(output_dir, BACKUP_REPORT)?;
+    let host = report.host.clone();
+    let started = Instant::now();
+    let bs = api.get(session).await?;
+    let bc = configuration(client, pod, &bs).await?;
+    let repository = bc.spec.repository.name.clone();
+    let after = async {
+        let (engine, repo) = open_repository(client, pod, &repository, false).await?;
+        let removed = match &bc.spec.retention_policy {
+            Some(p) => apply_retention(&engine, p, &host).await?,
+            None => 0,
+        };
+        if let Err(e) = write_repository_status(client, &engine, &repo, removed).await {
+            eprintln!("warning: updating Repository {}: {e}", repo.name_any());
+        }
+        Ok::<_, RunnerError>(())
+    }
+    .await;
+    let took = report.took + started.elapsed();
+    let error = after
+        .err()
+        .map(|e| format!("applying the retention policy: {e}"));
+    let stats = session::host_stats(&host, &repository, &report.directories, error.clone(), took);
+    let seed = session::seed_stats(&host, &report.directories);
+    update_status(&api, session, |s| {
+        session::record(s, stats.clone(), seed.clone());
+        Some(())
+    })
+    .await?;
+    match error {
+        Some(e) => {
+            eprintln!("BackupSession {session}: {host} failed: {e}");
+            Ok(1)
+        }
+        None => {
+            eprintln!("BackupSession {session}: {host} done");
+            Ok(0)
+        }
+    }
+}
+
+async fn restore(
+    client: &Client,
+    pod: &Pod,
+    session: &str,
+    host: &str,
+    output_dir: &Path,
+) -> Result<i32, RunnerError> {
+    let api: Api<RestoreSession> = Api::namespaced(client.clone(), &pod.namespace);
+    let rs = api.get(session).await?;
+    let mut seen = Claim::NotRunning;
+    update_status(&api, session, |s| {
+        seen = restore::claim(s, host, &pod.name);
+        (seen == Claim::Mine).then_some(())
+    })
+    .await?;
+    if seen != Claim::Mine {
+        eprintln!("RestoreSession {session}: {host} is not this Job's to restore ({seen:?})");
+        return Ok(1);
+    }
+    let started = Instant::now();
+    eprintln!("RestoreSession {session}: restoring {host}");
+    if let Err(e) = restore_host(client, pod, &rs, host).await {
+        let result = HostResult {
+            took: started.elapsed(),
+            error: Some(e.to_string()),
+        };
+        eprintln!("RestoreSession {session}: {host} failed: {e}");
+        update_status(&api, session, |s| {
+            restore::record(s, host, &pod.name, result.clone());
+            Some(())
+        })
+        .await?;
+        return Ok(1);
+    }
+    let report = Report {
+        host: host.to_string(),
+        took: started.elapsed(),
+        directories: Vec::new(),
+    };
+    write_report(output_dir, RESTORE_REPORT, &report)?;
+    Ok(0)
+}
+
+async fn post_restore(
+    client: &Client,
+    pod: &Pod,
+    session: &str,
+    output_dir: &Path,
+) -> Result<i32, RunnerError> {
+    let api: Api<RestoreSession> = Api::namespaced(client.clone(), &pod.namespace);
+    let report = read_report(output_dir, RESTORE_REPORT)?;
+    let result = HostResult {
+        took: report.took,
+        error: None,
+    };
+    update_status(&api, session, |s| {
+        restore::record(s, &report.host, &pod.name, result.clone());
+        Some(())
+    })
+    .await?;
+    eprintln!("RestoreSession {session}: {} restored", report.host);
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_round_trips_through_the_scratch_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = Report {
+            host: "host-0".into(),
+            took: Duration::from_millis(1500),
+            directories: vec![DirectoryResult {
+                path: "/source/data".into(),
+                snapshot: "0123abcd".into(),
+                total_files: 3,
+                ..DirectoryResult::default()
+            }],
+        };
+        write_report(&dir.path().join("out"), BACKUP_REPORT, &report).unwrap();
+        assert_eq!(
+            read_report(&dir.path().join("out"), BACKUP_REPORT).unwrap(),
+            report
+        );
+        let e = read_report(dir.path(), RESTORE_REPORT).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("restore.json (the work step's results)"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join(RESTORE_REPORT), b"{").unwrap();
+        let e = read_report(dir.path(), RESTORE_REPORT).unwrap_err();
+        assert!(e.to_string().contains("is not a step report"), "{e}");
+    }
+}
