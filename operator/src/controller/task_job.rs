@@ -357,3 +357,59 @@ pub async fn outcome(
         .await?;
     Ok(Some(job::outcome::outcome(&j, &pods.items)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::common::Param;
+
+    #[test]
+    fn a_claim_target_defaults_to_the_builtin_tasks() {
+        assert_eq!(task_name(None, true), "volumeBackup");
+        assert_eq!(task_name(None, false), "volumeRecovery");
+        let named = TaskRef {
+            name: Some("pvc-backup".into()),
+            ..TaskRef::default()
+        };
+        assert_eq!(task_name(Some(&named), true), "pvc-backup");
+    }
+
+    #[test]
+    fn params_come_in_both_spellings_and_the_seed_database() {
+        let t = TaskRef {
+            name: Some("pgBackup".into()),
+            params: vec![Param {
+                name: "args".into(),
+                value: "--clean".into(),
+            }],
+            inputs: BTreeMap::from([("sanitize".to_string(), "false".to_string())]),
+            database: Some("my-postgres".into()),
+        };
+        assert_eq!(
+            params(Some(&t)),
+            [
+                ("args".to_string(), "--clean".to_string()),
+                ("sanitize".into(), "false".into()),
+                ("databases".into(), "my-postgres".into()),
+                ("TARGET_DATABASES".into(), "my-postgres".into()),
+            ]
+        );
+        assert!(params(None).is_empty());
+    }
+
+    #[test]
+    fn only_many_node_claims_go_anywhere() {
+        let claim = |modes: &[&str]| PersistentVolumeClaim {
+            spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+                access_modes: Some(modes.iter().map(|m| m.to_string()).collect()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(single_node(&claim(&["ReadWriteOnce"])));
+        assert!(single_node(&claim(&["ReadWriteOncePod"])));
+        assert!(!single_node(&claim(&["ReadWriteMany"])));
+        assert!(!single_node(&claim(&["ReadOnlyMany", "ReadWriteOnce"])));
+        assert!(mounts_check(&[]).message.contains("target.mountPath"));
+    }
+}
