@@ -25,6 +25,7 @@ pub const VOLUME_BACKUP: &str = "volumeBackup";
 pub const VOLUME_RECOVERY: &str = "volumeRecovery";
 pub const POST_BACKUP: &str = "stashPostBackup";
 pub const POST_RECOVERY: &str = "stashPostRecovery";
+pub const CLUSTER_BACKUP: &str = "clusterBackup";
 
 /// The object name of a Task or Function the seed spells in camel case
 /// (`volumeBackup`), which Kubernetes refuses as a name: `volume-backup`. Valid names
@@ -91,6 +92,20 @@ pub fn functions(image: &str) -> Vec<Function> {
             ],
         ),
         function(
+            CLUSTER_BACKUP,
+            image,
+            &[
+                "run-task",
+                "cluster-backup",
+                "--backup-session=${BACKUP_SESSION}",
+                "--hostname=${HOSTNAME}",
+                "--output-dir=${OUTPUT_DIR}",
+                "--interim-dir=${INTERIM_DATA_DIR}",
+                "--sanitize=${sanitize}",
+                "--secrets=${includeSecrets:=false}",
+            ],
+        ),
+        function(
             VOLUME_RECOVERY,
             image,
             &[
@@ -137,6 +152,7 @@ pub fn tasks() -> Vec<Task> {
     let recovery = [VOLUME_RECOVERY, POST_RECOVERY];
     vec![
         task(VOLUME_BACKUP, &backup),
+        task(CLUSTER_BACKUP, &[CLUSTER_BACKUP, POST_BACKUP]),
         task(VOLUME_RECOVERY, &recovery),
         task("pvc-backup", &backup),
         task("pvc-restore", &recovery),

@@ -39,6 +39,24 @@ enum TaskStep {
         #[arg(long = "output-dir")]
         output_dir: PathBuf,
     },
+    /// Back up every object the Job may list, as sanitized YAML, for a BackupSession.
+    ClusterBackup {
+        #[arg(long = "backup-session")]
+        session: String,
+        #[arg(long)]
+        hostname: String,
+        #[arg(long = "output-dir")]
+        output_dir: PathBuf,
+        /// Where the objects are written before they are backed up.
+        #[arg(long = "interim-dir")]
+        interim_dir: PathBuf,
+        /// Include Secrets.
+        #[arg(long, default_value = "false", action = clap::ArgAction::Set)]
+        secrets: bool,
+        /// Strip server-set fields (always done; accepted for the seed's Function).
+        #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
+        sanitize: bool,
+    },
     /// Apply the retention policy and record the backup step's results.
     PostBackup {
         #[arg(long = "backup-session")]
@@ -81,6 +99,23 @@ impl TaskStep {
                     output_dir,
                 },
                 "volume-backup",
+            ),
+            TaskStep::ClusterBackup {
+                session,
+                hostname,
+                output_dir,
+                interim_dir,
+                secrets,
+                sanitize: _,
+            } => (
+                Step::ClusterBackup {
+                    session,
+                    host: hostname,
+                    output_dir,
+                    interim_dir,
+                    secrets,
+                },
+                "cluster-backup",
             ),
             TaskStep::PostBackup {
                 session,

@@ -7,6 +7,8 @@ pub mod backup_runner;
 pub mod builtin;
 pub mod canonical;
 pub mod cli;
+pub mod cluster_dump;
+pub mod cluster_yaml;
 pub mod conditions;
 pub mod controller;
 pub mod crd;

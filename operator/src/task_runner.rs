@@ -41,6 +41,14 @@ pub enum Step {
         session: String,
         output_dir: PathBuf,
     },
+    /// A snapshot of the cluster's objects as YAML, dumped under `interim_dir`.
+    ClusterBackup {
+        session: String,
+        host: String,
+        output_dir: PathBuf,
+        interim_dir: PathBuf,
+        secrets: bool,
+    },
     Restore {
         session: String,
         host: String,
@@ -96,7 +104,20 @@ pub async fn run(client: Client, pod: Pod, step: Step) -> Result<i32, RunnerErro
             session,
             host,
             output_dir,
-        } => backup(&client, &pod, &session, &host, &output_dir).await,
+        } => backup(&client, &pod, &session, &host, &output_dir, None).await,
+        Step::ClusterBackup {
+            session,
+            host,
+            output_dir,
+            interim_dir,
+            secrets,
+        } => {
+            let source = Cluster {
+                dir: interim_dir.join("cluster"),
+                secrets,
+            };
+            backup(&client, &pod, &session, &host, &output_dir, Some(source)).await
+        }
         Step::PostBackup {
             session,
             output_dir,
@@ -152,12 +173,48 @@ async fn fail_backup(
     Ok(1)
 }
 
+/// A cluster backup's source: the objects, dumped into `dir` first.
+struct Cluster {
+    dir: PathBuf,
+    secrets: bool,
+}
+
+/// The paths a backup takes: the configuration's target's, or the cluster's objects
+/// freshly dumped.
+async fn source_paths(
+    client: &Client,
+    pod: &Pod,
+    bc: &BackupConfiguration,
+    cluster: Option<&Cluster>,
+) -> Result<Vec<String>, RunnerError> {
+    let Some(c) = cluster else {
+        return Ok(bc.spec.target.clone().unwrap_or_default().claim_paths());
+    };
+    if c.dir.exists() {
+        std::fs::remove_dir_all(&c.dir)
+            .map_err(|e| RunnerError::Config(format!("emptying {}: {e}", c.dir.display())))?;
+    }
+    let dumped = crate::cluster_dump::dump(client, &pod.namespace, &c.dir, c.secrets).await?;
+    let refused = if dumped.refused.is_empty() {
+        String::new()
+    } else {
+        format!("; not allowed to list: {}", dumped.refused.join(", "))
+    };
+    eprintln!(
+        "dumped {} objects into {}{refused}",
+        dumped.objects,
+        c.dir.display()
+    );
+    Ok(vec![c.dir.to_string_lossy().into_owned()])
+}
+
 async fn backup(
     client: &Client,
     pod: &Pod,
     session: &str,
     host: &str,
     output_dir: &Path,
+    cluster: Option<Cluster>,
 ) -> Result<i32, RunnerError> {
     let api: Api<BackupSession> = Api::namespaced(client.clone(), &pod.namespace);
     let bs = api.get(session).await?;
@@ -184,7 +241,13 @@ async fn backup(
     };
     let repository = bc.spec.repository.name.clone();
     let target = bc.spec.target.clone().unwrap_or_default();
-    let paths = target.claim_paths();
+    let paths = match source_paths(client, pod, &bc, cluster.as_ref()).await {
+        Ok(p) => p,
+        Err(e) => {
+            let took = started.elapsed();
+            return fail_backup(&api, session, host, &repository, &[], e.to_string(), took).await;
+        }
+    };
     eprintln!(
         "BackupSession {session}: backing up {host}: {}",
         paths.join(", ")

@@ -33,6 +33,7 @@ use crate::{
         backup_configuration::{BackupConfiguration, BackupConfigurationStatus},
         backup_session::{BackupSession, BackupSessionSpec, InvokerRef},
     },
+    host::TargetKind,
     pod_template::Support,
     sidecar,
     time::{from_k8s, to_k8s},
@@ -69,12 +70,14 @@ async fn apply(bc: &BackupConfiguration, ctx: &Context) -> Result<Action, Error>
     }
     let now = Utc::now();
     let mut r = resolve(&ctx.client, bc).await?;
-    let job_model = r.claim.is_some();
+    let job_model = r.claim.is_some() || r.kind == Some(TargetKind::Cluster);
     if r.ok() {
         if job_model {
-            let target = bc.spec.target.clone().unwrap_or_default();
-            r.checks
-                .push(task_job::mounts_check(&target.claim_mounts()));
+            if r.claim.is_some() {
+                let target = bc.spec.target.clone().unwrap_or_default();
+                r.checks
+                    .push(task_job::mounts_check(&target.claim_mounts()));
+            }
             let name = task_job::task_name(bc.spec.task.as_ref(), true);
             r.checks
                 .push(task_job::check(&task_job::load(&ctx.client, &name).await?));

@@ -155,12 +155,16 @@ async fn start(
 
 /// Whether the configuration's sessions run as Jobs (a claim target).
 fn job_model(bc: &BackupConfiguration) -> bool {
-    bc.spec
-        .target
-        .as_ref()
-        .and_then(|t| t.reference.as_ref())
-        .and_then(|r| r.kind.parse::<TargetKind>().ok())
-        == Some(TargetKind::PersistentVolumeClaim)
+    match bc.spec.target.as_ref().and_then(|t| t.reference.as_ref()) {
+        Some(r) => r.kind.parse::<TargetKind>().ok() == Some(TargetKind::PersistentVolumeClaim),
+        // A cluster backup; a configuration without a target or Task is never Ready.
+        None => bc
+            .spec
+            .task
+            .as_ref()
+            .and_then(|t| t.name.as_ref())
+            .is_some(),
+    }
 }
 
 /// How often a session's Job is looked at while it runs: its pods' image errors come
@@ -179,8 +183,8 @@ async fn job_step(
         return Ok(o);
     }
     let r = resolve(&ctx.client, bc).await?;
-    let (Some(repository), Some(location), Some(secret), Some(claim), true) =
-        (&r.repository, &r.location, &r.secret, &r.claim, r.ok())
+    let (Some(repository), Some(location), Some(secret), true) =
+        (&r.repository, &r.location, &r.secret, r.ok())
     else {
         let why = r
             .first_failure()
@@ -194,19 +198,19 @@ async fn job_step(
         Err(why) => return Ok(JobOutcome::Failed(why)),
     };
     let target = bc.spec.target.clone().unwrap_or_default();
-    let host = host_name(
-        TargetKind::PersistentVolumeClaim,
-        target.alias.as_deref(),
-        "",
-        "",
-    )
-    .unwrap_or_else(|_| crate::host::DEFAULT_HOST.to_string());
+    let kind = if r.claim.is_some() {
+        TargetKind::PersistentVolumeClaim
+    } else {
+        TargetKind::Cluster
+    };
+    let host = host_name(kind, target.alias.as_deref(), "", "")
+        .unwrap_or_else(|_| crate::host::DEFAULT_HOST.to_string());
     let deadline = bs
         .status
         .as_ref()
         .and_then(|s| s.session_deadline.as_ref())
         .map(|d| (from_k8s(d) - Utc::now()).num_seconds().max(1));
-    let claim_name = claim.name_any();
+    let claim_name = r.claim.as_ref().map(|c| c.name_any()).unwrap_or_default();
     let configuration = bc.name_any();
     let req = task_job::Request {
         owner: bs,
@@ -214,12 +218,15 @@ async fn job_step(
             session: &name,
             configuration: &configuration,
         },
-        target_name: &claim_name,
+        target: match &r.claim {
+            Some(_) => task_job::claim_target(&claim_name, &ns),
+            None => task_job::cluster_target(&ns),
+        },
         hostname: &host,
         repository,
         location,
         secret,
-        claim,
+        claim: r.claim.as_ref(),
         mounts: target.claim_mounts(),
         params: task_job::params(bc.spec.task.as_ref()),
         retention: bc.spec.retention_policy.as_ref(),

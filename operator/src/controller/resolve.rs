@@ -63,8 +63,8 @@ pub struct Refs<'a> {
     pub target: Option<&'a TargetRef>,
     /// The condition type of the target's check.
     pub target_condition: &'static str,
-    /// Why a missing `target.ref` is refused.
-    pub no_target: &'static str,
+    /// Why a missing `target.ref` is refused; `None`: it is a cluster backup.
+    pub no_target: Option<&'static str>,
 }
 
 impl Refs<'_> {
@@ -94,7 +94,10 @@ pub async fn resolve(client: &Client, bc: &BackupConfiguration) -> Result<Resolv
         repository: &bc.spec.repository,
         target: bc.spec.target.as_ref().and_then(|t| t.reference.as_ref()),
         target_condition: TARGET_FOUND,
-        no_target: "spec.target.ref is not set: a cluster backup needs a Task, which the sidecar does not run",
+        no_target: match bc.spec.task.as_ref().and_then(|t| t.name.as_deref()) {
+            Some(n) if !n.trim().is_empty() => None,
+            _ => Some("spec.target.ref is not set: a cluster backup names its Task (task.name: clusterBackup)"),
+        },
     };
     let mut r = resolve_refs(client, &refs).await?;
     r.checks.push(
@@ -246,8 +249,17 @@ async fn resolve_target(
 ) -> Result<(), kube::Error> {
     let (ns, condition) = (refs.namespace, refs.target_condition);
     let Some(target) = refs.target else {
-        r.checks
-            .push(Check::failed(condition, "NotSet", refs.no_target));
+        r.checks.push(match refs.no_target {
+            Some(why) => Check::failed(condition, "NotSet", why),
+            None => {
+                r.kind = Some(TargetKind::Cluster);
+                Check::ok(
+                    condition,
+                    "NoTarget",
+                    "no target: the Task backs up the cluster",
+                )
+            }
+        });
         return Ok(());
     };
     let what = format!("{} {:?}", target.kind, target.name);

@@ -80,7 +80,7 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
         repository: &rs.spec.repository,
         target: target.reference.as_ref(),
         target_condition: RESTORE_TARGET_FOUND,
-        no_target: "spec.target.ref is not set: restoring into a volume or a database needs a Task run as a Job",
+        no_target: Some("spec.target.ref is not set: a restore needs a target (a workload or a PersistentVolumeClaim)"),
     };
     let mut r = resolve_refs(&ctx.client, &refs).await?;
     let timeout = session::timeout(rs.spec.time_out.as_deref());
@@ -205,12 +205,12 @@ async fn job_step(rs: &RestoreSession, r: &Resolved, ctx: &Context) -> Result<Jo
     let req = task_job::Request {
         owner: rs,
         session: Session::Restore { session: &name },
-        target_name: &claim_name,
+        target: task_job::claim_target(&claim_name, &ns),
         hostname: &host,
         repository,
         location,
         secret,
-        claim,
+        claim: Some(claim),
         mounts: target.claim_mounts(),
         params: task_job::params(rs.spec.task.as_ref()),
         retention: None,

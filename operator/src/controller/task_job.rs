@@ -193,17 +193,41 @@ pub struct Request<'a, K> {
     /// The session, which owns the Job.
     pub owner: &'a K,
     pub session: Session<'a>,
-    pub target_name: &'a str,
+    /// The target's facts (empty for a cluster backup).
+    pub target: Target<'a>,
     pub hostname: &'a str,
     pub repository: &'a Repository,
     pub location: &'a EngineLocation,
     pub secret: &'a str,
-    pub claim: &'a PersistentVolumeClaim,
+    /// The claim the Job mounts, for a claim target.
+    pub claim: Option<&'a PersistentVolumeClaim>,
     pub mounts: Vec<k8s_openapi::api::core::v1::VolumeMount>,
     pub params: Vec<(String, String)>,
     pub retention: Option<&'a crate::crd::common::RetentionPolicy>,
     pub temp_dir: Option<crate::crd::common::EmptyDirSettings>,
     pub deadline_seconds: Option<i64>,
+}
+
+/// A claim's facts as Task variables name them.
+pub fn claim_target<'a>(name: &'a str, namespace: &'a str) -> Target<'a> {
+    Target {
+        api_version: "v1",
+        kind: "PersistentVolumeClaim",
+        resource: "persistentvolumeclaims",
+        name,
+        namespace,
+    }
+}
+
+/// A cluster backup's (no target) facts.
+pub fn cluster_target(namespace: &str) -> Target<'_> {
+    Target {
+        api_version: "",
+        kind: crate::host::TargetKind::Cluster.as_str(),
+        resource: "",
+        name: "",
+        namespace,
+    }
 }
 
 /// Creates the session's Job unless it exists; `Ok(Err(why))` when the Task cannot be
@@ -227,13 +251,7 @@ pub async fn ensure<K: Resource<DynamicType = ()>>(
     let repo_name = req.repository.name_any();
     let job_facts = JobFacts {
         session: req.session.clone(),
-        target: Target {
-            api_version: "v1",
-            kind: "PersistentVolumeClaim",
-            resource: "persistentvolumeclaims",
-            name: req.target_name,
-            namespace: &ns,
-        },
+        target: req.target.clone(),
         repository: vars::Repository {
             name: &repo_name,
             provider: &facts.provider,
@@ -259,10 +277,9 @@ pub async fn ensure<K: Resource<DynamicType = ()>>(
         Ok(v) => v,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let node = if single_node(req.claim) {
-        node_of(&ctx.client, &ns, req.target_name).await?
-    } else {
-        None
+    let node = match req.claim {
+        Some(c) if single_node(c) => node_of(&ctx.client, &ns, &c.name_any()).await?,
+        _ => None,
     };
     let support = Support {
         storage_secret: req.secret.to_string(),
@@ -278,8 +295,8 @@ pub async fn ensure<K: Resource<DynamicType = ()>>(
         task: &loaded.task.spec,
         functions: &loaded.functions,
         vars: &vars,
-        claim: Some(ClaimMount {
-            claim: req.target_name.to_string(),
+        claim: req.claim.map(|c| ClaimMount {
+            claim: c.name_any(),
             mounts: req.mounts.clone(),
         }),
         support: &support,

@@ -3,6 +3,7 @@
 
 mod backup;
 mod bad_input;
+mod cluster;
 mod hosts;
 mod interrupted;
 mod measure;
