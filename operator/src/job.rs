@@ -348,7 +348,11 @@ pub fn job(plan: &JobPlan<'_>) -> Result<Job, JobError> {
         }
         containers.push(c);
     }
-    let main = containers.pop().expect("steps is not empty");
+    let Some(main) = containers.pop() else {
+        return Err(JobError::NoSteps {
+            task: plan.task_name.to_string(),
+        });
+    };
     let labels = BTreeMap::from([
         (SESSION_LABEL.to_string(), plan.session_name.to_string()),
         (

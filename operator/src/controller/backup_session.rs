@@ -22,7 +22,7 @@ use crate::{
         backup_session::{BackupSession, BackupSessionStatus},
         common::TargetRef,
     },
-    host::{host_name, TargetKind},
+    host::TargetKind,
     job::outcome::JobOutcome,
     session::{self, DEFAULT_TIMEOUT, FAILED, RUNNING, SKIPPED, SUCCEEDED},
     time::{after, from_k8s, to_k8s},
@@ -167,10 +167,6 @@ fn job_model(bc: &BackupConfiguration) -> bool {
     }
 }
 
-/// How often a session's Job is looked at while it runs: its pods' image errors come
-/// without an event on the Job.
-const JOB_POLL: Duration = Duration::from_secs(10);
-
 /// The session's Job: created when missing, else where it stands.
 async fn job_step(
     bs: &BackupSession,
@@ -192,24 +188,13 @@ async fn job_step(
             .unwrap_or_else(|| "the configuration's references did not resolve".into());
         return Ok(JobOutcome::Failed(why));
     };
-    let task_name = task_job::task_name(bc.spec.task.as_ref(), true);
-    let loaded = match task_job::load(&ctx.client, &task_name).await? {
-        Ok(l) => l,
-        Err(why) => return Ok(JobOutcome::Failed(why)),
-    };
     let target = bc.spec.target.clone().unwrap_or_default();
     let kind = if r.claim.is_some() {
         TargetKind::PersistentVolumeClaim
     } else {
         TargetKind::Cluster
     };
-    let host = host_name(kind, target.alias.as_deref(), "", "")
-        .unwrap_or_else(|_| crate::host::DEFAULT_HOST.to_string());
-    let deadline = bs
-        .status
-        .as_ref()
-        .and_then(|s| s.session_deadline.as_ref())
-        .map(|d| (from_k8s(d) - Utc::now()).num_seconds().max(1));
+    let host = task_job::job_host(kind, target.alias.as_deref());
     let claim_name = r.claim.as_ref().map(|c| c.name_any()).unwrap_or_default();
     let configuration = bc.name_any();
     let req = task_job::Request {
@@ -231,21 +216,12 @@ async fn job_step(
         params: task_job::params(bc.spec.task.as_ref()),
         retention: bc.spec.retention_policy.as_ref(),
         temp_dir: bc.spec.temp_dir.clone(),
-        deadline_seconds: deadline,
+        deadline_seconds: task_job::seconds_left(
+            bs.status.as_ref().and_then(|s| s.session_deadline.as_ref()),
+        ),
     };
-    match task_job::ensure(ctx, &req, &loaded).await? {
-        Ok(job) => {
-            ctx.event(
-                &bs.object_ref(&()),
-                EventType::Normal,
-                "JobCreated",
-                format!("running Task {task_name:?} as Job {job:?} for {host}"),
-            )
-            .await;
-            Ok(JobOutcome::Running)
-        }
-        Err(why) => Ok(JobOutcome::Failed(why)),
-    }
+    let task_name = task_job::task_name(bc.spec.task.as_ref(), true);
+    task_job::start(ctx, &req, &task_name).await
 }
 
 async fn judge(
@@ -313,9 +289,13 @@ async fn judge(
                 .to_std()
                 .unwrap_or_default()
                 .max(Duration::from_secs(1));
-            Ok(Action::requeue(if job { left.min(JOB_POLL) } else { left }))
+            Ok(Action::requeue(if job {
+                left.min(task_job::POLL)
+            } else {
+                left
+            }))
         }
-        None if job => Ok(Action::requeue(JOB_POLL)),
+        None if job => Ok(Action::requeue(task_job::POLL)),
         None => Ok(Action::requeue(DEFAULT_TIMEOUT)),
     }
 }

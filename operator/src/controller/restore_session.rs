@@ -29,7 +29,7 @@ use super::{
 use crate::{
     conditions::{self, Check},
     crd::restore_session::{RestoreSession, RestoreSessionStatus},
-    host::{host_name, TargetKind},
+    host::TargetKind,
     init_container,
     job::outcome::JobOutcome,
     pod_template::Support,
@@ -143,11 +143,8 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
                 return end(rs, ctx, status, FAILED, "JobFailed", &why).await
             }
             JobOutcome::Complete => {
-                let host = restore::unfinished(&status)
-                    .into_iter()
-                    .next()
-                    .filter(|h| !h.contains(' '))
-                    .unwrap_or_else(|| crate::host::DEFAULT_HOST.to_string());
+                let host =
+                    task_job::job_host(TargetKind::PersistentVolumeClaim, target.alias.as_deref());
                 let result = restore::HostResult {
                     took: super::age(rs),
                     error: None,
@@ -160,14 +157,11 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
         return Ok(if action == Action::await_change() {
             action
         } else {
-            Action::requeue(JOB_POLL)
+            Action::requeue(task_job::POLL)
         });
     }
     judge(rs, ctx, status).await
 }
-
-/// How often a session's Job is looked at while it runs (see the backup sessions').
-const JOB_POLL: Duration = Duration::from_secs(10);
 
 /// The session's Job: created when missing, else where it stands.
 async fn job_step(rs: &RestoreSession, r: &Resolved, ctx: &Context) -> Result<JobOutcome, Error> {
@@ -183,24 +177,8 @@ async fn job_step(rs: &RestoreSession, r: &Resolved, ctx: &Context) -> Result<Jo
             "the session's references did not resolve".into(),
         ));
     };
-    let task_name = task_job::task_name(rs.spec.task.as_ref(), false);
-    let loaded = match task_job::load(&ctx.client, &task_name).await? {
-        Ok(l) => l,
-        Err(why) => return Ok(JobOutcome::Failed(why)),
-    };
     let target = rs.spec.target.clone().unwrap_or_default();
-    let host = host_name(
-        TargetKind::PersistentVolumeClaim,
-        target.alias.as_deref(),
-        "",
-        "",
-    )
-    .unwrap_or_else(|_| crate::host::DEFAULT_HOST.to_string());
-    let deadline = rs
-        .status
-        .as_ref()
-        .and_then(|s| s.session_deadline.as_ref())
-        .map(|d| (from_k8s(d) - Utc::now()).num_seconds().max(1));
+    let host = task_job::job_host(TargetKind::PersistentVolumeClaim, target.alias.as_deref());
     let claim_name = claim.name_any();
     let req = task_job::Request {
         owner: rs,
@@ -215,21 +193,12 @@ async fn job_step(rs: &RestoreSession, r: &Resolved, ctx: &Context) -> Result<Jo
         params: task_job::params(rs.spec.task.as_ref()),
         retention: None,
         temp_dir: rs.spec.temp_dir.clone(),
-        deadline_seconds: deadline,
+        deadline_seconds: task_job::seconds_left(
+            rs.status.as_ref().and_then(|s| s.session_deadline.as_ref()),
+        ),
     };
-    match task_job::ensure(ctx, &req, &loaded).await? {
-        Ok(job) => {
-            ctx.event(
-                &rs.object_ref(&()),
-                EventType::Normal,
-                "JobCreated",
-                format!("running Task {task_name:?} as Job {job:?} for {host}"),
-            )
-            .await;
-            Ok(JobOutcome::Running)
-        }
-        Err(why) => Ok(JobOutcome::Failed(why)),
-    }
+    let task_name = task_job::task_name(rs.spec.task.as_ref(), false);
+    task_job::start(ctx, &req, &task_name).await
 }
 
 /// Puts the init container into the target (with the pods' Role first, so the new

@@ -353,6 +353,60 @@ async fn ensure_service_account<K: Resource<DynamicType = ()>>(
     super::pod_rbac::ensure(owner, ctx, SERVICE_ACCOUNT).await
 }
 
+/// How often a session's Job is looked at while it runs: its pods' image errors come
+/// without an event on the Job.
+pub const POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The restic host of a Job-model target's snapshots: Stash's `host-0`, or the alias.
+pub fn job_host(kind: crate::host::TargetKind, alias: Option<&str>) -> String {
+    crate::host::host_name(kind, alias, "", "")
+        .unwrap_or_else(|_| crate::host::DEFAULT_HOST.to_string())
+}
+
+/// Whole seconds from now until `deadline` (at least 1), the Job's
+/// `activeDeadlineSeconds`.
+pub fn seconds_left(
+    deadline: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+) -> Option<i64> {
+    deadline.map(|d| {
+        (crate::time::from_k8s(d) - chrono::Utc::now())
+            .num_seconds()
+            .max(1)
+    })
+}
+
+/// Loads Task `task_name` and creates the Job of `req` (an Event on the session names
+/// it); a Task that is missing or cannot be made into a Job fails the session.
+///
+/// # Errors
+/// API errors.
+pub async fn start<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    req: &Request<'_, K>,
+    task_name: &str,
+) -> Result<JobOutcome, Error> {
+    let loaded = match load(&ctx.client, task_name).await? {
+        Ok(l) => l,
+        Err(why) => return Ok(JobOutcome::Failed(why)),
+    };
+    match ensure(ctx, req, &loaded).await? {
+        Ok(job) => {
+            ctx.event(
+                &req.owner.object_ref(&()),
+                kube::runtime::events::EventType::Normal,
+                "JobCreated",
+                format!(
+                    "running Task {task_name:?} as Job {job:?} for {}",
+                    req.hostname
+                ),
+            )
+            .await;
+            Ok(JobOutcome::Running)
+        }
+        Err(why) => Ok(JobOutcome::Failed(why)),
+    }
+}
+
 /// Where the session's Job stands; `None` when it does not exist.
 ///
 /// # Errors
