@@ -45,6 +45,8 @@ restic version
 
 go version >/dev/null 2>&1 || { echo "Go 1.26 is needed to build the test cluster (tests/kube)" >&2; exit 1; }
 
+# One build per run: incremental caches would only cost disk (gigabytes here).
+export CARGO_INCREMENTAL=0
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The integration tests run the `stash` binary, the cluster tests the stand-in kubelet
