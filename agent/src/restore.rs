@@ -13,6 +13,7 @@
 //!    and directories last, deepest first, so writing children does not disturb the
 //!    parents' mtimes.
 
+pub mod dump;
 pub mod fetch;
 pub mod metadata;
 pub mod plan;

@@ -26,6 +26,8 @@ pub const VOLUME_RECOVERY: &str = "volumeRecovery";
 pub const POST_BACKUP: &str = "stashPostBackup";
 pub const POST_RECOVERY: &str = "stashPostRecovery";
 pub const CLUSTER_BACKUP: &str = "clusterBackup";
+pub const PG_BACKUP: &str = "pgBackup";
+pub const PG_RECOVERY: &str = "pgRecovery";
 
 /// The object name of a Task or Function the seed spells in camel case
 /// (`volumeBackup`), which Kubernetes refuses as a name: `volume-backup`. Valid names
@@ -67,9 +69,50 @@ fn function(name: &str, image: &str, args: &[&str]) -> Function {
     }
 }
 
+/// A PostgreSQL step: the seed's whole-container shape, for the credentials it takes
+/// from the AppBinding's Secret as environment variables (never through the API).
+fn pg_function(name: &str, image: &str, step: &str, session: &str) -> Function {
+    let key = |env: &str, key: &str| {
+        serde_json::json!({
+            "name": env,
+            "valueFrom": {"secretKeyRef": {"name": "${DB_SECRET}", "key": key}}
+        })
+    };
+    Function {
+        metadata: meta(name),
+        spec: FunctionSpec {
+            container: Some(serde_json::json!({
+                "image": image,
+                "args": [
+                    "run-task", step, session,
+                    "--hostname=${HOSTNAME}",
+                    "--output-dir=${OUTPUT_DIR}",
+                    "--db-host=${DB_HOST}",
+                    "--db-port=${DB_PORT}",
+                    "--database=${databases}",
+                ],
+                "env": [key("PGUSER", "POSTGRES_USER"), key("PGPASSWORD", "POSTGRES_PASSWORD")],
+            })),
+            ..FunctionSpec::default()
+        },
+    }
+}
+
 /// The built-in Functions, running `image`.
 pub fn functions(image: &str) -> Vec<Function> {
     vec![
+        pg_function(
+            PG_BACKUP,
+            image,
+            "pg-backup",
+            "--backup-session=${BACKUP_SESSION}",
+        ),
+        pg_function(
+            PG_RECOVERY,
+            image,
+            "pg-restore",
+            "--restore-session=${RESTORE_SESSION}",
+        ),
         function(
             VOLUME_BACKUP,
             image,
@@ -153,6 +196,8 @@ pub fn tasks() -> Vec<Task> {
     vec![
         task(VOLUME_BACKUP, &backup),
         task(CLUSTER_BACKUP, &[CLUSTER_BACKUP, POST_BACKUP]),
+        task(PG_BACKUP, &[PG_BACKUP, POST_BACKUP]),
+        task(PG_RECOVERY, &[PG_RECOVERY, POST_RECOVERY]),
         task(VOLUME_RECOVERY, &recovery),
         task("pvc-backup", &backup),
         task("pvc-restore", &recovery),
@@ -181,8 +226,15 @@ mod tests {
                     .iter()
                     .find(|f| f.metadata.name.as_deref() == Some(step.name.as_str()))
                     .unwrap_or_else(|| panic!("{} has no Function", step.name));
-                assert_eq!(f.spec.image.as_deref(), Some("img:1"));
-                assert_eq!(f.spec.args[0], "run-task");
+                let (image, first) = match &f.spec.container {
+                    Some(c) => (
+                        c["image"].as_str().map(str::to_string),
+                        c["args"][0].as_str().map(str::to_string),
+                    ),
+                    None => (f.spec.image.clone(), f.spec.args.first().cloned()),
+                };
+                assert_eq!(image.as_deref(), Some("img:1"));
+                assert_eq!(first.as_deref(), Some("run-task"));
             }
         }
     }

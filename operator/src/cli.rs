@@ -57,6 +57,29 @@ enum TaskStep {
         #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
         sanitize: bool,
     },
+    /// Stream a PostgreSQL dump (pg_dump of --database, else pg_dumpall) into a
+    /// snapshot for a BackupSession; PGUSER and PGPASSWORD come from the environment.
+    PgBackup {
+        #[arg(long = "backup-session")]
+        session: String,
+        #[arg(long)]
+        hostname: String,
+        #[arg(long = "output-dir")]
+        output_dir: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Stream a RestoreSession's dump into psql.
+    PgRestore {
+        #[arg(long = "restore-session")]
+        session: String,
+        #[arg(long)]
+        hostname: String,
+        #[arg(long = "output-dir")]
+        output_dir: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Apply the retention policy and record the backup step's results.
     PostBackup {
         #[arg(long = "backup-session")]
@@ -81,6 +104,29 @@ enum TaskStep {
         #[arg(long = "output-dir")]
         output_dir: PathBuf,
     },
+}
+
+/// A PostgreSQL server and database.
+#[derive(Debug, clap::Args)]
+struct DbArgs {
+    /// The server's host (an AppBinding's Service).
+    #[arg(long = "db-host")]
+    host: String,
+    #[arg(long = "db-port", default_value = "5432")]
+    port: String,
+    /// One database; empty: every database.
+    #[arg(long, default_value = "")]
+    database: String,
+}
+
+impl From<DbArgs> for crate::pg_runner::Database {
+    fn from(a: DbArgs) -> Self {
+        crate::pg_runner::Database {
+            host: a.host,
+            port: a.port,
+            name: a.database,
+        }
+    }
 }
 
 impl TaskStep {
@@ -116,6 +162,34 @@ impl TaskStep {
                     secrets,
                 },
                 "cluster-backup",
+            ),
+            TaskStep::PgBackup {
+                session,
+                hostname,
+                output_dir,
+                db,
+            } => (
+                Step::PgBackup {
+                    session,
+                    host: hostname,
+                    output_dir,
+                    db: db.into(),
+                },
+                "pg-backup",
+            ),
+            TaskStep::PgRestore {
+                session,
+                hostname,
+                output_dir,
+                db,
+            } => (
+                Step::PgRestore {
+                    session,
+                    host: hostname,
+                    output_dir,
+                    db: db.into(),
+                },
+                "pg-recovery",
             ),
             TaskStep::PostBackup {
                 session,

@@ -17,6 +17,7 @@ pub mod image;
 pub mod init_container;
 pub mod job;
 pub mod location;
+pub mod pg_runner;
 pub mod pod_template;
 pub mod rbac;
 pub mod restore;

@@ -23,9 +23,10 @@ use crate::{
         backup_configuration::BackupConfiguration, backup_session::BackupSession,
         restore_session::RestoreSession,
     },
+    pg_runner::{self, Database},
     restore::{self, Claim, HostResult},
     restore_runner::restore_host,
-    runner::{open_repository, update_status, Pod, RunnerError},
+    runner::{open_repository, retry_locked, update_status, Pod, RunnerError},
     session::{self, DirectoryResult},
 };
 
@@ -49,10 +50,24 @@ pub enum Step {
         interim_dir: PathBuf,
         secrets: bool,
     },
+    /// A PostgreSQL dump streamed into a snapshot.
+    PgBackup {
+        session: String,
+        host: String,
+        output_dir: PathBuf,
+        db: Database,
+    },
     Restore {
         session: String,
         host: String,
         output_dir: PathBuf,
+    },
+    /// A PostgreSQL dump streamed from a snapshot into psql.
+    PgRestore {
+        session: String,
+        host: String,
+        output_dir: PathBuf,
+        db: Database,
     },
     PostRestore {
         session: String,
@@ -104,7 +119,7 @@ pub async fn run(client: Client, pod: Pod, step: Step) -> Result<i32, RunnerErro
             session,
             host,
             output_dir,
-        } => backup(&client, &pod, &session, &host, &output_dir, None).await,
+        } => backup(&client, &pod, &session, &host, &output_dir, Source::Target).await,
         Step::ClusterBackup {
             session,
             host,
@@ -116,8 +131,38 @@ pub async fn run(client: Client, pod: Pod, step: Step) -> Result<i32, RunnerErro
                 dir: interim_dir.join("cluster"),
                 secrets,
             };
-            backup(&client, &pod, &session, &host, &output_dir, Some(source)).await
+            backup(
+                &client,
+                &pod,
+                &session,
+                &host,
+                &output_dir,
+                Source::Cluster(source),
+            )
+            .await
         }
+        Step::PgBackup {
+            session,
+            host,
+            output_dir,
+            db,
+        } => {
+            backup(
+                &client,
+                &pod,
+                &session,
+                &host,
+                &output_dir,
+                Source::Postgres(db),
+            )
+            .await
+        }
+        Step::PgRestore {
+            session,
+            host,
+            output_dir,
+            db,
+        } => restore(&client, &pod, &session, &host, &output_dir, Some(&db)).await,
         Step::PostBackup {
             session,
             output_dir,
@@ -126,7 +171,7 @@ pub async fn run(client: Client, pod: Pod, step: Step) -> Result<i32, RunnerErro
             session,
             host,
             output_dir,
-        } => restore(&client, &pod, &session, &host, &output_dir).await,
+        } => restore(&client, &pod, &session, &host, &output_dir, None).await,
         Step::PostRestore {
             session,
             output_dir,
@@ -173,6 +218,14 @@ async fn fail_backup(
     Ok(1)
 }
 
+/// What a backup step takes.
+enum Source {
+    /// The configuration's target's paths (a claim).
+    Target,
+    Cluster(Cluster),
+    Postgres(Database),
+}
+
 /// A cluster backup's source: the objects, dumped into `dir` first.
 struct Cluster {
     dir: PathBuf,
@@ -214,7 +267,7 @@ async fn backup(
     session: &str,
     host: &str,
     output_dir: &Path,
-    cluster: Option<Cluster>,
+    source: Source,
 ) -> Result<i32, RunnerError> {
     let api: Api<BackupSession> = Api::namespaced(client.clone(), &pod.namespace);
     let bs = api.get(session).await?;
@@ -241,7 +294,11 @@ async fn backup(
     };
     let repository = bc.spec.repository.name.clone();
     let target = bc.spec.target.clone().unwrap_or_default();
-    let paths = match source_paths(client, pod, &bc, cluster.as_ref()).await {
+    let cluster = match &source {
+        Source::Cluster(c) => Some(c),
+        _ => None,
+    };
+    let paths = match source_paths(client, pod, &bc, cluster).await {
         Ok(p) => p,
         Err(e) => {
             let took = started.elapsed();
@@ -253,7 +310,13 @@ async fn backup(
         paths.join(", ")
     );
     let outcome = match open_repository(client, pod, &repository, true).await {
-        Ok((engine, _)) => backup_directories(&engine, &paths, host, &target.exclude).await,
+        Ok((engine, _)) => match &source {
+            Source::Postgres(db) => pg_runner::backup(&engine, db, host)
+                .await
+                .map(|r| vec![r])
+                .map_err(|e| (Vec::new(), e)),
+            _ => backup_directories(&engine, &paths, host, &target.exclude).await,
+        },
         Err(e) => Err((Vec::new(), e)),
     };
     let report = match outcome {
@@ -343,12 +406,55 @@ async fn post_backup(
     }
 }
 
+/// Restores the dump `host`'s rule picks (the latest one by default) into `db`.
+async fn restore_database(
+    client: &Client,
+    pod: &Pod,
+    rs: &RestoreSession,
+    host: &str,
+    db: &Database,
+) -> Result<(), RunnerError> {
+    let plan = restore::plan(&rs.spec, host).unwrap_or_else(|| restore::HostPlan {
+        source_host: host.to_string(),
+        ..restore::HostPlan::default()
+    });
+    let repository = &rs.spec.repository.name;
+    let (engine, _) = open_repository(client, pod, repository, false).await?;
+    let lock = retry_locked(|| engine.lock(false)).await?;
+    let result = async {
+        let snapshots = engine.snapshots().await?;
+        let chosen = restore::select(&plan, &snapshots, repository)
+            .map_err(|e| RunnerError::Config(e.to_string()))?;
+        let (id, snapshot) = chosen.last().ok_or_else(|| {
+            RunnerError::Config(format!(
+                "no snapshot of host {:?} to restore",
+                plan.source_host
+            ))
+        })?;
+        let tree = snapshot
+            .tree
+            .ok_or_else(|| RunnerError::Config(format!("snapshot {} has no tree", id.short())))?;
+        let bytes = pg_runner::restore(&engine, db, tree).await?;
+        eprintln!(
+            "restored snapshot {} into {}:{} ({bytes} bytes of SQL)",
+            id.short(),
+            db.host,
+            db.port
+        );
+        Ok(())
+    }
+    .await;
+    lock.release().await?;
+    result
+}
+
 async fn restore(
     client: &Client,
     pod: &Pod,
     session: &str,
     host: &str,
     output_dir: &Path,
+    db: Option<&Database>,
 ) -> Result<i32, RunnerError> {
     let api: Api<RestoreSession> = Api::namespaced(client.clone(), &pod.namespace);
     let rs = api.get(session).await?;
@@ -364,7 +470,11 @@ async fn restore(
     }
     let started = Instant::now();
     eprintln!("RestoreSession {session}: restoring {host}");
-    if let Err(e) = restore_host(client, pod, &rs, host).await {
+    let restored = match db {
+        Some(db) => restore_database(client, pod, &rs, host, db).await,
+        None => restore_host(client, pod, &rs, host).await,
+    };
+    if let Err(e) = restored {
         let result = HostResult {
             took: started.elapsed(),
             error: Some(e.to_string()),

@@ -362,6 +362,15 @@ impl TestNs {
         for args in [
             &["get", "all,pvc,events", "-o", "wide", "-n", &self.name][..],
             &["get", "pods", "-o", "yaml", "-n", &self.name][..],
+            &[
+                "get",
+                "backupconfigurations,backupsessions,restoresessions,jobs",
+                "-o",
+                "yaml",
+                "-n",
+                &self.name,
+            ][..],
+            &["get", "functions,tasks"][..],
         ] {
             let out = self.cluster.kubectl(args, None);
             s.push_str(&format!("--- kubectl {}\n", args.join(" ")));

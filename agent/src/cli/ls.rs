@@ -4,7 +4,6 @@ use std::{io::Write, os::unix::ffi::OsStrExt};
 
 use serde_json::json;
 use stash_repo_format::{
-    blob::BlobType,
     index::IndexLookup,
     node::{Node, NodeType},
     Id,
@@ -14,6 +13,7 @@ use super::Global;
 use crate::{
     error::Error,
     repository::{files::SnapshotFilter, tree_packs::TreePacks, Repository},
+    restore::dump::{find_node, write_file},
 };
 
 /// Arguments of `ls`.
@@ -168,37 +168,6 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Finds the node at `path` below `tree`.
-async fn find_node(
-    repo: &Repository,
-    index: &IndexLookup,
-    tree: Id,
-    path: &str,
-) -> anyhow::Result<Node> {
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    anyhow::ensure!(
-        !comps.is_empty(),
-        "dump needs a file path inside the snapshot"
-    );
-    let trees = TreePacks::new(repo);
-    let mut cur = tree;
-    for (i, c) in comps.iter().enumerate() {
-        let t = trees.read_tree(index, &cur).await?;
-        let n = t
-            .nodes
-            .into_iter()
-            .find(|n| n.name == c.as_bytes())
-            .ok_or_else(|| Error::NotFound(format!("path {path:?} in snapshot")))?;
-        if i + 1 == comps.len() {
-            return Ok(n);
-        }
-        cur = n
-            .subtree
-            .ok_or_else(|| Error::NotFound(format!("path {path:?} in snapshot")))?;
-    }
-    unreachable!("loop returns on the last component")
-}
-
 pub async fn dump(g: &Global, a: DumpArgs) -> anyhow::Result<i32> {
     let repo = g.open().await?;
     let (id, snap) = repo
@@ -206,16 +175,14 @@ pub async fn dump(g: &Global, a: DumpArgs) -> anyhow::Result<i32> {
         .await?;
     let index = repo.load_index().await?;
     let node = find_node(&repo, &index, root_of(&id, &snap)?, &a.file).await?;
-    let mut out = std::io::stdout().lock();
     match node.node_type {
         NodeType::File => {
-            for id in node.content.iter().flatten() {
-                let data = repo.read_blob(&index, BlobType::Data, id).await?;
-                out.write_all(&data)?;
-            }
+            write_file(&repo, &index, &node, &mut tokio::io::stdout(), "stdout").await?;
         }
         NodeType::Symlink => {
-            out.write_all(std::ffi::OsStr::from_bytes(&node.link_target).as_bytes())?
+            let mut out = std::io::stdout().lock();
+            out.write_all(std::ffi::OsStr::from_bytes(&node.link_target).as_bytes())?;
+            out.flush()?;
         }
         _ => anyhow::bail!(
             "{}: is a {}, dump writes files",
@@ -223,6 +190,5 @@ pub async fn dump(g: &Global, a: DumpArgs) -> anyhow::Result<i32> {
             node.node_type.as_str()
         ),
     }
-    out.flush()?;
     Ok(0)
 }

@@ -70,7 +70,8 @@ async fn apply(bc: &BackupConfiguration, ctx: &Context) -> Result<Action, Error>
     }
     let now = Utc::now();
     let mut r = resolve(&ctx.client, bc).await?;
-    let job_model = r.claim.is_some() || r.kind == Some(TargetKind::Cluster);
+    let job_model =
+        r.claim.is_some() || r.app_binding.is_some() || r.kind == Some(TargetKind::Cluster);
     if r.ok() {
         if job_model {
             if r.claim.is_some() {
@@ -78,7 +79,11 @@ async fn apply(bc: &BackupConfiguration, ctx: &Context) -> Result<Action, Error>
                 r.checks
                     .push(task_job::mounts_check(&target.claim_mounts()));
             }
-            let name = task_job::task_name(bc.spec.task.as_ref(), true);
+            if let Some(ab) = &r.app_binding {
+                r.checks.push(task_job::app_binding_check(ab));
+            }
+            let kind = r.kind.unwrap_or(TargetKind::PersistentVolumeClaim);
+            let name = task_job::task_name(bc.spec.task.as_ref(), kind, true);
             r.checks
                 .push(task_job::check(&task_job::load(&ctx.client, &name).await?));
         } else {

@@ -156,7 +156,10 @@ async fn start(
 /// Whether the configuration's sessions run as Jobs (a claim target).
 fn job_model(bc: &BackupConfiguration) -> bool {
     match bc.spec.target.as_ref().and_then(|t| t.reference.as_ref()) {
-        Some(r) => r.kind.parse::<TargetKind>().ok() == Some(TargetKind::PersistentVolumeClaim),
+        Some(r) => matches!(
+            r.kind.parse::<TargetKind>(),
+            Ok(TargetKind::PersistentVolumeClaim | TargetKind::AppBinding)
+        ),
         // A cluster backup; a configuration without a target or Task is never Ready.
         None => bc
             .spec
@@ -188,14 +191,25 @@ async fn job_step(
             .unwrap_or_else(|| "the configuration's references did not resolve".into());
         return Ok(JobOutcome::Failed(why));
     };
-    let target = bc.spec.target.clone().unwrap_or_default();
-    let kind = if r.claim.is_some() {
-        TargetKind::PersistentVolumeClaim
-    } else {
-        TargetKind::Cluster
+    let kind = match (&r.claim, &r.app_binding) {
+        (Some(_), _) => TargetKind::PersistentVolumeClaim,
+        (None, Some(_)) => TargetKind::AppBinding,
+        (None, None) => TargetKind::Cluster,
     };
+    let mut params = task_job::params(bc.spec.task.as_ref());
+    if let Some(ab) = &r.app_binding {
+        match task_job::app_binding_params(ab) {
+            Ok(p) => params.extend(p),
+            Err(why) => return Ok(JobOutcome::Failed(why)),
+        }
+    }
+    let target = bc.spec.target.clone().unwrap_or_default();
     let host = task_job::job_host(kind, target.alias.as_deref());
-    let claim_name = r.claim.as_ref().map(|c| c.name_any()).unwrap_or_default();
+    let target_name = match (&r.claim, &r.app_binding) {
+        (Some(c), _) => c.name_any(),
+        (None, Some(a)) => a.name_any(),
+        (None, None) => String::new(),
+    };
     let configuration = bc.name_any();
     let req = task_job::Request {
         owner: bs,
@@ -203,9 +217,10 @@ async fn job_step(
             session: &name,
             configuration: &configuration,
         },
-        target: match &r.claim {
-            Some(_) => task_job::claim_target(&claim_name, &ns),
-            None => task_job::cluster_target(&ns),
+        target: match kind {
+            TargetKind::PersistentVolumeClaim => task_job::claim_target(&target_name, &ns),
+            TargetKind::AppBinding => task_job::app_binding_target(&target_name, &ns),
+            _ => task_job::cluster_target(&ns),
         },
         hostname: &host,
         repository,
@@ -213,14 +228,14 @@ async fn job_step(
         secret,
         claim: r.claim.as_ref(),
         mounts: target.claim_mounts(),
-        params: task_job::params(bc.spec.task.as_ref()),
+        params,
         retention: bc.spec.retention_policy.as_ref(),
         temp_dir: bc.spec.temp_dir.clone(),
         deadline_seconds: task_job::seconds_left(
             bs.status.as_ref().and_then(|s| s.session_deadline.as_ref()),
         ),
     };
-    let task_name = task_job::task_name(bc.spec.task.as_ref(), true);
+    let task_name = task_job::task_name(bc.spec.task.as_ref(), kind, true);
     task_job::start(ctx, &req, &task_name).await
 }
 

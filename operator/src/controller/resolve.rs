@@ -10,6 +10,7 @@ use super::workload::Workload;
 use crate::{
     conditions::Check,
     crd::{
+        app_binding::AppBinding,
         backup_configuration::BackupConfiguration,
         common::{ObjectRef, TargetRef},
         repository::Repository,
@@ -38,6 +39,8 @@ pub struct Resolved {
     pub workload: Option<Workload>,
     /// A claim target (the Job model).
     pub claim: Option<PersistentVolumeClaim>,
+    /// A database target (the Job model).
+    pub app_binding: Option<AppBinding>,
     pub schedule: Option<Schedule>,
 }
 
@@ -291,12 +294,31 @@ async fn resolve_target(
             }
             return Ok(());
         }
+        Ok(TargetKind::AppBinding) => {
+            r.kind = Some(TargetKind::AppBinding);
+            match Api::<AppBinding>::namespaced(client.clone(), ns)
+                .get_opt(&target.name)
+                .await?
+            {
+                Some(a) => {
+                    r.checks
+                        .push(Check::ok(condition, "Found", format!("{what} found")));
+                    r.app_binding = Some(a);
+                }
+                None => r.checks.push(Check::failed(
+                    condition,
+                    "NotFound",
+                    format!("{what} not found in namespace {ns:?}"),
+                )),
+            }
+            return Ok(());
+        }
         Ok(k) if Workload::supports(k) => k,
         Ok(k) => {
             r.checks.push(Check::failed(
                 condition,
                 "Unsupported",
-                format!("{what}: kind {k} is not served yet (Deployment, StatefulSet, DaemonSet and ReplicaSet by a sidecar or init container, PersistentVolumeClaim by a Job)"),
+                format!("{what}: kind {k} is not served yet (Deployment, StatefulSet, DaemonSet and ReplicaSet by a sidecar or init container, PersistentVolumeClaim and AppBinding by a Job)"),
             ));
             return Ok(());
         }

@@ -88,12 +88,17 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
         Ok(_) => Check::ok(SETTINGS_VALID, "Valid", "the session's settings are valid"),
         Err(e) => Check::failed(SETTINGS_VALID, "InvalidTimeOut", e.clone()),
     });
-    let job_model = r.claim.is_some();
+    let job_model = r.claim.is_some() || r.app_binding.is_some();
     if r.ok() {
         if job_model {
-            r.checks
-                .push(task_job::mounts_check(&target.claim_mounts()));
-            let name = task_job::task_name(rs.spec.task.as_ref(), false);
+            match &r.app_binding {
+                Some(ab) => r.checks.push(task_job::app_binding_check(ab)),
+                None => r
+                    .checks
+                    .push(task_job::mounts_check(&target.claim_mounts())),
+            }
+            let kind = r.kind.unwrap_or(TargetKind::PersistentVolumeClaim);
+            let name = task_job::task_name(rs.spec.task.as_ref(), kind, false);
             r.checks
                 .push(task_job::check(&task_job::load(&ctx.client, &name).await?));
         } else {
@@ -143,8 +148,12 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
                 return end(rs, ctx, status, FAILED, "JobFailed", &why).await
             }
             JobOutcome::Complete => {
-                let host =
-                    task_job::job_host(TargetKind::PersistentVolumeClaim, target.alias.as_deref());
+                let kind = if r.app_binding.is_some() {
+                    TargetKind::AppBinding
+                } else {
+                    TargetKind::PersistentVolumeClaim
+                };
+                let host = task_job::job_host(kind, target.alias.as_deref());
                 let result = restore::HostResult {
                     took: super::age(rs),
                     error: None,
@@ -170,34 +179,52 @@ async fn job_step(rs: &RestoreSession, r: &Resolved, ctx: &Context) -> Result<Jo
     if let Some(o) = task_job::outcome(&ctx.client, &ns, &name).await? {
         return Ok(o);
     }
-    let (Some(repository), Some(location), Some(secret), Some(claim)) =
-        (&r.repository, &r.location, &r.secret, &r.claim)
+    let (Some(repository), Some(location), Some(secret)) = (&r.repository, &r.location, &r.secret)
     else {
         return Ok(JobOutcome::Failed(
             "the session's references did not resolve".into(),
         ));
     };
+    let kind = if r.app_binding.is_some() {
+        TargetKind::AppBinding
+    } else {
+        TargetKind::PersistentVolumeClaim
+    };
+    let mut params = task_job::params(rs.spec.task.as_ref());
+    if let Some(ab) = &r.app_binding {
+        match task_job::app_binding_params(ab) {
+            Ok(p) => params.extend(p),
+            Err(why) => return Ok(JobOutcome::Failed(why)),
+        }
+    }
     let target = rs.spec.target.clone().unwrap_or_default();
-    let host = task_job::job_host(TargetKind::PersistentVolumeClaim, target.alias.as_deref());
-    let claim_name = claim.name_any();
+    let host = task_job::job_host(kind, target.alias.as_deref());
+    let target_name = match (&r.claim, &r.app_binding) {
+        (Some(c), _) => c.name_any(),
+        (None, Some(a)) => a.name_any(),
+        (None, None) => String::new(),
+    };
     let req = task_job::Request {
         owner: rs,
         session: Session::Restore { session: &name },
-        target: task_job::claim_target(&claim_name, &ns),
+        target: match kind {
+            TargetKind::AppBinding => task_job::app_binding_target(&target_name, &ns),
+            _ => task_job::claim_target(&target_name, &ns),
+        },
         hostname: &host,
         repository,
         location,
         secret,
-        claim: Some(claim),
+        claim: r.claim.as_ref(),
         mounts: target.claim_mounts(),
-        params: task_job::params(rs.spec.task.as_ref()),
+        params,
         retention: None,
         temp_dir: rs.spec.temp_dir.clone(),
         deadline_seconds: task_job::seconds_left(
             rs.status.as_ref().and_then(|s| s.session_deadline.as_ref()),
         ),
     };
-    let task_name = task_job::task_name(rs.spec.task.as_ref(), false);
+    let task_name = task_job::task_name(rs.spec.task.as_ref(), kind, false);
     task_job::start(ctx, &req, &task_name).await
 }
 

@@ -18,10 +18,12 @@ use crate::{
     builtin,
     conditions::Check,
     crd::{
+        app_binding::AppBinding,
         common::TaskRef,
         repository::Repository,
         task::{Function, FunctionSpec, Task},
     },
+    host::TargetKind,
     job::{self, outcome::JobOutcome, ClaimMount, JobPlan},
     location::{backend_facts, EngineLocation},
     pod_template::Support,
@@ -30,6 +32,8 @@ use crate::{
 
 /// The condition of a Job-model configuration's or session's Task.
 pub const TASK_FOUND: &str = "TaskFound";
+/// The condition of a database target's AppBinding.
+pub const APP_BINDING_VALID: &str = "AppBindingValid";
 /// The condition of a claim target's mount paths.
 pub const MOUNTS_VALID: &str = "MountPathValid";
 /// The ServiceAccount of every Job in a namespace (bound to [`crate::rbac::ROLE`]).
@@ -43,18 +47,101 @@ pub struct Loaded {
     pub functions: BTreeMap<String, FunctionSpec>,
 }
 
-/// The Task a Job-model target runs: the one named, else the built-in for the work.
-pub fn task_name(task: Option<&TaskRef>, backup: bool) -> String {
+/// The Task a Job-model target runs: the one named, else the built-in for the kind
+/// and the work.
+pub fn task_name(task: Option<&TaskRef>, kind: TargetKind, backup: bool) -> String {
     task.and_then(|t| t.name.clone())
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| {
-            if backup {
-                builtin::VOLUME_BACKUP
-            } else {
-                builtin::VOLUME_RECOVERY
+            match (kind, backup) {
+                (TargetKind::AppBinding, true) => builtin::PG_BACKUP,
+                (TargetKind::AppBinding, false) => builtin::PG_RECOVERY,
+                (TargetKind::Cluster, _) => builtin::CLUSTER_BACKUP,
+                (_, true) => builtin::VOLUME_BACKUP,
+                (_, false) => builtin::VOLUME_RECOVERY,
             }
             .to_string()
         })
+}
+
+/// How a Job reaches an AppBinding's database, as Task variables: `DB_HOST` (its
+/// Service, or its URL's host), `DB_PORT`, `DB_SECRET` (the credentials' Secret),
+/// and the seed's `host` and `databaseSecret`.
+///
+/// # Errors
+/// The AppBinding names no Service or URL, or no Secret; the message names the field.
+pub fn app_binding_params(ab: &AppBinding) -> Result<Vec<(String, String)>, String> {
+    let name = ab.name_any();
+    let client = ab.spec.client_config.clone().unwrap_or_default();
+    let (host, port) = match (&client.service, &client.url) {
+        (Some(s), _) => (s.name.clone(), s.port.unwrap_or(5432).to_string()),
+        (None, Some(url)) => {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            let authority = rest.split(['/', '?']).next().unwrap_or_default();
+            let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+            match authority.rsplit_once(':') {
+                Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.to_string()),
+                _ => (authority.to_string(), "5432".to_string()),
+            }
+        }
+        (None, None) => {
+            return Err(format!(
+            "AppBinding {name:?} sets neither spec.clientConfig.service nor spec.clientConfig.url"
+        ))
+        }
+    };
+    let secret = ab
+        .spec
+        .secret
+        .as_ref()
+        .map(|s| s.name.clone())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            format!("AppBinding {name:?} sets no spec.secret: the database's credentials")
+        })?;
+    Ok(vec![
+        ("DB_HOST".into(), host.clone()),
+        ("host".into(), host),
+        ("DB_PORT".into(), port.clone()),
+        ("port".into(), port),
+        ("DB_SECRET".into(), secret.clone()),
+        ("databaseSecret".into(), secret),
+    ])
+}
+
+/// The condition of a database target's connection details.
+pub fn app_binding_check(ab: &AppBinding) -> Check {
+    match app_binding_params(ab) {
+        Ok(p) => {
+            let get = |k: &str| {
+                p.iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            Check::ok(
+                APP_BINDING_VALID,
+                "Valid",
+                format!(
+                    "the Job reaches the database at {}:{}",
+                    get("DB_HOST"),
+                    get("DB_PORT")
+                ),
+            )
+        }
+        Err(e) => Check::failed(APP_BINDING_VALID, "Invalid", e),
+    }
+}
+
+/// An AppBinding's facts as Task variables name them.
+pub fn app_binding_target<'a>(name: &'a str, namespace: &'a str) -> Target<'a> {
+    Target {
+        api_version: "appcatalog.appscode.com/v1alpha1",
+        kind: "AppBinding",
+        resource: "appbindings",
+        name,
+        namespace,
+    }
 }
 
 /// A configuration's or session's own Task inputs, in both spellings (and the seed's
@@ -436,13 +523,40 @@ mod tests {
 
     #[test]
     fn a_claim_target_defaults_to_the_builtin_tasks() {
-        assert_eq!(task_name(None, true), "volumeBackup");
-        assert_eq!(task_name(None, false), "volumeRecovery");
+        let pvc = TargetKind::PersistentVolumeClaim;
+        assert_eq!(task_name(None, pvc, true), "volumeBackup");
+        assert_eq!(task_name(None, pvc, false), "volumeRecovery");
+        assert_eq!(task_name(None, TargetKind::AppBinding, false), "pgRecovery");
         let named = TaskRef {
             name: Some("pvc-backup".into()),
             ..TaskRef::default()
         };
-        assert_eq!(task_name(Some(&named), true), "pvc-backup");
+        assert_eq!(task_name(Some(&named), pvc, true), "pvc-backup");
+    }
+
+    #[test]
+    fn an_app_binding_gives_host_port_and_secret() {
+        let seed: AppBinding = serde_yaml::from_str(include_str!(
+            "../../../tests/fixtures/seed/07-appbinding-quick-postgres.yaml"
+        ))
+        .unwrap();
+        let p = app_binding_params(&seed).unwrap();
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("DB_HOST"), Some("quick-postgres"));
+        assert_eq!(get("DB_PORT"), Some("5432"));
+        assert_eq!(get("DB_SECRET"), Some("quick-postgres-auth"));
+        let mut by_url = seed.clone();
+        let cc = by_url.spec.client_config.as_mut().unwrap();
+        cc.service = None;
+        cc.url = Some("postgres://db.example:6543/app?sslmode=disable".into());
+        let p = app_binding_params(&by_url).unwrap();
+        assert!(p.contains(&("DB_HOST".into(), "db.example".into())));
+        assert!(p.contains(&("DB_PORT".into(), "6543".into())));
+        let mut no_secret = seed;
+        no_secret.spec.secret = None;
+        assert!(app_binding_params(&no_secret)
+            .unwrap_err()
+            .contains("sets no spec.secret"));
     }
 
     #[test]

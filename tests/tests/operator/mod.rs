@@ -7,6 +7,7 @@ mod cluster;
 mod hosts;
 mod interrupted;
 mod measure;
+mod postgres;
 mod restore;
 mod schedule;
 mod support;
