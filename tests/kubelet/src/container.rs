@@ -140,6 +140,15 @@ impl Spec {
     }
 }
 
+/// Why `image` cannot be pulled: its registry is under `.invalid`, a name that never
+/// resolves (RFC 2606), as a real kubelet would find; every other image "pulls".
+fn unpullable(image: &str) -> Option<String> {
+    let (registry, _) = image.split_once('/')?;
+    let host = registry.split(':').next().unwrap_or(registry);
+    host.ends_with(".invalid")
+        .then(|| format!("failed to pull image {image:?}: dial tcp: lookup {host}: no such host"))
+}
+
 fn exit_code(status: &std::process::ExitStatus) -> (i32, Option<i32>) {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -175,6 +184,17 @@ pub async fn supervise(
             restarts,
         });
     };
+    if let Some(why) = spec.container.image.as_deref().and_then(unpullable) {
+        send(
+            State::Waiting {
+                reason: "ErrImagePull".into(),
+                message: Some(why),
+            },
+            0,
+        );
+        stop_requested(&mut stop).await;
+        return;
+    }
     if !spec.ours() {
         // Other images (busybox, postgres) have no process here: an init container
         // completes at once, any other counts as running until it is stopped.
@@ -259,5 +279,22 @@ pub async fn supervise(
         if outcome.is_some() {
             restarts += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unpullable;
+
+    #[test]
+    fn only_invalid_registries_fail_to_pull() {
+        assert!(unpullable("registry.invalid/nope:1").is_some());
+        assert!(unpullable("registry.invalid:5000/a/b").is_some());
+        assert!(unpullable("busybox").is_none());
+        assert!(unpullable("docker.io/library/busybox:1").is_none());
+        assert!(
+            unpullable("invalid/image").is_none(),
+            "a Docker Hub account"
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! the containers of our image as local `stash` processes, each in a private mount and UTS
 //! namespace whose root is an overlay of the host's (`sandbox.sh`), with the pod's volumes,
 //! environment, service-account token and `/etc/hosts`, so in-cluster configuration works
-//! as in a real pod. Containers of other images count as running without a process.
+//! as in a real pod. Containers of other images count as running without a process;
+//! images from a registry under `.invalid` fail to pull (`ErrImagePull`).
 //! Must run as root (namespaces, mounts).
 #![forbid(unsafe_code)]
 

@@ -11,4 +11,5 @@ mod postgres;
 mod restore;
 mod schedule;
 mod support;
+mod task_failures;
 mod volume;
