@@ -12,6 +12,7 @@ pub mod cluster_yaml;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
+pub mod default_backup;
 pub mod host;
 pub mod image;
 pub mod init_container;
