@@ -5,6 +5,7 @@
 
 mod backup_configuration;
 mod backup_session;
+mod default_backup;
 mod http;
 mod leader;
 mod metrics;
@@ -284,8 +285,29 @@ pub async fn run(
         "restoresession",
         owns Job
     );
+    // Default backup: one controller per kind a template annotation may sit on.
+    let defaults = {
+        use crate::crd::app_binding::AppBinding;
+        use futures::FutureExt;
+        use k8s_openapi::api::{
+            apps::v1::{DaemonSet, Deployment, StatefulSet},
+            core::v1::PersistentVolumeClaim,
+        };
+        let s = || shutdown.clone();
+        futures::future::join_all([
+            default_backup::run::<Deployment>(ctx.clone(), s(), "default-backup/deployment")
+                .boxed(),
+            default_backup::run::<StatefulSet>(ctx.clone(), s(), "default-backup/statefulset")
+                .boxed(),
+            default_backup::run::<DaemonSet>(ctx.clone(), s(), "default-backup/daemonset").boxed(),
+            default_backup::run::<PersistentVolumeClaim>(ctx.clone(), s(), "default-backup/pvc")
+                .boxed(),
+            default_backup::run::<AppBinding>(ctx.clone(), s(), "default-backup/appbinding")
+                .boxed(),
+        ])
+    };
     let result = tokio::select! {
-        _ = futures::future::join3(configurations, sessions, restores) => Ok(()),
+        _ = futures::future::join4(configurations, sessions, restores, defaults) => Ok(()),
         lost = elector.keep() => Err(lost),
     };
     metrics.set_leader(false);

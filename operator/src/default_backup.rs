@@ -222,6 +222,7 @@ pub fn desired(
             kind: target.kind.clone(),
             name: target.name.clone(),
             uid: target.uid.clone(),
+            controller: Some(true),
             ..OwnerReference::default()
         }]),
         ..ObjectMeta::default()

@@ -4,6 +4,7 @@
 mod backup;
 mod bad_input;
 mod cluster;
+mod default_backup;
 mod hosts;
 mod interrupted;
 mod measure;
