@@ -148,12 +148,7 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
                 return end(rs, ctx, status, FAILED, "JobFailed", &why).await
             }
             JobOutcome::Complete => {
-                let kind = if r.app_binding.is_some() {
-                    TargetKind::AppBinding
-                } else {
-                    TargetKind::PersistentVolumeClaim
-                };
-                let host = task_job::job_host(kind, target.alias.as_deref());
+                let host = task_job::job_host(job_kind(&r), target.alias.as_deref());
                 let result = restore::HostResult {
                     took: super::age(rs),
                     error: None,
@@ -172,6 +167,15 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
     judge(rs, ctx, status).await
 }
 
+/// What a Job-model restore writes into: a database, else a claim.
+fn job_kind(r: &Resolved) -> TargetKind {
+    if r.app_binding.is_some() {
+        TargetKind::AppBinding
+    } else {
+        TargetKind::PersistentVolumeClaim
+    }
+}
+
 /// The session's Job: created when missing, else where it stands.
 async fn job_step(rs: &RestoreSession, r: &Resolved, ctx: &Context) -> Result<JobOutcome, Error> {
     let ns = rs.namespace().unwrap_or_default();
@@ -185,11 +189,7 @@ async fn job_step(rs: &RestoreSession, r: &Resolved, ctx: &Context) -> Result<Jo
             "the session's references did not resolve".into(),
         ));
     };
-    let kind = if r.app_binding.is_some() {
-        TargetKind::AppBinding
-    } else {
-        TargetKind::PersistentVolumeClaim
-    };
+    let kind = job_kind(r);
     let mut params = task_job::params(rs.spec.task.as_ref());
     if let Some(ab) = &r.app_binding {
         match task_job::app_binding_params(ab) {
