@@ -15,6 +15,9 @@ pub enum Command {
     Sidecar(SidecarArgs),
     /// The restore init container in a workload's pod (added by the operator).
     RestoreInit(RestoreInitArgs),
+    /// The auto-restore init container of a workload annotated
+    /// `stash.appscode.com/restorepolicy: OnRestart` (added by the operator).
+    AutoRestore(AutoRestoreArgs),
     /// One step of a backup or restore Job (the built-in Functions run these).
     RunTask(RunTaskArgs),
 }
@@ -272,6 +275,24 @@ pub struct RestoreInitArgs {
     pod: PodArgs,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct AutoRestoreArgs {
+    /// The Repository, in the pod's namespace.
+    #[arg(long)]
+    repository: String,
+    /// A directory to restore when it is missing or empty (repeatable).
+    #[arg(long = "directory", required = true)]
+    directories: Vec<String>,
+    /// Restore into directories that hold data too.
+    #[arg(long)]
+    overwrite: bool,
+    /// The workload's kind, which names the pod's restic host.
+    #[arg(long = "target-kind", default_value = "Deployment")]
+    target_kind: String,
+    #[command(flatten)]
+    pod: PodArgs,
+}
+
 /// Which pod a sidecar or init container runs in, from the downward API.
 #[derive(Debug, clap::Args)]
 pub struct PodArgs {
@@ -383,6 +404,18 @@ impl stash_agent::cli::Extension for Command {
             Command::RestoreInit(a) => {
                 let pod = a.pod.claim(crate::init_container::CONTAINER, &global);
                 crate::restore_runner::run(client().await?, pod, &a.restore_session).await?;
+                Ok(0)
+            }
+            Command::AutoRestore(a) => {
+                let opts = crate::auto_restore_runner::Options {
+                    repository: a.repository,
+                    directories: a.directories,
+                    overwrite: a.overwrite,
+                    target_kind: a.target_kind,
+                    pod_uid: a.pod.pod_uid.clone(),
+                };
+                let pod = a.pod.claim(crate::auto_restore::CONTAINER, &global);
+                crate::auto_restore_runner::run(client().await?, pod, opts).await?;
                 Ok(0)
             }
             Command::RunTask(a) => {

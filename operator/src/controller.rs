@@ -3,6 +3,7 @@
 //! `/healthz` and `/metrics` endpoint. SIGTERM stops the controllers, hands the
 //! Lease over and exits 0.
 
+mod auto_restore;
 mod backup_configuration;
 mod backup_session;
 mod default_backup;
@@ -306,8 +307,19 @@ pub async fn run(
                 .boxed(),
         ])
     };
+    // Auto-restore: one controller per workload kind its annotations may sit on.
+    let auto_restores = {
+        use futures::FutureExt;
+        use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+        let s = || shutdown.clone();
+        futures::future::join_all([
+            auto_restore::run::<Deployment>(ctx.clone(), s(), "auto-restore/deployment").boxed(),
+            auto_restore::run::<StatefulSet>(ctx.clone(), s(), "auto-restore/statefulset").boxed(),
+            auto_restore::run::<DaemonSet>(ctx.clone(), s(), "auto-restore/daemonset").boxed(),
+        ])
+    };
     let result = tokio::select! {
-        _ = futures::future::join4(configurations, sessions, restores, defaults) => Ok(()),
+        _ = futures::future::join5(configurations, sessions, restores, defaults, auto_restores) => Ok(()),
         lost = elector.keep() => Err(lost),
     };
     metrics.set_leader(false);

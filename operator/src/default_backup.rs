@@ -134,7 +134,7 @@ fn comma_list(v: &str) -> Vec<String> {
 }
 
 /// `[/a, /b]` (the seed's form), or a bare comma list.
-fn flow_list(v: &str) -> Result<Vec<String>, String> {
+pub(crate) fn flow_list(v: &str) -> Result<Vec<String>, String> {
     let inner = match (v.strip_prefix('['), v.strip_suffix(']')) {
         (Some(_), Some(_)) => &v[1..v.len() - 1],
         (None, None) => v,

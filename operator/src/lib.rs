@@ -3,6 +3,8 @@
 //! controllers; the engine it drives lives in `stash-agent`.
 #![forbid(unsafe_code)]
 
+pub mod auto_restore;
+pub mod auto_restore_runner;
 pub mod backup_runner;
 pub mod builtin;
 pub mod canonical;

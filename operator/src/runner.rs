@@ -27,6 +27,12 @@ pub enum RunnerError {
     Engine(#[from] stash_agent::Error),
     #[error("{0}")]
     Config(String),
+    /// The Repository's location holds no repository yet (nothing was backed up).
+    #[error("Repository {repository:?}: there is no repository at {location}")]
+    NoRepository {
+        repository: String,
+        location: String,
+    },
 }
 
 /// Which pod this process runs in.
@@ -113,10 +119,10 @@ pub async fn open_repository(
             }
         }
         Err(stash_agent::Error::NoRepository(_)) => {
-            return Err(RunnerError::Config(format!(
-                "Repository {name:?}: there is no repository at {}",
-                location.location
-            )))
+            return Err(RunnerError::NoRepository {
+                repository: name.to_string(),
+                location: location.location.to_string(),
+            })
         }
         Err(e) => return Err(e.into()),
     };

@@ -1,6 +1,7 @@
 //! The operator on the test cluster: workload backup through the sidecar, restore
 //! through the init container, volumes through Jobs.
 
+mod auto_restore;
 mod backup;
 mod bad_input;
 mod cluster;
