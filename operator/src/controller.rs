@@ -269,17 +269,19 @@ pub async fn run(
             .for_each(|_| async {})
         };
     }
-    let configurations = control!(
-        BackupConfiguration,
-        backup_configuration::reconcile,
-        "backupconfiguration"
+    let configurations = Controller::new(
+        Api::<BackupConfiguration>::all(client.clone()),
+        watcher::Config::default(),
     );
-    let sessions = control!(
-        BackupSession,
-        backup_session::reconcile,
-        "backupsession",
-        owns Job
-    );
+    let sessions = Controller::new(
+        Api::<BackupSession>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Job>::all(client.clone()), watcher::Config::default());
+    metrics.watch_backups(configurations.store(), sessions.store());
+    let configurations =
+        control!(@run configurations, backup_configuration::reconcile, "backupconfiguration");
+    let sessions = control!(@run sessions, backup_session::reconcile, "backupsession");
     let restores = control!(
         RestoreSession,
         restore_session::reconcile,

@@ -5,6 +5,7 @@
 
 pub mod auto_restore;
 pub mod auto_restore_runner;
+pub mod backup_metrics;
 pub mod backup_runner;
 pub mod builtin;
 pub mod canonical;

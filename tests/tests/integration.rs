@@ -10,10 +10,12 @@
 //! - `damage`: wrong passwords, missing repositories, damaged repository files.
 //! - `locks`: lock cleanup, Ctrl-C, live and stale locks of restic and stash.
 //! - `maintenance`: forget parity with restic, forget --prune, SIGKILL safety, concurrency.
+//! - `monitoring`: the alert rules under promtool, the dashboard's queries.
 
 mod damage;
 mod locks;
 mod maintenance;
+mod monitoring;
 mod restic_compat;
 mod roundtrip;
 mod util;

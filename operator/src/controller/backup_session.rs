@@ -388,7 +388,8 @@ fn set_reason(status: &mut BackupSessionStatus, phase: &str, why: &str) {
 }
 
 /// Deletes the oldest finished sessions beyond the configuration's history limit
-/// (default 1, as released Stash).
+/// (default 1, as released Stash), except the newest successful one
+/// ([`crate::backup_metrics`] reads its time).
 async fn trim_history(bc: &BackupConfiguration, ctx: &Context) -> Result<(), Error> {
     let limit = bc.spec.backup_history_limit.unwrap_or(1).max(0) as usize;
     let ns = bc.namespace().unwrap_or_default();
@@ -401,7 +402,14 @@ async fn trim_history(bc: &BackupConfiguration, ctx: &Context) -> Result<(), Err
         .filter(|s| invoker_name(s) == Some(&bc.name_any()) && session::is_final(phase(s)))
         .collect();
     done.sort_by_key(|s| std::cmp::Reverse(s.meta().creation_timestamp.as_ref().map(from_k8s)));
-    for old in done.iter().skip(limit) {
+    // The newest successful session stays too: its time is the last-success metric.
+    let newest_ok = done.iter().position(|s| phase(s) == Some(SUCCEEDED));
+    for (_, old) in done
+        .iter()
+        .enumerate()
+        .skip(limit)
+        .filter(|(i, _)| Some(*i) != newest_ok)
+    {
         match api
             .delete(&old.name_any(), &DeleteParams::background())
             .await

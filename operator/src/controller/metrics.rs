@@ -1,14 +1,19 @@
 //! The operator's Prometheus metrics, kept in atomics and written in the text format
-//! by hand: a handful of counters does not need a metrics library.
+//! by hand: a handful of counters does not need a metrics library. The leader adds the
+//! backup metrics ([`crate::backup_metrics`]) from its controllers' caches.
 
 use std::{
     collections::BTreeMap,
     fmt::Write,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Mutex,
+        Mutex, OnceLock,
     },
 };
+
+use kube::runtime::reflector::Store;
+
+use crate::crd::{backup_configuration::BackupConfiguration, backup_session::BackupSession};
 
 /// Counters of what the controllers did.
 #[derive(Debug, Default)]
@@ -20,6 +25,8 @@ pub struct Metrics {
     sessions_created: AtomicU64,
     template_changes: AtomicU64,
     leader: AtomicBool,
+    /// The leader's caches of what the backup metrics are computed from.
+    backups: OnceLock<(Store<BackupConfiguration>, Store<BackupSession>)>,
 }
 
 fn bump(m: &Mutex<BTreeMap<String, u64>>, k: &str) {
@@ -82,6 +89,15 @@ impl Metrics {
         self.leader.store(leader, Ordering::Relaxed);
     }
 
+    /// Serve the backup metrics from these caches (the leader's controllers').
+    pub fn watch_backups(
+        &self,
+        configurations: Store<BackupConfiguration>,
+        sessions: Store<BackupSession>,
+    ) {
+        let _ = self.backups.set((configurations, sessions));
+    }
+
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Relaxed)
     }
@@ -139,6 +155,15 @@ impl Metrics {
             "1 while this replica holds the leader lease.",
             Values::One(u64::from(self.is_leader())),
         );
+        if let Some((configurations, sessions)) = self.backups.get().filter(|_| self.is_leader()) {
+            let configurations: Vec<_> = configurations
+                .state()
+                .iter()
+                .map(|c| (**c).clone())
+                .collect();
+            let sessions: Vec<_> = sessions.state().iter().map(|s| (**s).clone()).collect();
+            crate::backup_metrics::render(o, &configurations, &sessions, chrono::Utc::now());
+        }
         out
     }
 }

@@ -1,7 +1,8 @@
 //! The operator end to end: installed from `operator/deploy/` (two replicas, one
 //! leading), it puts the sidecar into the seed's Deployment, a hand-made BackupSession
 //! (the seed's instant trigger) is backed up by the sidecar in-process, and the
-//! repository it wrote passes `restic check --read-data` and restores byte for byte.
+//! repository it wrote passes `restic check --read-data` and restores byte for byte;
+//! the leader's `/metrics` reports the session under released Stash's metric names.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease};
 use kube::Api;
 use stash_operator::crd::{backup_session::BackupSession, repository::Repository};
 
-use super::support::{ready, restic, sample_data, seed, setup, Setup};
+use super::support::{operator_metrics, ready, restic, sample_data, seed, setup, Setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_workload_backup_runs_end_to_end() {
@@ -152,6 +153,28 @@ async fn the_seed_workload_backup_runs_end_to_end() {
         holder.starts_with("stash-operator-"),
         "lease holder {holder:?}"
     );
+
+    // The leader serves released Stash's backup metrics, from the session's status.
+    let base = format!(
+        "namespace=\"{}\",invoker_kind=\"BackupConfiguration\",invoker_name=\"workload-data-backup\",repository=\"stash-backup-repo\"",
+        ns.name
+    );
+    let host =
+        format!("{base},target_kind=\"Deployment\",target_name=\"stash-demo\",host=\"host-0\"");
+    let expected = [
+        format!("stash_backup_session_success{{{base}}} 1\n"),
+        format!("stash_backup_schedule_interval_seconds{{{base}}} 3600\n"),
+        format!("stash_backup_last_success_time_seconds{{{base}}} "),
+        format!("stash_backup_host_backup_success{{{host}}} 1\n"),
+        format!("stash_backup_host_files_total{{{host}}} 2\n"),
+        format!("stash_backup_host_files_new{{{host}}} 2\n"),
+    ];
+    ns.eventually("the backup metrics", Duration::from_secs(30), || {
+        let text = operator_metrics(cluster, &holder).unwrap_or_default();
+        let found = expected.iter().all(|l| text.contains(l.as_str()));
+        async move { found.then_some(()) }
+    })
+    .await;
 
     // Deleting the configuration takes the sidecar out: one more rollout.
     let out = cluster.kubectl(

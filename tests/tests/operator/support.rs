@@ -236,3 +236,29 @@ pub fn processes(words: &[&str]) -> Vec<u32> {
         })
         .collect()
 }
+
+/// The `/metrics` text of operator pod `pod` (the Lease holder serves the backup
+/// metrics), at the address its log announces: replicas share the host's network, so
+/// each listens on a port of its own.
+pub fn operator_metrics(cluster: &Cluster, pod: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let log = cluster
+        .kubelet_state
+        .join("logs/stash-system")
+        .join(pod)
+        .join("operator.log");
+    let log = std::fs::read_to_string(log).ok()?;
+    let addr = log
+        .lines()
+        .rev()
+        .find_map(|l| l.split("serving /healthz and /metrics on ").nth(1))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(addr).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_string())
+}
