@@ -10,9 +10,11 @@
 //! - `damage`: wrong passwords, missing repositories, damaged repository files.
 //! - `locks`: lock cleanup, Ctrl-C, live and stale locks of restic and stash.
 //! - `maintenance`: forget parity with restic, forget --prune, SIGKILL safety, concurrency.
+//! - `image`: the daemonless container image, unpacked by umoci, runs as its user.
 //! - `monitoring`: the alert rules under promtool, the dashboard's queries.
 
 mod damage;
+mod image;
 mod locks;
 mod maintenance;
 mod monitoring;
