@@ -215,8 +215,14 @@ pub fn main() -> i32 {
 
 /// [`main`] with the commands of `E` too.
 pub fn main_with<E: Extension>() -> i32 {
+    main_with_args::<E>(std::env::args_os().collect())
+}
+
+/// [`main_with`] on `args` (the program name first), for a binary that rewrites its
+/// arguments, as `kubectl-stash` does.
+pub fn main_with_args<E: Extension>(args: Vec<std::ffi::OsString>) -> i32 {
     crate::sys::limit_malloc_caching();
-    let cli = Cli::<E>::parse();
+    let cli = Cli::<E>::parse_from(args);
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

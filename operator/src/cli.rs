@@ -18,6 +18,9 @@ pub enum Command {
     /// The auto-restore init container of a workload annotated
     /// `stash.appscode.com/restorepolicy: OnRestart` (added by the operator).
     AutoRestore(AutoRestoreArgs),
+    /// `kubectl stash`: Stash objects with your own kubeconfig and rights (install
+    /// this binary as `kubectl-stash` on your PATH).
+    Kubectl(crate::plugin::PluginArgs),
     /// One step of a backup or restore Job (the built-in Functions run these).
     RunTask(RunTaskArgs),
 }
@@ -418,6 +421,7 @@ impl stash_agent::cli::Extension for Command {
                 crate::auto_restore_runner::run(client().await?, pod, opts).await?;
                 Ok(0)
             }
+            Command::Kubectl(a) => crate::plugin::run(a).await,
             Command::RunTask(a) => {
                 let (step, container) = a.step.into_step();
                 let pod = a.pod.claim(container, &global);

@@ -22,6 +22,7 @@ pub mod init_container;
 pub mod job;
 pub mod location;
 pub mod pg_runner;
+pub mod plugin;
 pub mod pod_template;
 pub mod rbac;
 pub mod restore;

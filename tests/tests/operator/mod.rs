@@ -9,6 +9,7 @@ mod default_backup;
 mod hosts;
 mod interrupted;
 mod measure;
+mod plugin;
 mod postgres;
 mod restore;
 mod schedule;
