@@ -16,7 +16,7 @@ use kube::{
     },
     Api, Resource, ResourceExt,
 };
-use serde::de::DeserializeOwned;
+use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
     error_policy,
@@ -35,10 +35,26 @@ use crate::{
 /// (neither is watched for this).
 const RETRY: Duration = Duration::from_secs(60);
 
+/// Whether the cached `obj`'s pod template holds the init container (its hash).
+fn carries_container<K: Serialize>(obj: &K) -> bool {
+    serde_json::to_value(obj).ok().is_some_and(|v| {
+        v.pointer("/spec/template/metadata/annotations")
+            .and_then(|a| a.get(auto_restore::SLOT.hash_annotation))
+            .is_some()
+    })
+}
+
 /// Brings one workload's auto-restore init container in line with its annotations.
 pub async fn reconcile<K>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error>
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Serialize
+        + Send
+        + Sync
+        + 'static,
 {
     if obj.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
@@ -58,6 +74,10 @@ where
     let request = match auto_restore::request(obj.annotations()) {
         Ok(Some(r)) => r,
         Ok(None) => {
+            // Most workloads never had the container: no API call for them.
+            if !carries_container(obj.as_ref()) {
+                return Ok(Action::await_change());
+            }
             let Some(workload) = Workload::get(&ctx.client, kind, &ns, &name).await? else {
                 return Ok(Action::await_change());
             };
@@ -170,6 +190,7 @@ where
         + Clone
         + Debug
         + DeserializeOwned
+        + Serialize
         + Send
         + Sync
         + 'static,
@@ -199,4 +220,28 @@ where
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy(name), ctx)
         .for_each(|_| async {})
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::Deployment;
+
+    use super::*;
+
+    #[test]
+    fn only_templates_with_the_hash_carry_the_container() {
+        let with = |annotations: serde_json::Value| -> Deployment {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "d"},
+                "spec": {
+                    "selector": {},
+                    "template": {"metadata": {"annotations": annotations}, "spec": {"containers": []}}
+                }
+            }))
+            .unwrap()
+        };
+        let hash = auto_restore::SLOT.hash_annotation;
+        assert!(carries_container(&with(serde_json::json!({ hash: "abc" }))));
+        assert!(!carries_container(&with(serde_json::json!({"other": "x"}))));
+    }
 }
