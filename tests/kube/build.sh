@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the upstream control plane (kube-apiserver, kube-controller-manager, kubectl, etcd)
-# from the versions pinned in go.mod into target/kube/bin. Go builds only upstream programs;
-# this module has no Go code of its own. Skips the build when the binaries are newer than
+# from the versions pinned in go.mod, and helm from helm/go.mod, into target/kube/bin.
+# Go builds only upstream programs; these modules have no Go code of their own. Skips the build when the binaries are newer than
 # go.mod/go.sum and this script; Go's own build cache makes a rebuild a relink.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,6 +22,19 @@ up_to_date() {
     done
   done
 }
+# helm, for the chart's tests, from its own module so that its dependencies never move
+# the control plane's.
+helm_version=$(awk '$1=="helm.sh/helm/v4"{print $2; exit}' "$here/helm/go.mod")
+if [ ! -x "$out/helm" ] || [ "$out/helm" -ot "$here/helm/go.mod" ] || [ "$out/helm" -ot "$here/build.sh" ]; then
+  echo "building helm $helm_version"
+  helm_start=$(date +%s)
+  (cd "$here/helm" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
+    -o "$out/helm.tmp" helm.sh/helm/v4/cmd/helm)
+  mv "$out/helm.tmp" "$out/helm"
+  echo "helm built in $(( $(date +%s) - helm_start )) s"
+fi
+
 if up_to_date; then
   echo "kube binaries up to date in $out ($k8s_version, etcd $etcd_version)"
   exit 0

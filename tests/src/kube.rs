@@ -239,6 +239,18 @@ impl Cluster {
     }
 
     /// Runs our kubectl against the cluster, with `stdin` as its input.
+    /// `helm` (built from tests/kube/helm) on this cluster.
+    pub fn helm(&self, args: &[&str]) -> Output {
+        Command::new(self.bin.join("helm"))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HELM_CACHE_HOME", self.bin.join("../helm/cache"))
+            .env("HELM_CONFIG_HOME", self.bin.join("../helm/config"))
+            .env("HELM_DATA_HOME", self.bin.join("../helm/data"))
+            .output()
+            .expect("run helm (tests/kube/build.sh builds it)")
+    }
+
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(self.bin.join("kubectl"))
             .args(args)

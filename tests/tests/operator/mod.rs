@@ -4,6 +4,7 @@
 mod auto_restore;
 mod backup;
 mod bad_input;
+mod chart;
 mod cluster;
 mod default_backup;
 mod hosts;

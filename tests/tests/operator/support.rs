@@ -38,19 +38,28 @@ pub fn seed(name: &str, ns: &str) -> String {
         .replace("namespace: demo", &format!("namespace: {ns}"))
 }
 
-/// Installs the CRDs and the operator once per test process. Pods of the stand-in
-/// kubelet share the host's network, so each replica listens on a port of its own.
+/// Installs the CRDs and the operator once per test process, with the Helm chart
+/// (`operator/chart`) as a user would. Pods of the stand-in kubelet share the host's
+/// network, so each replica listens on a port of its own.
 pub fn install_operator(cluster: &Cluster) {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         cluster.install_crds();
-        let install = std::fs::read_to_string(root().join("operator/deploy/install.yaml"))
-            .expect("install.yaml")
-            .replace("value: \"0.0.0.0:8080\"", "value: \"127.0.0.1:0\"");
-        let out = cluster.kubectl(&["apply", "--server-side", "-f", "-"], Some(&install));
+        let chart = root().join("operator/chart");
+        let out = cluster.helm(&[
+            "upgrade",
+            "--install",
+            "stash",
+            &chart.to_string_lossy(),
+            "--namespace",
+            "stash-system",
+            "--create-namespace",
+            "--set",
+            "listen=127.0.0.1:0",
+        ]);
         assert!(
             out.status.success(),
-            "installing the operator: {}",
+            "installing the operator with helm: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     });
