@@ -14,6 +14,7 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+command -v prometheus-pushgateway >/dev/null 2>&1 || need_apt+=(prometheus-pushgateway)
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 # The database tests (tests/tests/operator/postgres.rs) start their own server from
 # Debian's PostgreSQL (server and client tools of one major version).

@@ -16,7 +16,7 @@ use crate::{
     controller::invoker_name,
     crd::{
         backup_configuration::BackupConfiguration,
-        backup_session::{BackupSession, BackupSessionStatus},
+        backup_session::{BackupSession, BackupSessionStatus, HostBackupStats},
     },
     schedule::{parse_duration, Schedule},
     session::{FAILED, SUCCEEDED},
@@ -26,20 +26,26 @@ use crate::{
 /// How many ticks of a schedule are looked at for its longest gap.
 const TICKS: usize = 16;
 
-type Labels = Vec<(&'static str, String)>;
+pub(crate) type Labels = Vec<(&'static str, String)>;
 
 /// One family's help text and samples.
 type Family = (&'static str, Vec<(Labels, f64)>);
 
 /// Gauges by name, each with its help and samples, in the order they were first seen.
 #[derive(Default)]
-struct Families {
+pub(crate) struct Families {
     order: Vec<&'static str>,
     by_name: BTreeMap<&'static str, Family>,
 }
 
 impl Families {
-    fn add(&mut self, name: &'static str, help: &'static str, labels: &Labels, value: f64) {
+    pub(crate) fn add(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &Labels,
+        value: f64,
+    ) {
         let entry = self.by_name.entry(name).or_insert_with(|| {
             self.order.push(name);
             (help, Vec::new())
@@ -47,7 +53,7 @@ impl Families {
         entry.1.push((labels.clone(), value));
     }
 
-    fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut String) {
         for name in &self.order {
             let (help, samples) = &self.by_name[name];
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -254,74 +260,7 @@ pub fn render(
             for host in &target.stats {
                 let mut labels = labels.clone();
                 labels.push(("host", host.hostname.clone()));
-                if let Some(v) = success(host.phase.as_deref()) {
-                    f.add(
-                        "stash_backup_host_backup_success",
-                        "1 when the host's backup in the last finished session succeeded.",
-                        &labels,
-                        v,
-                    );
-                }
-                if let Some(d) = host.duration.as_deref().and_then(seconds) {
-                    f.add(
-                        "stash_backup_host_backup_duration_seconds",
-                        "How long the host's backup took.",
-                        &labels,
-                        d,
-                    );
-                }
-                let sum =
-                    |g: &dyn Fn(&crate::crd::backup_session::SnapshotStats) -> Option<f64>| {
-                        let values: Vec<f64> = host.snapshots.iter().filter_map(g).collect();
-                        (!values.is_empty()).then(|| values.iter().sum::<f64>())
-                    };
-                let files = |g: fn(&crate::crd::backup_session::FileStats) -> Option<i64>| {
-                    move |s: &crate::crd::backup_session::SnapshotStats| {
-                        s.file_stats.as_ref().and_then(g).map(|n| n as f64)
-                    }
-                };
-                let host_families: [(&'static str, &'static str, Option<f64>); 7] = [
-                    (
-                        "stash_backup_host_data_size_bytes",
-                        "Size of the host's backed-up data.",
-                        sum(&|s| s.total_size.as_deref().and_then(bytes)),
-                    ),
-                    (
-                        "stash_backup_host_data_uploaded_bytes",
-                        "Bytes the host's backup uploaded to the repository.",
-                        sum(&|s| s.uploaded.as_deref().and_then(bytes)),
-                    ),
-                    (
-                        "stash_backup_host_data_processing_time_seconds",
-                        "Time the host's backup spent processing its data.",
-                        sum(&|s| s.processing_time.as_deref().and_then(seconds)),
-                    ),
-                    (
-                        "stash_backup_host_files_total",
-                        "Files in the host's backup.",
-                        sum(&files(|x| x.total_files)),
-                    ),
-                    (
-                        "stash_backup_host_files_new",
-                        "Files new since the host's previous backup.",
-                        sum(&files(|x| x.new_files)),
-                    ),
-                    (
-                        "stash_backup_host_files_modified",
-                        "Files modified since the host's previous backup.",
-                        sum(&files(|x| x.modified_files)),
-                    ),
-                    (
-                        "stash_backup_host_files_unmodified",
-                        "Files unchanged since the host's previous backup.",
-                        sum(&files(|x| x.unmodified_files)),
-                    ),
-                ];
-                for (name, help, value) in host_families {
-                    if let Some(v) = value {
-                        f.add(name, help, &labels, v);
-                    }
-                }
+                add_host(&mut f, &labels, host);
             }
         }
     }
@@ -330,3 +269,84 @@ pub fn render(
 
 #[cfg(test)]
 mod tests;
+
+/// The families of one host's backup result, with `labels` on each sample.
+fn add_host(f: &mut Families, labels: &Labels, host: &HostBackupStats) {
+    if let Some(v) = success(host.phase.as_deref()) {
+        f.add(
+            "stash_backup_host_backup_success",
+            "1 when the host's backup in the last finished session succeeded.",
+            labels,
+            v,
+        );
+    }
+    if let Some(d) = host.duration.as_deref().and_then(seconds) {
+        f.add(
+            "stash_backup_host_backup_duration_seconds",
+            "How long the host's backup took.",
+            labels,
+            d,
+        );
+    }
+    let sum = |g: &dyn Fn(&crate::crd::backup_session::SnapshotStats) -> Option<f64>| {
+        let values: Vec<f64> = host.snapshots.iter().filter_map(g).collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>())
+    };
+    let files = |g: fn(&crate::crd::backup_session::FileStats) -> Option<i64>| {
+        move |s: &crate::crd::backup_session::SnapshotStats| {
+            s.file_stats.as_ref().and_then(g).map(|n| n as f64)
+        }
+    };
+    let host_families: [(&'static str, &'static str, Option<f64>); 7] = [
+        (
+            "stash_backup_host_data_size_bytes",
+            "Size of the host's backed-up data.",
+            sum(&|s| s.total_size.as_deref().and_then(bytes)),
+        ),
+        (
+            "stash_backup_host_data_uploaded_bytes",
+            "Bytes the host's backup uploaded to the repository.",
+            sum(&|s| s.uploaded.as_deref().and_then(bytes)),
+        ),
+        (
+            "stash_backup_host_data_processing_time_seconds",
+            "Time the host's backup spent processing its data.",
+            sum(&|s| s.processing_time.as_deref().and_then(seconds)),
+        ),
+        (
+            "stash_backup_host_files_total",
+            "Files in the host's backup.",
+            sum(&files(|x| x.total_files)),
+        ),
+        (
+            "stash_backup_host_files_new",
+            "Files new since the host's previous backup.",
+            sum(&files(|x| x.new_files)),
+        ),
+        (
+            "stash_backup_host_files_modified",
+            "Files modified since the host's previous backup.",
+            sum(&files(|x| x.modified_files)),
+        ),
+        (
+            "stash_backup_host_files_unmodified",
+            "Files unchanged since the host's previous backup.",
+            sum(&files(|x| x.unmodified_files)),
+        ),
+    ];
+    for (name, help, value) in host_families {
+        if let Some(v) = value {
+            f.add(name, help, labels, v);
+        }
+    }
+}
+
+/// The text exposition of one host's backup result alone, for a Pushgateway push
+/// ([`crate::push`]): the same families and help texts as the operator's `/metrics`.
+pub fn host_text(labels: &Labels, host: &HostBackupStats) -> String {
+    let mut f = Families::default();
+    add_host(&mut f, labels, host);
+    let mut out = String::new();
+    f.write(&mut out);
+    out
+}

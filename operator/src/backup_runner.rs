@@ -206,6 +206,7 @@ async fn work(
         Some(())
     })
     .await?;
+    crate::push::backup_result(&opts.pod, &bc, &stats).await;
     match error {
         Some(e) => eprintln!("BackupSession {name}: {host} failed: {e}"),
         None => eprintln!(

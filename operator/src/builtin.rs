@@ -58,12 +58,23 @@ fn meta(name: &str) -> ObjectMeta {
     }
 }
 
+/// The seed's metrics arguments, which every built-in step takes: a push happens only
+/// when the operator has a Pushgateway (see [`crate::push`]).
+const METRICS_ARGS: [&str; 2] = [
+    "--metrics.enabled=${enableMetric}",
+    "--metrics.pushgateway-url=${pushgatewayURL}",
+];
+
 fn function(name: &str, image: &str, args: &[&str]) -> Function {
     Function {
         metadata: meta(name),
         spec: FunctionSpec {
             image: Some(image.to_string()),
-            args: args.iter().map(|a| a.to_string()).collect(),
+            args: args
+                .iter()
+                .chain(&METRICS_ARGS)
+                .map(|a| a.to_string())
+                .collect(),
             ..FunctionSpec::default()
         },
     }
@@ -90,6 +101,8 @@ fn pg_function(name: &str, image: &str, step: &str, session: &str) -> Function {
                     "--db-host=${DB_HOST}",
                     "--db-port=${DB_PORT}",
                     "--database=${databases}",
+                    METRICS_ARGS[0],
+                    METRICS_ARGS[1],
                 ],
                 "env": [key("PGUSER", "POSTGRES_USER"), key("PGPASSWORD", "POSTGRES_PASSWORD")],
             })),

@@ -258,6 +258,21 @@ struct RunArgs {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "STASH_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// Act only on objects in these namespaces (comma-separated; default: all). The
+    /// operator then needs rights in these namespaces only, plus reading the
+    /// cluster-scoped Functions, Tasks and templates.
+    #[arg(
+        long = "watch-namespaces",
+        env = "STASH_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,..."
+    )]
+    watch_namespaces: Vec<String>,
+    /// A Prometheus Pushgateway that sidecars, init containers and Jobs push their
+    /// hosts' results to (the seed's `pushgatewayURL`); the operator's own /metrics
+    /// serves the same figures either way.
+    #[arg(long = "pushgateway-url", env = "STASH_PUSHGATEWAY_URL")]
+    pushgateway_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -312,22 +327,59 @@ pub struct PodArgs {
     /// restarted container recognizes the locks its killed predecessor left.
     #[arg(long = "pod-uid", env = "POD_UID")]
     pod_uid: Option<String>,
+    #[command(flatten)]
+    metrics: MetricsArgs,
+}
+
+/// The seed's Function arguments for pushing results to a Pushgateway (released
+/// Stash's sidecar spells them `--metrics-enabled` and `--pushgateway-url`).
+#[derive(Debug, clap::Args)]
+struct MetricsArgs {
+    /// Push this host's result to the Pushgateway.
+    #[arg(
+        long = "metrics.enabled",
+        alias = "metrics-enabled",
+        default_value = "false",
+        default_missing_value = "true",
+        num_args = 0..=1,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    enabled: bool,
+    /// The Pushgateway's URL (`http://host:9091`).
+    #[arg(
+        long = "metrics.pushgateway-url",
+        alias = "pushgateway-url",
+        default_value = "",
+        global = true
+    )]
+    pushgateway_url: String,
+    /// More grouping labels, `name=value,...`.
+    #[arg(long = "metrics.labels", default_value = "", global = true)]
+    labels: String,
 }
 
 impl PodArgs {
     /// The pod, as `container` of it: tells the engine which one-at-a-time slot this
     /// process is (see [`stash_agent::repository::lock::set_container`]).
-    fn claim(self, container: &str, global: &Global) -> crate::runner::Pod {
+    ///
+    /// # Errors
+    /// Unusable `--metrics.*` flags.
+    fn claim(self, container: &str, global: &Global) -> anyhow::Result<crate::runner::Pod> {
+        let m = &self.metrics;
+        let metrics =
+            crate::push::Pushgateway::from_flags(m.enabled, &m.pushgateway_url, &m.labels)?;
         if let Some(uid) = self.pod_uid.filter(|u| !u.is_empty()) {
             stash_agent::repository::lock::set_container(format!("{uid}/{container}"));
         }
-        crate::runner::Pod {
+        Ok(crate::runner::Pod {
             namespace: self.namespace,
             name: self.name,
             node: self.node,
             secret_dir: secret_dir(global),
             compression: global.compression(),
-        }
+            metrics,
+        })
     }
 }
 
@@ -390,6 +442,8 @@ impl stash_agent::cli::Extension for Command {
                     namespace: a.namespace,
                     identity,
                     listen: a.listen,
+                    namespaces: a.watch_namespaces,
+                    pushgateway: a.pushgateway_url.filter(|u| !u.trim().is_empty()),
                 };
                 crate::controller::run(client().await?, opts, terminated())
                     .await
@@ -399,13 +453,13 @@ impl stash_agent::cli::Extension for Command {
             Command::Sidecar(a) => {
                 let opts = crate::backup_runner::SidecarOptions {
                     configuration: a.configuration,
-                    pod: a.pod.claim(crate::sidecar::CONTAINER, &global),
+                    pod: a.pod.claim(crate::sidecar::CONTAINER, &global)?,
                 };
                 crate::backup_runner::run(client().await?, opts).await?;
                 Ok(0)
             }
             Command::RestoreInit(a) => {
-                let pod = a.pod.claim(crate::init_container::CONTAINER, &global);
+                let pod = a.pod.claim(crate::init_container::CONTAINER, &global)?;
                 crate::restore_runner::run(client().await?, pod, &a.restore_session).await?;
                 Ok(0)
             }
@@ -417,16 +471,56 @@ impl stash_agent::cli::Extension for Command {
                     target_kind: a.target_kind,
                     pod_uid: a.pod.pod_uid.clone(),
                 };
-                let pod = a.pod.claim(crate::auto_restore::CONTAINER, &global);
+                let pod = a.pod.claim(crate::auto_restore::CONTAINER, &global)?;
                 crate::auto_restore_runner::run(client().await?, pod, opts).await?;
                 Ok(0)
             }
             Command::Kubectl(a) => crate::plugin::run(a).await,
             Command::RunTask(a) => {
                 let (step, container) = a.step.into_step();
-                let pod = a.pod.claim(container, &global);
+                let pod = a.pod.claim(container, &global)?;
                 Ok(crate::task_runner::run(client().await?, pod, step).await?)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_metrics_flags_are_taken_before_and_after_a_step() {
+        let cmd = stash_agent::cli::Cli::<super::Command>::command();
+        let step = [
+            "stash",
+            "run-task",
+            "--namespace=n",
+            "--pod=p",
+            "backup",
+            "--backup-session=s",
+            "--hostname=h",
+            "--output-dir=/o",
+        ];
+        let seeds = [
+            "--metrics.enabled=true",
+            "--metrics.pushgateway-url=http://pg:9091",
+        ];
+        let released = ["--metrics-enabled", "--pushgateway-url=http://pg:9091"];
+        for flags in [&seeds[..], &released[..], &["--metrics.labels=\"a=b\""][..]] {
+            let args = step.iter().chain(flags);
+            if let Err(e) = cmd.clone().try_get_matches_from(args) {
+                panic!("{flags:?}: {e}");
+            }
+        }
+        let sidecar = [
+            "stash",
+            "sidecar",
+            "--namespace=n",
+            "--pod=p",
+            "--backup-configuration=c",
+        ];
+        let args = sidecar.iter().chain(&seeds);
+        assert!(cmd.clone().try_get_matches_from(args).is_ok());
     }
 }

@@ -66,6 +66,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Our image, for the sidecars.
     pub image: String,
+    /// Where sidecars, init containers and Jobs push their hosts' results, if anywhere.
+    pub pushgateway: Option<String>,
 }
 
 impl Context {
@@ -99,6 +101,41 @@ pub struct RunOptions {
     pub identity: String,
     /// `/healthz` and `/metrics`.
     pub listen: SocketAddr,
+    /// The namespaces whose objects the operator acts on; empty means every namespace.
+    /// Only the cluster-scoped kinds (Functions, Tasks, templates) are then read
+    /// cluster-wide, so the operator needs rights in these namespaces only.
+    pub namespaces: Vec<String>,
+    /// A Pushgateway for the runners' results (the seed's `pushgatewayURL`).
+    pub pushgateway: Option<String>,
+}
+
+/// The API of namespaced `K` in `scope`: one namespace, or all of them.
+pub(crate) fn scoped<K>(client: &Client, scope: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The scopes to run the controllers in: `None` for all namespaces, else one per
+/// watched namespace (duplicates and empty names dropped).
+fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
+    let mut watched: Vec<String> = namespaces
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    watched.sort();
+    watched.dedup();
+    if watched.is_empty() {
+        vec![None]
+    } else {
+        watched.into_iter().map(Some).collect()
+    }
 }
 
 /// When `object` was created (now, for an object not read from the API server).
@@ -242,25 +279,57 @@ pub async fn run(
         client: client.clone(),
         metrics: metrics.clone(),
         image: crate::image::image(),
+        pushgateway: opts.pushgateway.clone(),
     });
     if let Err(e) = install_builtins(&client, &ctx.image).await {
         tracing::warn!("installing the built-in Functions and Tasks: {e}");
     }
-    // Each controller watches its kind everywhere (sessions also their Jobs) and
+    let scopes = scopes(&opts.namespaces);
+    match &scopes[..] {
+        [None] => eprintln!("watching all namespaces"),
+        _ => eprintln!(
+            "watching namespaces {}",
+            scopes
+                .iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+    let controllers = futures::future::join_all(
+        scopes
+            .into_iter()
+            .map(|scope| controllers(ctx.clone(), scope, shutdown.clone())),
+    );
+    let result = tokio::select! {
+        _ = controllers => Ok(()),
+        lost = elector.keep() => Err(lost),
+    };
+    metrics.set_leader(false);
+    if result.is_ok() {
+        elector.release().await;
+    }
+    server.abort();
+    result
+}
+
+/// Every controller over `scope` (one namespace, or all of them), until `shutdown`.
+async fn controllers<S>(ctx: Arc<Context>, scope: Option<String>, shutdown: S)
+where
+    S: std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
+{
+    let client = ctx.client.clone();
+    let scope = scope.as_deref();
+    // Each controller watches its kind in the scope (sessions also their Jobs) and
     // stops with `shutdown`.
     macro_rules! control {
-        ($kind:ty, $reconcile:path, $name:literal) => {
-            control!(@run Controller::new(
-                Api::<$kind>::all(client.clone()),
-                watcher::Config::default(),
-            ), $reconcile, $name)
-        };
         ($kind:ty, $reconcile:path, $name:literal, owns Job) => {
             control!(@run Controller::new(
-                Api::<$kind>::all(client.clone()),
+                scoped::<$kind>(&client, scope),
                 watcher::Config::default(),
             )
-            .owns(Api::<Job>::all(client.clone()), watcher::Config::default()), $reconcile, $name)
+            .owns(scoped::<Job>(&client, scope), watcher::Config::default()), $reconcile, $name)
         };
         (@run $controller:expr, $reconcile:path, $name:literal) => {
             $controller
@@ -270,15 +339,16 @@ pub async fn run(
         };
     }
     let configurations = Controller::new(
-        Api::<BackupConfiguration>::all(client.clone()),
+        scoped::<BackupConfiguration>(&client, scope),
         watcher::Config::default(),
     );
     let sessions = Controller::new(
-        Api::<BackupSession>::all(client.clone()),
+        scoped::<BackupSession>(&client, scope),
         watcher::Config::default(),
     )
-    .owns(Api::<Job>::all(client.clone()), watcher::Config::default());
-    metrics.watch_backups(configurations.store(), sessions.store());
+    .owns(scoped::<Job>(&client, scope), watcher::Config::default());
+    ctx.metrics
+        .watch_backups(configurations.store(), sessions.store());
     let configurations =
         control!(@run configurations, backup_configuration::reconcile, "backupconfiguration");
     let sessions = control!(@run sessions, backup_session::reconcile, "backupsession");
@@ -297,16 +367,15 @@ pub async fn run(
             core::v1::PersistentVolumeClaim,
         };
         let s = || shutdown.clone();
+        let c = || ctx.clone();
         futures::future::join_all([
-            default_backup::run::<Deployment>(ctx.clone(), s(), "default-backup/deployment")
+            default_backup::run::<Deployment>(c(), scope, s(), "default-backup/deployment").boxed(),
+            default_backup::run::<StatefulSet>(c(), scope, s(), "default-backup/statefulset")
                 .boxed(),
-            default_backup::run::<StatefulSet>(ctx.clone(), s(), "default-backup/statefulset")
+            default_backup::run::<DaemonSet>(c(), scope, s(), "default-backup/daemonset").boxed(),
+            default_backup::run::<PersistentVolumeClaim>(c(), scope, s(), "default-backup/pvc")
                 .boxed(),
-            default_backup::run::<DaemonSet>(ctx.clone(), s(), "default-backup/daemonset").boxed(),
-            default_backup::run::<PersistentVolumeClaim>(ctx.clone(), s(), "default-backup/pvc")
-                .boxed(),
-            default_backup::run::<AppBinding>(ctx.clone(), s(), "default-backup/appbinding")
-                .boxed(),
+            default_backup::run::<AppBinding>(c(), scope, s(), "default-backup/appbinding").boxed(),
         ])
     };
     // Auto-restore: one controller per workload kind its annotations may sit on.
@@ -314,20 +383,25 @@ pub async fn run(
         use futures::FutureExt;
         use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
         let s = || shutdown.clone();
+        let c = || ctx.clone();
         futures::future::join_all([
-            auto_restore::run::<Deployment>(ctx.clone(), s(), "auto-restore/deployment").boxed(),
-            auto_restore::run::<StatefulSet>(ctx.clone(), s(), "auto-restore/statefulset").boxed(),
-            auto_restore::run::<DaemonSet>(ctx.clone(), s(), "auto-restore/daemonset").boxed(),
+            auto_restore::run::<Deployment>(c(), scope, s(), "auto-restore/deployment").boxed(),
+            auto_restore::run::<StatefulSet>(c(), scope, s(), "auto-restore/statefulset").boxed(),
+            auto_restore::run::<DaemonSet>(c(), scope, s(), "auto-restore/daemonset").boxed(),
         ])
     };
-    let result = tokio::select! {
-        _ = futures::future::join5(configurations, sessions, restores, defaults, auto_restores) => Ok(()),
-        lost = elector.keep() => Err(lost),
-    };
-    metrics.set_leader(false);
-    if result.is_ok() {
-        elector.release().await;
+    futures::future::join5(configurations, sessions, restores, defaults, auto_restores).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scopes;
+
+    #[test]
+    fn no_namespace_means_all_and_names_are_cleaned() {
+        assert_eq!(scopes(&[]), vec![None]);
+        assert_eq!(scopes(&[" ".into()]), vec![None]);
+        let named = scopes(&["b".into(), "a".into(), " b ".into(), String::new()]);
+        assert_eq!(named, vec![Some("a".into()), Some("b".into())]);
     }
-    server.abort();
-    result
 }

@@ -131,6 +131,7 @@ mod tests {
             image: "stash:test".into(),
             volume_mounts: mounts_for_directories(t, &["/source/data".into()]).unwrap(),
             support: Support {
+                pushgateway: None,
                 storage_secret: "s3-secret".into(),
                 temp_dir: None,
                 repository_volume: None,

@@ -24,6 +24,7 @@ pub mod location;
 pub mod pg_runner;
 pub mod plugin;
 pub mod pod_template;
+pub mod push;
 pub mod rbac;
 pub mod restore;
 pub mod restore_runner;

@@ -82,6 +82,11 @@ pub struct Support {
     pub temp_dir: Option<EmptyDirSettings>,
     /// A `local` backend's volume and its mount ([`crate::location`]).
     pub repository_volume: Option<(Volume, VolumeMount)>,
+    /// The Pushgateway the container pushes its host's result to (`--pushgateway-url`
+    /// of the operator); absent from the hash when unset, so templates made before the
+    /// field existed are not rolled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushgateway: Option<String>,
 }
 
 /// The mounts a container needs to see `directories` where the workload's containers
@@ -171,6 +176,10 @@ pub fn our_container(
     let mut mounts = target_mounts;
     mounts.extend(own);
     args.push(format!("--secret-dir={SECRET_DIR}"));
+    if let Some(url) = &support.pushgateway {
+        args.push("--metrics.enabled=true".to_string());
+        args.push(format!("--metrics.pushgateway-url={url}"));
+    }
     Container {
         name: slot.container.to_string(),
         image: Some(image.to_string()),

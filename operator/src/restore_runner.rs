@@ -95,6 +95,7 @@ pub async fn run(client: Client, pod: Pod, restore_session: &str) -> Result<(), 
         Some(())
     })
     .await?;
+    crate::push::restore_result(&pod, &rs, &host, &result).await;
     Ok(())
 }
 

@@ -44,6 +44,8 @@ pub struct Pod {
     /// The storage Secret, mounted as files.
     pub secret_dir: PathBuf,
     pub compression: Mode,
+    /// Where to push this host's result, if anywhere (`--metrics.*`).
+    pub metrics: Option<crate::push::Pushgateway>,
 }
 
 impl Pod {

@@ -107,6 +107,7 @@ mod tests {
             image: "stash.appscode.dev/stash:v0.1.0".into(),
             volume_mounts: mounts_for_directories(t, &["/source/data".into()]).unwrap(),
             support: Support {
+                pushgateway: None,
                 storage_secret: "gcs-secret".into(),
                 temp_dir: None,
                 repository_volume: None,
@@ -232,5 +233,26 @@ mod tests {
         let mut j = i.clone();
         j.image = "stash.appscode.dev/stash:v0.2.0".into();
         assert_ne!(pod_template::inputs_hash(&i), pod_template::inputs_hash(&j));
+    }
+
+    #[test]
+    fn a_pushgateway_adds_the_metrics_flags_and_its_absence_keeps_old_hashes() {
+        let t = seed_template();
+        let i = inputs(&t);
+        // Hashed inputs without the field are what operators before it hashed: an
+        // upgrade without a Pushgateway rolls nothing.
+        let json = serde_json::to_value(&i).unwrap();
+        assert!(json.get("pushgateway").is_none(), "{json}");
+        assert!(!container(&i)
+            .args
+            .unwrap()
+            .iter()
+            .any(|a| a.starts_with("--metrics")));
+        let mut p = i.clone();
+        p.support.pushgateway = Some("http://pushgateway:9091".into());
+        assert_ne!(pod_template::inputs_hash(&i), pod_template::inputs_hash(&p));
+        let args = container(&p).args.unwrap();
+        assert!(args.contains(&"--metrics.enabled=true".to_string()));
+        assert!(args.contains(&"--metrics.pushgateway-url=http://pushgateway:9091".to_string()));
     }
 }

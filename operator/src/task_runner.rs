@@ -198,16 +198,20 @@ async fn configuration(
 }
 
 /// Records `host` Failed on the backup session with `why`.
+/// The configuration, when it could be read, gets the result pushed too.
+#[allow(clippy::too_many_arguments)]
 async fn fail_backup(
     api: &Api<BackupSession>,
+    pod: &Pod,
     session: &str,
     host: &str,
-    repository: &str,
+    bc: Option<&BackupConfiguration>,
     done: &[DirectoryResult],
     why: String,
     took: Duration,
 ) -> Result<i32, RunnerError> {
     eprintln!("BackupSession {session}: {host} failed: {why}");
+    let repository = bc.map(|bc| bc.spec.repository.name.as_str()).unwrap_or("");
     let stats = session::host_stats(host, repository, done, Some(why), took);
     let seed = session::seed_stats(host, done);
     update_status(api, session, |s| {
@@ -215,6 +219,9 @@ async fn fail_backup(
         Some(())
     })
     .await?;
+    if let Some(bc) = bc {
+        crate::push::backup_result(pod, bc, &stats).await;
+    }
     Ok(1)
 }
 
@@ -282,9 +289,10 @@ async fn backup(
         Err(e) => {
             return fail_backup(
                 &api,
+                pod,
                 session,
                 host,
-                "",
+                None,
                 &[],
                 e.to_string(),
                 started.elapsed(),
@@ -302,7 +310,17 @@ async fn backup(
         Ok(p) => p,
         Err(e) => {
             let took = started.elapsed();
-            return fail_backup(&api, session, host, &repository, &[], e.to_string(), took).await;
+            return fail_backup(
+                &api,
+                pod,
+                session,
+                host,
+                Some(&bc),
+                &[],
+                e.to_string(),
+                took,
+            )
+            .await;
         }
     };
     eprintln!(
@@ -328,9 +346,10 @@ async fn backup(
         Err((done, e)) => {
             return fail_backup(
                 &api,
+                pod,
                 session,
                 host,
-                &repository,
+                Some(&bc),
                 &done,
                 e.to_string(),
                 started.elapsed(),
@@ -342,9 +361,10 @@ async fn backup(
         let took = started.elapsed();
         return fail_backup(
             &api,
+            pod,
             session,
             host,
-            &repository,
+            Some(&bc),
             &report.directories,
             e.to_string(),
             took,
@@ -394,6 +414,7 @@ async fn post_backup(
         Some(())
     })
     .await?;
+    crate::push::backup_result(pod, &bc, &stats).await;
     match error {
         Some(e) => {
             eprintln!("BackupSession {session}: {host} failed: {e}");
@@ -485,6 +506,7 @@ async fn restore(
             Some(())
         })
         .await?;
+        crate::push::restore_result(pod, &rs, host, &result).await;
         return Ok(1);
     }
     let report = Report {
@@ -513,6 +535,10 @@ async fn post_restore(
         Some(())
     })
     .await?;
+    if pod.metrics.is_some() {
+        let rs = api.get(session).await?;
+        crate::push::restore_result(pod, &rs, &report.host, &result).await;
+    }
     eprintln!("RestoreSession {session}: {} restored", report.host);
     Ok(0)
 }

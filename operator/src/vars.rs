@@ -195,6 +195,8 @@ pub struct JobFacts<'a> {
     pub output_volume: &'a str,
     /// The seed's `task.database` (pgBackup); empty means every database.
     pub databases: &'a str,
+    /// The operator's Pushgateway; empty means none (`enableMetric` is then false).
+    pub pushgateway: &'a str,
 }
 
 /// The variables a Task and its Functions may name, in both spellings.
@@ -245,12 +247,17 @@ pub fn job_vars(f: &JobFacts<'_>) -> Vars {
                 .set("INVOKER_NAME", session);
         }
     }
-    // Released Stash pushes metrics to a Pushgateway it runs; the operator serves its
-    // own /metrics instead, so Functions are told there is none.
-    v.set("enableMetric", "false")
-        .set("ENABLE_METRICS", "false")
-        .set("pushgatewayURL", "")
-        .set("PROMETHEUS_PUSHGATEWAY_URL", "");
+    // The operator serves its own /metrics either way; with a Pushgateway configured,
+    // the Functions are told to push there too (the seed's `--metrics.*` arguments).
+    let push = if f.pushgateway.is_empty() {
+        "false"
+    } else {
+        "true"
+    };
+    v.set("enableMetric", push)
+        .set("ENABLE_METRICS", push)
+        .set("pushgatewayURL", f.pushgateway)
+        .set("PROMETHEUS_PUSHGATEWAY_URL", f.pushgateway);
     // The seed's clusterBackup input: strip server-set fields (a Task param overrides).
     v.set("sanitize", "true").set("SANITIZE", "true");
     let keep_nothing = RetentionPolicy::default();
@@ -427,6 +434,7 @@ mod tests {
             output_dir: "/tmp/output",
             output_volume: "stash-output",
             databases: "",
+            pushgateway: "",
         }
     }
 

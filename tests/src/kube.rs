@@ -35,6 +35,13 @@ pub fn image() -> String {
     stash_operator::image::image()
 }
 
+/// Where kubectl and the other upstream binaries are.
+fn bin_dir() -> PathBuf {
+    std::env::var_os("KUBE_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/kube/bin"))
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -92,6 +99,7 @@ pub struct Cluster {
     pub kubelet_state: PathBuf,
     /// Where kubectl and the other upstream binaries are.
     pub bin: PathBuf,
+    crds: OnceLock<()>,
 }
 
 impl Cluster {
@@ -115,19 +123,32 @@ impl Cluster {
     }
 
     fn start() -> Cluster {
-        let root = workspace_root();
-        let bin = std::env::var_os("KUBE_BIN_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target/kube/bin"));
         if let Some(kc) = std::env::var_os("STASH_TEST_KUBECONFIG") {
             let state = std::env::var_os("STASH_TEST_KUBELET_STATE")
                 .expect("STASH_TEST_KUBELET_STATE must accompany STASH_TEST_KUBECONFIG");
             return Cluster {
                 kubeconfig: kc.into(),
                 kubelet_state: state.into(),
-                bin,
+                bin: bin_dir(),
+                crds: OnceLock::new(),
             };
         }
+        Cluster::up(&format!("test-{}", std::process::id()))
+    }
+
+    /// A cluster of the calling test alone (for an install the shared cluster's
+    /// operator would interfere with), torn down with the test process; `name`
+    /// tells it apart from the shared one.
+    pub fn start_private(name: &str) -> &'static Cluster {
+        Box::leak(Box::new(Cluster::up(&format!(
+            "test-{}-{name}",
+            std::process::id()
+        ))))
+    }
+
+    fn up(name: &str) -> Cluster {
+        let root = workspace_root();
+        let bin = bin_dir();
         // Up to date binaries: each step returns at once when nothing changed.
         run_checked(
             Command::new("bash").arg(root.join("tests/kube/build.sh")),
@@ -159,9 +180,7 @@ impl Cluster {
                 &format!("cargo {}", args.join(" ")),
             );
         }
-        let dir = root
-            .join("target/kube/clusters")
-            .join(format!("test-{}", std::process::id()));
+        let dir = root.join("target/kube/clusters").join(name);
         let t0 = Instant::now();
         // Free ports are picked before they are bound: another process may take one in
         // between, so a failed start is tried again on new ports.
@@ -198,6 +217,7 @@ impl Cluster {
             kubeconfig: dir.join("kubeconfig"),
             kubelet_state: dir.join("kubelet"),
             bin,
+            crds: OnceLock::new(),
         }
     }
 
@@ -210,11 +230,10 @@ impl Cluster {
         Client::try_from(config).expect("client")
     }
 
-    /// Installs the operator's CRDs (`operator/deploy/crds.yaml`) once per process and
+    /// Installs the operator's CRDs (`operator/deploy/crds.yaml`) once per cluster and
     /// waits until the API server serves them.
     pub fn install_crds(&self) {
-        static DONE: OnceLock<()> = OnceLock::new();
-        DONE.get_or_init(|| {
+        self.crds.get_or_init(|| {
             let crds = workspace_root().join("operator/deploy/crds.yaml");
             let crds = crds.to_string_lossy();
             for args in [
@@ -280,10 +299,15 @@ pub struct TestNs {
 }
 
 impl TestNs {
-    /// A fresh namespace whose `default` ServiceAccount exists (pods need it).
+    /// A fresh namespace of the shared cluster whose `default` ServiceAccount exists
+    /// (pods need it).
     pub async fn new(prefix: &str) -> TestNs {
+        TestNs::new_in(Cluster::shared(), prefix).await
+    }
+
+    /// A fresh namespace of `cluster`, as [`TestNs::new`].
+    pub async fn new_in(cluster: &'static Cluster, prefix: &str) -> TestNs {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let cluster = Cluster::shared();
         let client = cluster.client().await;
         let name = format!(
             "{prefix}-{}-{}",

@@ -21,9 +21,10 @@ fn version() -> Version {
     Version {
         message_type: "version",
         version: env!("CARGO_PKG_VERSION"),
-        // restic's JSON names the toolchain field after Go; ours is the Rust edition's
-        // compiler, and scripts that read the field keep working.
-        go_version: concat!("rust-", env!("CARGO_PKG_RUST_VERSION")),
+        // restic's JSON names the toolchain field after Go; ours holds the Rust
+        // compiler this binary was built with (`rust1.91.0`, as restic's `go1.23.3`),
+        // so scripts that read the field keep working.
+        go_version: concat!("rust", env!("STASH_RUSTC_VERSION")),
         go_os: std::env::consts::OS,
         go_arch: go_arch(std::env::consts::ARCH),
     }
@@ -63,5 +64,10 @@ mod tests {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(go_arch("x86_64"), "amd64");
+        let toolchain = v["go_version"].as_str().unwrap();
+        assert!(
+            toolchain.starts_with("rust1."),
+            "the compiler's version: {toolchain}"
+        );
     }
 }

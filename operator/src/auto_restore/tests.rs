@@ -37,6 +37,7 @@ fn inputs(t: &PodTemplateSpec, request: Request) -> Inputs {
         target_kind: "Deployment".into(),
         image: "stash:test".into(),
         support: Support {
+            pushgateway: None,
             storage_secret: "s3-secret".into(),
             temp_dir: None,
             repository_volume: None,

@@ -14,7 +14,7 @@ use kube::{
         reflector::ObjectRef,
         watcher,
     },
-    Api, Resource, ResourceExt,
+    Resource, ResourceExt,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -146,6 +146,7 @@ where
         image: ctx.image.clone(),
         volume_mounts,
         support: Support {
+            pushgateway: None,
             storage_secret: secret,
             temp_dir: None,
             repository_volume: location.volume,
@@ -182,6 +183,7 @@ where
 /// The controller of one workload kind.
 pub fn run<K>(
     ctx: Arc<Context>,
+    scope: Option<&str>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     name: &'static str,
 ) -> impl std::future::Future<Output = ()>
@@ -196,7 +198,10 @@ where
         + 'static,
 {
     let client = ctx.client.clone();
-    let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default());
+    let controller = Controller::new(
+        super::scoped::<K>(&client, scope),
+        watcher::Config::default(),
+    );
     let store = controller.store();
     // A Repository that appears (or changes) reaches the workloads waiting for it.
     let by_repository = move |repo: Repository| {
@@ -213,7 +218,7 @@ where
     };
     controller
         .watches(
-            Api::<Repository>::all(client),
+            super::scoped::<Repository>(&client, scope),
             watcher::Config::default(),
             by_repository,
         )

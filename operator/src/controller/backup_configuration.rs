@@ -206,6 +206,7 @@ async fn inject(bc: &BackupConfiguration, r: &Resolved, ctx: &Context) -> Result
         image: ctx.image.clone(),
         volume_mounts: mounts,
         support: Support {
+            pushgateway: ctx.pushgateway.clone(),
             storage_secret: secret.clone(),
             temp_dir: bc.spec.temp_dir.clone(),
             repository_volume: location.volume.clone(),

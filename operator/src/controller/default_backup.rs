@@ -219,11 +219,12 @@ where
     Ok(Action::await_change())
 }
 
-/// The controller of one target kind: its objects everywhere, the BackupConfigurations
+/// The controller of one target kind: its objects in `scope`, the BackupConfigurations
 /// they own, and both template kinds (a template's change reconciles every target that
 /// names it).
 pub fn run<K>(
     ctx: Arc<Context>,
+    scope: Option<&str>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     name: &'static str,
 ) -> impl std::future::Future<Output = ()>
@@ -237,7 +238,10 @@ where
         + 'static,
 {
     let client = ctx.client.clone();
-    let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default());
+    let controller = Controller::new(
+        super::scoped::<K>(&client, scope),
+        watcher::Config::default(),
+    );
     let store = controller.store();
     let by_template = move |template: String| {
         store
@@ -252,7 +256,7 @@ where
     let by_alias = by_template.clone();
     controller
         .owns(
-            Api::<BackupConfiguration>::all(client.clone()),
+            super::scoped::<BackupConfiguration>(&client, scope),
             watcher::Config::default().labels(FROM_TEMPLATE),
         )
         .watches(

@@ -7,7 +7,7 @@ use std::{
     fmt::Write,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Mutex, OnceLock,
+        Mutex,
     },
 };
 
@@ -25,8 +25,9 @@ pub struct Metrics {
     sessions_created: AtomicU64,
     template_changes: AtomicU64,
     leader: AtomicBool,
-    /// The leader's caches of what the backup metrics are computed from.
-    backups: OnceLock<(Store<BackupConfiguration>, Store<BackupSession>)>,
+    /// The leader's caches of what the backup metrics are computed from: one pair per
+    /// watched scope (all namespaces, or each watched namespace).
+    backups: Mutex<Vec<(Store<BackupConfiguration>, Store<BackupSession>)>>,
 }
 
 fn bump(m: &Mutex<BTreeMap<String, u64>>, k: &str) {
@@ -95,7 +96,10 @@ impl Metrics {
         configurations: Store<BackupConfiguration>,
         sessions: Store<BackupSession>,
     ) {
-        let _ = self.backups.set((configurations, sessions));
+        self.backups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((configurations, sessions));
     }
 
     pub fn is_leader(&self) -> bool {
@@ -155,13 +159,17 @@ impl Metrics {
             "1 while this replica holds the leader lease.",
             Values::One(u64::from(self.is_leader())),
         );
-        if let Some((configurations, sessions)) = self.backups.get().filter(|_| self.is_leader()) {
-            let configurations: Vec<_> = configurations
-                .state()
+        if self.is_leader() {
+            let (mut configurations, mut sessions) = (Vec::new(), Vec::new());
+            for (c, s) in self
+                .backups
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .iter()
-                .map(|c| (**c).clone())
-                .collect();
-            let sessions: Vec<_> = sessions.state().iter().map(|s| (**s).clone()).collect();
+            {
+                configurations.extend(c.state().iter().map(|c| (**c).clone()));
+                sessions.extend(s.state().iter().map(|s| (**s).clone()));
+            }
             crate::backup_metrics::render(o, &configurations, &sessions, chrono::Utc::now());
         }
         out

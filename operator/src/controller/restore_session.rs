@@ -278,6 +278,7 @@ async fn inject(rs: &RestoreSession, r: &Resolved, ctx: &Context) -> Result<Chec
         image: ctx.image.clone(),
         volume_mounts: mounts,
         support: Support {
+            pushgateway: ctx.pushgateway.clone(),
             storage_secret: secret.clone(),
             temp_dir: rs.spec.temp_dir.clone(),
             repository_volume: location.volume.clone(),

@@ -355,6 +355,7 @@ pub async fn ensure<K: Resource<DynamicType = ()>>(
         output_dir: job::OUTPUT_DIR,
         output_volume: job::SLOT.tmp_volume,
         databases: "",
+        pushgateway: ctx.pushgateway.as_deref().unwrap_or_default(),
     };
     let base = vars::job_vars(&job_facts);
     let vars = match base.with_inputs(
@@ -369,6 +370,7 @@ pub async fn ensure<K: Resource<DynamicType = ()>>(
         _ => None,
     };
     let support = Support {
+        pushgateway: ctx.pushgateway.clone(),
         storage_secret: req.secret.to_string(),
         temp_dir: req.temp_dir.clone(),
         repository_volume: req.location.volume.clone(),

@@ -42,11 +42,13 @@ fn facts<'a>(policy: Option<&'a RetentionPolicy>) -> JobFacts<'a> {
         output_dir: OUTPUT_DIR,
         output_volume: SLOT.tmp_volume,
         databases: "my-postgres",
+        pushgateway: "",
     }
 }
 
 fn support() -> Support {
     Support {
+        pushgateway: None,
         storage_secret: "gcs-secret".into(),
         temp_dir: None,
         repository_volume: None,
@@ -242,9 +244,26 @@ fn the_builtin_volume_backup_mounts_the_claim_in_every_step_and_pins_the_node() 
             "backup",
             "--backup-session=db-backup-1",
             "--hostname=host-0",
-            "--output-dir=/tmp/output"
+            "--output-dir=/tmp/output",
+            "--metrics.enabled=false",
+            "--metrics.pushgateway-url=",
         ]
     );
+    // With the operator's Pushgateway, every step is told to push there.
+    let mut pushing = facts(None);
+    pushing.pushgateway = "http://pushgateway:9091";
+    let j = job(&plan(&task, &fns, &job_vars(&pushing), &support)).expect("job");
+    let spec = j.spec.unwrap().template.spec.unwrap();
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+    {
+        let a = args(c);
+        assert!(a.contains(&"--metrics.enabled=true".to_string()), "{a:?}");
+        assert!(a.contains(&"--metrics.pushgateway-url=http://pushgateway:9091".to_string()));
+    }
     let claim = pod
         .volumes
         .unwrap()

@@ -14,6 +14,7 @@ mod plugin;
 mod postgres;
 mod restore;
 mod schedule;
+mod scoped;
 mod support;
 mod task_failures;
 mod volume;

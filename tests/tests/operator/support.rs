@@ -45,24 +45,34 @@ pub fn install_operator(cluster: &Cluster) {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         cluster.install_crds();
-        let chart = root().join("operator/chart");
-        let out = cluster.helm(&[
-            "upgrade",
-            "--install",
-            "stash",
-            &chart.to_string_lossy(),
-            "--namespace",
-            "stash-system",
-            "--create-namespace",
-            "--set",
-            "listen=127.0.0.1:0",
-        ]);
-        assert!(
-            out.status.success(),
-            "installing the operator with helm: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        install_chart(cluster, &[]);
     });
+}
+
+/// `helm upgrade --install` of the chart as release `stash` in `stash-system`, each
+/// replica listening on a port of its own, with more `--set` values `sets`.
+pub fn install_chart(cluster: &Cluster, sets: &[&str]) {
+    let chart = root().join("operator/chart");
+    let mut args = vec![
+        "upgrade",
+        "--install",
+        "stash",
+        chart.to_str().expect("a UTF-8 path"),
+        "--namespace",
+        "stash-system",
+        "--create-namespace",
+        "--set",
+        "listen=127.0.0.1:0",
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let out = cluster.helm(&args);
+    assert!(
+        out.status.success(),
+        "installing the operator with helm: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
