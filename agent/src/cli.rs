@@ -7,15 +7,18 @@
 mod backup;
 mod cat;
 mod check;
+mod filter;
 mod forget;
 mod init;
 mod key;
+mod list;
 mod ls;
 mod password;
 mod progress;
 mod prune;
 mod restore;
 mod snapshots;
+mod tag;
 mod unlock;
 mod version;
 
@@ -139,6 +142,10 @@ enum Command<E: Extension> {
     Unlock(unlock::Args),
     /// Print version information.
     Version(version::Args),
+    /// List the ids of the repository's files, or its index's blobs.
+    List(list::Args),
+    /// Add, remove or set the tags of snapshots.
+    Tag(tag::Args),
 }
 
 impl Global {
@@ -335,6 +342,8 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::Snapshots(a) => snapshots::run(g, a).await,
         Command::Ls(a) => ls::run(g, a).await,
         Command::Cat(a) => cat::run(g, a).await,
+        Command::List(a) => list::run(g, a).await,
+        Command::Tag(a) => tag::run(g, a).await,
         Command::Dump(a) => ls::dump(g, a).await,
         Command::Key(a) => key::run(g, a).await,
         Command::Check(a) => check::run(g, a).await,

@@ -12,6 +12,7 @@
 //! - `maintenance`: forget parity with restic, forget --prune, SIGKILL safety, concurrency.
 //! - `image`: the daemonless container image, unpacked by umoci, runs as its user.
 //! - `monitoring`: the alert rules under promtool, the dashboard's queries.
+//! - `verbs`: restic's further verbs (`list`, `tag`) against restic's own.
 
 mod damage;
 mod image;
@@ -21,3 +22,4 @@ mod monitoring;
 mod restic_compat;
 mod roundtrip;
 mod util;
+mod verbs;

@@ -9,7 +9,6 @@ use stash_repo_format::{
 };
 
 use super::Global;
-use crate::repository::files::SnapshotFilter;
 
 /// Arguments of `forget`.
 #[derive(Debug, clap::Args)]
@@ -55,15 +54,8 @@ pub struct Args {
     /// Keep snapshots with all of these tags (repeatable: any of the lists).
     #[arg(long = "keep-tag")]
     keep_tag: Vec<String>,
-    /// Only consider snapshots of this host (repeatable).
-    #[arg(long)]
-    host: Vec<String>,
-    /// Only consider snapshots with these tags (repeatable).
-    #[arg(long)]
-    tag: Vec<String>,
-    /// Only consider snapshots with this path (repeatable).
-    #[arg(long)]
-    path: Vec<String>,
+    #[command(flatten)]
+    filter: super::filter::FilterArgs,
     /// Group snapshots by these fields: host, paths, tags (comma-separated; '' for one group).
     #[arg(short = 'g', long = "group-by", default_value = "host,paths")]
     group_by: String,
@@ -123,16 +115,8 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let repo = g.open().await?;
     let policy = a.policy();
     let by = GroupBy::parse(&a.group_by)?;
-    let filter = SnapshotFilter {
-        hosts: a.host.clone(),
-        paths: a.path.clone(),
-        tags: a
-            .tag
-            .iter()
-            .map(|t| t.split(',').map(String::from).collect())
-            .collect(),
-    };
-    let has_filter = !a.host.is_empty() || !a.path.is_empty() || !a.tag.is_empty();
+    let filter = a.filter.filter();
+    let has_filter = !a.filter.is_empty();
     if policy.is_empty() && a.ids.is_empty() && !a.unsafe_allow_remove_all {
         if !g.quiet {
             eprintln!("no policy was specified, no snapshots will be removed");

@@ -3,20 +3,12 @@
 use serde_json::json;
 
 use super::Global;
-use crate::repository::files::SnapshotFilter;
 
 /// Arguments of `snapshots`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only snapshots of this host (repeatable).
-    #[arg(long)]
-    host: Vec<String>,
-    /// Only snapshots with these tags (`a,b` needs both; repeat for either).
-    #[arg(long)]
-    tag: Vec<String>,
-    /// Only snapshots with this path (repeatable).
-    #[arg(long)]
-    path: Vec<String>,
+    #[command(flatten)]
+    filter: super::filter::FilterArgs,
     /// Only the latest n snapshots per host and paths.
     #[arg(long)]
     latest: Option<usize>,
@@ -24,15 +16,7 @@ pub struct Args {
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let repo = g.open().await?;
-    let filter = SnapshotFilter {
-        hosts: a.host.clone(),
-        paths: a.path.clone(),
-        tags: a
-            .tag
-            .iter()
-            .map(|t| t.split(',').map(String::from).collect())
-            .collect(),
-    };
+    let filter = a.filter.filter();
     let mut snaps: Vec<_> = repo
         .snapshots()
         .await?

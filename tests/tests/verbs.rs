@@ -1,0 +1,157 @@
+//! restic's verbs beyond the first twelve, each against the real `restic` on the same
+//! repository: `list` prints what restic prints, `tag` changes what restic's `tag`
+//! changes and leaves a repository restic checks.
+
+use std::{collections::BTreeSet, path::Path, process::Command};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// A restic repository with two restic snapshots of a small tree and one of stash's.
+fn three_snapshots(s: &Scratch) -> Repo {
+    make_simple_tree(
+        &s.path("src"),
+        &[("a.txt", b"alpha\n"), ("b/c.txt", b"gamma\n")],
+    );
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    for tags in ["one,two", "two"] {
+        repo.restic(&["backup", "src", "--host", "h1", "--tag", tags])
+            .cwd(&s.root)
+            .ok();
+    }
+    repo.stash(&["backup", "src", "--host", "h2"])
+        .cwd(&s.root)
+        .ok();
+    repo
+}
+
+fn sorted_lines(out: &Out) -> BTreeSet<String> {
+    out.lines().into_iter().collect()
+}
+
+#[test]
+fn list_prints_what_restic_prints() {
+    let s = Scratch::new();
+    let repo = three_snapshots(&s);
+    for what in ["blobs", "packs", "index", "snapshots", "keys", "locks"] {
+        let ours = repo.stash(&["list", what]).ok();
+        let theirs = repo.restic(&["list", what]).ok();
+        assert_eq!(sorted_lines(&ours), sorted_lines(&theirs), "list {what}");
+    }
+    assert_eq!(repo.stash(&["list", "snapshots"]).ok().lines().len(), 3);
+    let bad = repo.stash(&["list", "trees"]).run();
+    bad.assert_failed();
+    assert!(bad.stderr.contains("invalid type"), "{bad}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(ok.success());
+}
+
+/// Tags and original of every snapshot, by its original id (or its id), as restic
+/// reads them.
+fn tag_state(repo: &Repo) -> BTreeSet<(String, Vec<String>, String)> {
+    repo.restic_snapshots()
+        .iter()
+        .map(|s: &Value| {
+            let tags: Vec<String> = s["tags"]
+                .as_array()
+                .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+            let original = s["original"].as_str().unwrap_or("").to_string();
+            let key = if original.is_empty() {
+                s["id"].as_str().unwrap().to_string()
+            } else {
+                original.clone()
+            };
+            (key, tags, original)
+        })
+        .collect()
+}
+
+#[test]
+fn tag_changes_what_restics_tag_changes() {
+    let s = Scratch::new();
+    let ours = three_snapshots(&s);
+    let theirs = Repo::new(s.path("theirs"), &ours.password);
+    copy_dir(&ours.path, &theirs.path);
+    let first = ours.restic_snapshots()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let steps: [&[&str]; 4] = [
+        // One snapshot by id prefix: add and remove.
+        &["tag", &first[..8], "--add", "three,four", "--remove", "one"],
+        // Filters pick the snapshots: every snapshot tagged two.
+        &["tag", "--tag", "two", "--add", "five"],
+        // A later rewrite keeps the first original.
+        &["tag", &first[..8], "--remove", "five"],
+        // The host filter and --set ''.
+        &["tag", "--host", "h2", "--set", "x", "--set", "y"],
+    ];
+    for args in steps {
+        // Each step names the first snapshot by a prefix of its original id, which
+        // restic resolves against current file names: give both the current one.
+        let current = |repo: &Repo| {
+            repo.restic_snapshots()
+                .iter()
+                .find(|s| s["original"].as_str().unwrap_or(s["id"].as_str().unwrap()) == first)
+                .map(|s| s["id"].as_str().unwrap().to_string())
+                .unwrap()
+        };
+        let with = |repo: &Repo| -> Vec<String> {
+            args.iter()
+                .map(|a| {
+                    if *a == &first[..8] {
+                        current(repo)
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect()
+        };
+        let out = ours.stash(&with(&ours)).ok();
+        assert!(out.stdout_str().contains("modified tags on"), "{out}");
+        theirs.restic(&with(&theirs)).ok();
+        assert_eq!(tag_state(&ours), tag_state(&theirs), "after {args:?}");
+    }
+    ours.restic_check_read_data();
+    assert_eq!(ours.restic_snapshots().len(), 3);
+
+    // Nothing to change: the snapshot stays, as restic's does.
+    let before = ours.stash(&["list", "snapshots"]).ok().lines();
+    let none = ours.stash(&["tag", "--host", "h2", "--add", "x"]).ok();
+    assert!(
+        none.stdout_str().contains("no snapshots were modified"),
+        "{none}"
+    );
+    assert_eq!(ours.stash(&["list", "snapshots"]).ok().lines(), before);
+
+    // --json: one message per change and a summary.
+    let json = ours
+        .stash(&["--json", "tag", "--host", "h2", "--set", ""])
+        .ok()
+        .json_lines();
+    assert_eq!(json[0]["message_type"], "changed");
+    assert_eq!(json.last().unwrap()["message_type"], "summary");
+    assert_eq!(json.last().unwrap()["changed_snapshots"], 1);
+
+    // restic's refusals, one line each, and nothing changed.
+    for bad in [
+        &["tag", "--host", "h1"][..],
+        &["tag", "--set", "a", "--add", "b"][..],
+    ] {
+        let out = ours.stash(bad).run();
+        out.assert_failed();
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    }
+    assert_eq!(ours.restic_snapshots().len(), 3);
+}
