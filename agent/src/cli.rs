@@ -9,6 +9,7 @@ mod cat;
 mod check;
 mod filter;
 mod forget;
+mod generate;
 mod init;
 mod key;
 mod list;
@@ -146,6 +147,8 @@ enum Command<E: Extension> {
     List(list::Args),
     /// Add, remove or set the tags of snapshots.
     Tag(tag::Args),
+    /// Write shell completions and man pages.
+    Generate(generate::Args),
 }
 
 impl Global {
@@ -344,6 +347,7 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::Cat(a) => cat::run(g, a).await,
         Command::List(a) => list::run(g, a).await,
         Command::Tag(a) => tag::run(g, a).await,
+        Command::Generate(a) => generate::run(<Cli<E> as clap::CommandFactory>::command(), a),
         Command::Dump(a) => ls::dump(g, a).await,
         Command::Key(a) => key::run(g, a).await,
         Command::Check(a) => check::run(g, a).await,

@@ -155,3 +155,65 @@ fn tag_changes_what_restics_tag_changes() {
     }
     assert_eq!(ours.restic_snapshots().len(), 3);
 }
+
+#[test]
+fn generate_writes_completions_and_man_pages() {
+    let s = Scratch::new();
+    let dir = s.path("gen");
+    let file = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    std::fs::create_dir_all(&dir).unwrap();
+    Cmd::new(stash_bin())
+        .args([
+            "generate",
+            "--bash-completion",
+            &file("stash.bash"),
+            "--zsh-completion",
+            &file("_stash"),
+            "--fish-completion",
+            &file("stash.fish"),
+            "--powershell-completion",
+            &file("stash.ps1"),
+            "--man",
+            &file("man"),
+        ])
+        .ok();
+    // bash loads it and completes stash's verbs with it.
+    let probe = format!(
+        "source {}; COMP_WORDS=(stash ta); COMP_CWORD=1; _stash stash ta stash; echo \"${{COMPREPLY[@]}}\"",
+        file("stash.bash")
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&probe)
+        .output()
+        .expect("bash");
+    let words = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(words.split_whitespace().any(|w| w == "tag"), "{words}");
+    let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+    assert!(read("_stash").starts_with("#compdef stash"));
+    assert!(read("stash.fish").contains("complete -c stash"));
+    assert!(read("stash.ps1").contains("Register-ArgumentCompleter"));
+    for page in [
+        "stash.1",
+        "stash-backup.1",
+        "stash-tag.1",
+        "stash-key-add.1",
+    ] {
+        let text = read(&format!("man/{page}"));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: {text}"
+        );
+    }
+    // `-` is stdout, and no flag at all is restic's refusal.
+    let bash = Cmd::new(stash_bin())
+        .args(["generate", "--bash-completion", "-"])
+        .ok();
+    assert_eq!(bash.stdout_str(), read("stash.bash"));
+    Cmd::new(stash_bin()).arg("generate").run().assert_failed();
+}

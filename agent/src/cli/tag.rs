@@ -186,10 +186,18 @@ mod tests {
     #[test]
     fn changes_order_tags_as_restic_does() {
         let add = Change::from_flags(&[], &s(&["b", "c"]), &s(&["a"])).unwrap();
-        assert_eq!(add.apply(&s(&["a", "b"])), Some(s(&["c", "b"])), "restic's order");
+        assert_eq!(
+            add.apply(&s(&["a", "b"])),
+            Some(s(&["c", "b"])),
+            "restic's order"
+        );
         assert_eq!(add.apply(&s(&["b", "c"])), None, "nothing to change");
         let both = Change::from_flags(&[], &s(&["a"]), &s(&["a"])).unwrap();
-        assert_eq!(both.apply(&s(&["a", "b"])), Some(s(&["b"])), "added, then removed");
+        assert_eq!(
+            both.apply(&s(&["a", "b"])),
+            Some(s(&["b"])),
+            "added, then removed"
+        );
         let set = Change::from_flags(&s(&["x,y"]), &[], &[]).unwrap();
         assert_eq!(set.apply(&s(&["a"])), Some(s(&["x", "y"])));
         assert_eq!(set.apply(&s(&["x", "y"])), None);
