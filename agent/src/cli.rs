@@ -19,6 +19,7 @@ mod progress;
 mod prune;
 mod restore;
 mod snapshots;
+mod stats;
 mod tag;
 mod unlock;
 mod version;
@@ -149,6 +150,9 @@ enum Command<E: Extension> {
     Tag(tag::Args),
     /// Write shell completions and man pages.
     Generate(generate::Args),
+    /// Sizes and counts of snapshots (restore-size, files-by-contents, raw-data,
+    /// blobs-per-file).
+    Stats(stats::Args),
 }
 
 impl Global {
@@ -347,6 +351,7 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::Cat(a) => cat::run(g, a).await,
         Command::List(a) => list::run(g, a).await,
         Command::Tag(a) => tag::run(g, a).await,
+        Command::Stats(a) => stats::run(g, a).await,
         Command::Generate(a) => generate::run(<Cli<E> as clap::CommandFactory>::command(), a),
         Command::Dump(a) => ls::dump(g, a).await,
         Command::Key(a) => key::run(g, a).await,

@@ -19,6 +19,7 @@ pub mod forget;
 pub mod prune;
 pub mod repository;
 pub mod restore;
+pub mod stats;
 pub mod sys;
 
 pub use error::{Error, Result};

@@ -217,3 +217,47 @@ fn generate_writes_completions_and_man_pages() {
     assert_eq!(bash.stdout_str(), read("stash.bash"));
     Cmd::new(stash_bin()).arg("generate").run().assert_failed();
 }
+
+#[test]
+fn stats_counts_what_restic_counts_in_every_mode() {
+    let s = Scratch::new();
+    make_rich_tree(&s.path("src"));
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    repo.restic(&["backup", "src", "--host", "h1"])
+        .cwd(&s.root)
+        .ok();
+    std::fs::write(s.path("src/added.txt"), b"one more file\n").unwrap();
+    repo.stash(&["backup", "src", "--host", "h2"])
+        .cwd(&s.root)
+        .ok();
+    let selections: [&[&str]; 3] = [&[], &["latest"], &["--host", "h1"]];
+    for mode in [
+        "restore-size",
+        "files-by-contents",
+        "raw-data",
+        "blobs-per-file",
+    ] {
+        for pick in selections {
+            let mut args = vec!["--json", "stats", "--mode", mode];
+            args.extend_from_slice(pick);
+            let ours = repo.stash(&args).ok().json();
+            let theirs = repo.restic(&args).ok().json();
+            // restic 0.14's fields; ours adds newer restic's compression figures.
+            for (field, value) in theirs.as_object().unwrap() {
+                assert_eq!(
+                    &ours[field], value,
+                    "{mode} {pick:?}: {field}\n{ours}\n{theirs}"
+                );
+            }
+        }
+    }
+    let text = repo
+        .stash(&["stats", "--mode", "raw-data"])
+        .ok()
+        .stdout_str();
+    assert!(text.contains("Stats in raw-data mode:"), "{text}");
+    repo.stash(&["stats", "--mode", "everything"])
+        .run()
+        .assert_failed();
+}
