@@ -10,6 +10,7 @@ pub mod exclude;
 pub mod file_saver;
 pub mod node_meta;
 mod parent_trees;
+pub mod reject;
 pub mod run;
 pub mod scan;
 pub mod tree_saver;

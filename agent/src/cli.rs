@@ -10,6 +10,7 @@ mod check;
 mod filter;
 mod forget;
 mod generate;
+mod glob;
 mod init;
 mod key;
 mod list;

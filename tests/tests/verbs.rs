@@ -261,3 +261,114 @@ fn stats_counts_what_restic_counts_in_every_mode() {
         .run()
         .assert_failed();
 }
+
+/// The paths of the latest snapshot of `host`, as restic lists them.
+fn listed(repo: &Repo, host: &str) -> Vec<String> {
+    repo.restic(&["ls", "latest", "--host", host])
+        .ok()
+        .lines()
+        .into_iter()
+        .skip(1)
+        .collect()
+}
+
+#[test]
+fn backup_leaves_out_what_restic_leaves_out() {
+    let s = Scratch::new();
+    let big = random_bytes(7, 2 << 20);
+    make_simple_tree(
+        &s.path("src"),
+        &[
+            ("Notes.TXT", b"case"),
+            ("readme.md", b"kept"),
+            ("big.bin", &big),
+            ("small.bin", b"small"),
+            (
+                "cache/CACHEDIR.TAG",
+                b"Signature: 8a477f597d28d172789f06886806bc55\n",
+            ),
+            ("cache/data", b"cached"),
+            ("fakecache/CACHEDIR.TAG", b"no signature"),
+            ("private/.nobackup", b""),
+            ("private/secret", b"s"),
+            ("sub/deep.txt", b"deep"),
+            ("sub/keep.rs", b"fn main() {}"),
+        ],
+    );
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    let flags = [
+        "--iexclude",
+        "*.txt",
+        "--exclude-larger-than",
+        "1M",
+        "--exclude-caches",
+        "--exclude-if-present",
+        ".nobackup",
+    ];
+    for (host, tool) in [("restic", true), ("stash", false)] {
+        let mut args = vec!["backup", "src", "--host", host];
+        args.extend(flags);
+        let cmd = if tool {
+            repo.restic(&args)
+        } else {
+            repo.stash(&args)
+        };
+        cmd.cwd(&s.root).ok();
+    }
+    let theirs = listed(&repo, "restic");
+    assert_eq!(listed(&repo, "stash"), theirs);
+    assert!(
+        theirs.iter().any(|p| p.ends_with("/fakecache")),
+        "{theirs:?}"
+    );
+    assert!(!theirs
+        .iter()
+        .any(|p| p.contains("secret") || p.contains("big.bin")));
+
+    // --files-from (globs, comments), --files-from-verbatim and --files-from-raw.
+    std::fs::write(s.path("list"), "# a comment\nsrc/sub/*\n\nsrc/readme.md\n").unwrap();
+    std::fs::write(s.path("verbatim"), "src/small.bin\nsrc/cache\n").unwrap();
+    std::fs::write(s.path("raw"), b"src/fakecache\0src/Notes.TXT\0").unwrap();
+    for (host, tool) in [("restic-from", true), ("stash-from", false)] {
+        let args = [
+            "backup",
+            "--host",
+            host,
+            "--files-from",
+            "list",
+            "--files-from-verbatim",
+            "verbatim",
+            "--files-from-raw",
+            "raw",
+        ];
+        let cmd = if tool {
+            repo.restic(&args)
+        } else {
+            repo.stash(&args)
+        };
+        cmd.cwd(&s.root).ok();
+    }
+    let paths = |host: &str| -> BTreeSet<String> {
+        repo.restic_snapshots()
+            .iter()
+            .filter(|x| x["hostname"] == host)
+            .flat_map(|x| x["paths"].as_array().unwrap().clone())
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(paths("stash-from"), paths("restic-from"));
+    assert_eq!(paths("stash-from").len(), 7, "{:?}", paths("stash-from"));
+    assert_eq!(listed(&repo, "stash-from"), listed(&repo, "restic-from"));
+    repo.restic_check_read_data();
+
+    // A size restic would refuse is refused, with nothing written.
+    let snapshots = repo.restic_snapshots().len();
+    let bad = repo
+        .stash(&["backup", "src", "--exclude-larger-than", "1.5M"])
+        .cwd(&s.root)
+        .run();
+    bad.assert_failed();
+    assert!(bad.stderr.contains("1.5M"), "{bad}");
+    assert_eq!(repo.restic_snapshots().len(), snapshots);
+}

@@ -23,9 +23,9 @@ use stash_repo_format::{
 };
 
 use super::{
-    exclude::Excludes,
     file_saver::{save_stream, with_savers},
     parent_trees::ParentTrees,
+    reject::Rejects,
     scan::{apply_results, Scanner},
     tree_saver::save_tree,
     Counters, Summary,
@@ -52,8 +52,14 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
     /// Snapshot time (default: now).
     pub time: Option<GoTime>,
-    /// Exclude patterns.
+    /// Exclude patterns (recorded in the snapshot, as restic does).
     pub excludes: Vec<String>,
+    /// Exclude patterns that ignore case.
+    pub iexcludes: Vec<String>,
+    /// Leave out files larger than this many bytes.
+    pub exclude_larger_than: Option<u64>,
+    /// Leave out directories holding one of these files (`name` or `name:header`).
+    pub exclude_if_present: Vec<String>,
     /// Read every file even if unchanged since the parent.
     pub force: bool,
     /// Explicit parent snapshot (default: latest with the same host and paths).
@@ -164,9 +170,14 @@ pub async fn backup(
     for t in &opts.targets {
         std::fs::symlink_metadata(t).map_err(|e| Error::io(t, e))?;
     }
-    let excludes = Excludes::new(&opts.excludes)?;
+    let rejects = Rejects::new(
+        &opts.excludes,
+        &opts.iexcludes,
+        opts.exclude_larger_than,
+        &opts.exclude_if_present,
+    )?;
     let mut lock = repo.lock_unconfirmed(false).await?;
-    let res = run(repo, opts, counters, excludes, &mut lock).await;
+    let res = run(repo, opts, counters, rejects, &mut lock).await;
     let unlocked = lock.release().await;
     let r = res?;
     unlocked?;
@@ -233,7 +244,7 @@ async fn run(
     repo: &Repository,
     opts: &BackupOptions,
     counters: Arc<Counters>,
-    excludes: Excludes,
+    rejects: Rejects,
     lock: &mut LockGuard,
 ) -> Result<BackupResult> {
     let started = Instant::now();
@@ -271,7 +282,7 @@ async fn run(
                     results,
                     saver: &saver2,
                     trees: &trees,
-                    excludes: &excludes,
+                    rejects: &rejects,
                     force: opts2.force,
                     counters: &c2,
                     jobs,

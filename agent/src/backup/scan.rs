@@ -36,10 +36,10 @@ use stash_repo_format::{
 };
 
 use super::{
-    exclude::Excludes,
     file_saver::{Results, Saved},
     node_meta::node_from_metadata,
     parent_trees::ParentTrees,
+    reject::Rejects,
     tree_saver::save_dir,
     Counters,
 };
@@ -86,8 +86,8 @@ pub struct Dir {
 pub struct Scanner<'a> {
     /// The parent snapshot's trees.
     pub trees: &'a ParentTrees,
-    /// Exclude patterns.
-    pub excludes: &'a Excludes,
+    /// What keeps entries out (patterns, sizes, marker files).
+    pub rejects: &'a Rejects,
     /// Re-read files even when unchanged.
     pub force: bool,
     /// Shared counters.
@@ -208,6 +208,12 @@ impl Scanner<'_> {
             );
             return;
         }
+        let markers = self
+            .rejects
+            .markers_in(target.parent().unwrap_or(Path::new(".")));
+        if Rejects::marked_out(&markers, last) {
+            return;
+        }
         let parent = self.parent_tree(dir.parent_subtree);
         if let Some(item) = self.scan_entry(last, target, &abs, parent.as_ref(), None) {
             dir.items.push(item);
@@ -225,7 +231,7 @@ impl Scanner<'_> {
         parent: Option<&Tree>,
         entry: Option<&std::fs::DirEntry>,
     ) -> Option<Item> {
-        if self.excludes.is_excluded(abs) {
+        if self.rejects.path(abs) {
             return None;
         }
         let md: std::io::Result<Metadata> = match entry {
@@ -239,6 +245,9 @@ impl Scanner<'_> {
                 return None;
             }
         };
+        if md.is_file() && self.rejects.file_size(md.len()) {
+            return None;
+        }
         let node = node_from_metadata(name, path, &md);
         let old = lookup_node(parent, name);
         match node.node_type {
@@ -303,6 +312,8 @@ impl Scanner<'_> {
             }
         }
         entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let markers = self.rejects.markers_in(path);
+        entries.retain(|(name, _)| !Rejects::marked_out(&markers, name.as_bytes()));
         let items: Vec<Item> = entries
             .par_iter()
             .with_max_len(16)

@@ -1,6 +1,6 @@
 //! `stash backup`
 
-use std::{path::PathBuf, sync::Arc};
+use std::{os::unix::ffi::OsStrExt, path::PathBuf, sync::Arc};
 
 use serde_json::json;
 use stash_repo_format::gotime::GoTime;
@@ -28,6 +28,32 @@ pub struct Args {
     /// Read patterns to exclude from a file (repeatable).
     #[arg(long = "exclude-file")]
     exclude_file: Vec<PathBuf>,
+    /// As --exclude, ignoring case (repeatable).
+    #[arg(long = "iexclude")]
+    iexclude: Vec<String>,
+    /// As --exclude-file, ignoring case (repeatable).
+    #[arg(long = "iexclude-file")]
+    iexclude_file: Vec<PathBuf>,
+    /// Leave out files larger than this (bytes, or 10k, 5M, 1G, 2T).
+    #[arg(long = "exclude-larger-than", value_name = "SIZE")]
+    exclude_larger_than: Option<String>,
+    /// Leave out directories holding this file (`name`, or `name:header` for a file
+    /// starting with header; repeatable).
+    #[arg(long = "exclude-if-present", value_name = "FILE[:HEADER]")]
+    exclude_if_present: Vec<String>,
+    /// Leave out directories holding a valid CACHEDIR.TAG.
+    #[arg(long = "exclude-caches")]
+    exclude_caches: bool,
+    /// Back up the files and directories listed in this file, one glob pattern per
+    /// line (`#` comments; repeatable).
+    #[arg(long = "files-from", value_name = "FILE")]
+    files_from: Vec<PathBuf>,
+    /// Back up the paths listed in this file, one per line, taken literally.
+    #[arg(long = "files-from-verbatim", value_name = "FILE")]
+    files_from_verbatim: Vec<PathBuf>,
+    /// Back up the paths listed in this file, separated by NUL bytes.
+    #[arg(long = "files-from-raw", value_name = "FILE")]
+    files_from_raw: Vec<PathBuf>,
     /// Re-read all files even when unchanged since the parent snapshot.
     #[arg(short, long)]
     force: bool,
@@ -58,18 +84,67 @@ fn parse_time(s: &str) -> anyhow::Result<GoTime> {
     Ok(GoTime::new(local.fixed_offset()))
 }
 
-pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
-    let mut excludes = a.exclude.clone();
-    for f in &a.exclude_file {
+/// The patterns of `--exclude-file`s: one per line, `#` comments and blank lines
+/// skipped.
+fn pattern_files(files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
         let text =
             std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
-        excludes.extend(
+        out.extend(
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(String::from),
         );
     }
+    Ok(out)
+}
+
+/// The targets named on the command line and in the `--files-from*` files.
+fn targets(a: &Args) -> anyhow::Result<Vec<PathBuf>> {
+    let read = |f: &PathBuf| std::fs::read(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()));
+    let mut targets = a.paths.clone();
+    for pattern in pattern_files(&a.files_from)? {
+        let found = super::glob::expand(&pattern)?;
+        if found.is_empty() {
+            eprintln!("warning: pattern {pattern:?} does not match any files, skipping");
+        }
+        targets.extend(found);
+    }
+    for f in &a.files_from_verbatim {
+        let text = read(f)?;
+        targets.extend(
+            text.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(l))),
+        );
+    }
+    for f in &a.files_from_raw {
+        let text = read(f)?;
+        targets.extend(
+            text.split(|b| *b == 0)
+                .filter(|l| !l.is_empty())
+                .map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(l))),
+        );
+    }
+    Ok(targets)
+}
+
+pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
+    let mut excludes = a.exclude.clone();
+    excludes.extend(pattern_files(&a.exclude_file)?);
+    let mut iexcludes = a.iexclude.clone();
+    iexcludes.extend(pattern_files(&a.iexclude_file)?);
+    let mut if_present = a.exclude_if_present.clone();
+    if a.exclude_caches {
+        if_present.push(crate::backup::reject::CACHEDIR_TAG.to_string());
+    }
+    let exclude_larger_than = a
+        .exclude_larger_than
+        .as_deref()
+        .map(crate::backup::reject::parse_size)
+        .transpose()?;
     if let Some(p) = a.pack_size {
         anyhow::ensure!(
             (4..=128).contains(&p),
@@ -77,16 +152,19 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         );
     }
     let opts = BackupOptions {
-        targets: a.paths.clone(),
+        targets: targets(&a)?,
         host: a.host.clone(),
         tags: a.tags.iter().filter(|t| !t.is_empty()).cloned().collect(),
         time: a.time.as_deref().map(parse_time).transpose()?,
         excludes,
+        iexcludes,
+        exclude_larger_than,
+        exclude_if_present: if_present,
         force: a.force,
         parent: a.parent.clone(),
         pack_size: a.pack_size.map(|m| m << 20),
     };
-    if a.stdin && !a.paths.is_empty() {
+    if a.stdin && !opts.targets.is_empty() {
         anyhow::bail!("--stdin and paths cannot be used together");
     }
     let repo = g.open().await?;
