@@ -96,6 +96,19 @@ pub struct Global {
     /// environment variables take precedence over its files.
     #[arg(long = "secret-dir", env = "STASH_SECRET_DIR", global = true)]
     secret_dir: Option<std::path::PathBuf>,
+    /// Wait this long for a locked repository (Go syntax: 30s, 5m, 1h) instead of
+    /// failing at once.
+    #[arg(
+        long = "retry-lock",
+        global = true,
+        value_name = "DURATION",
+        value_parser = parse_retry
+    )]
+    retry_lock: Option<std::time::Duration>,
+    /// Take no lock for the commands that only read (check, restore); commands that
+    /// write always lock.
+    #[arg(long = "no-lock", global = true)]
+    no_lock: bool,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -177,6 +190,11 @@ impl Global {
         self.compression
     }
 
+    /// `--no-lock`.
+    pub fn no_lock(&self) -> bool {
+        self.no_lock
+    }
+
     fn location(&self) -> anyhow::Result<String> {
         self.repo.clone().ok_or_else(|| {
             anyhow::anyhow!("no repository given: use -r/--repo or set RESTIC_REPOSITORY")
@@ -203,7 +221,8 @@ impl Global {
         let pw = password::get(self, false)?;
         Ok(repository::open(backend, pw.as_bytes())
             .await?
-            .with_compression(self.compression))
+            .with_compression(self.compression)
+            .with_lock_retry(self.retry_lock.unwrap_or_default()))
     }
 
     fn print_json(&self, v: &impl serde::Serialize) {
@@ -211,6 +230,10 @@ impl Global {
             println!("{s}");
         }
     }
+}
+
+fn parse_retry(text: &str) -> Result<std::time::Duration, String> {
+    stash_repo_format::godur::parse(text)
 }
 
 fn exit_code(e: &anyhow::Error) -> i32 {

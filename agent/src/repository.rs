@@ -43,6 +43,9 @@ pub struct Repository {
     config: Config,
     key_id: Id,
     compression: Mode,
+    /// How long taking a lock waits for conflicting locks to go (restic's
+    /// `--retry-lock`); zero fails at once.
+    lock_retry: std::time::Duration,
 }
 
 impl Repository {
@@ -64,6 +67,19 @@ impl Repository {
     /// The key file the password opened.
     pub fn key_id(&self) -> Id {
         self.key_id
+    }
+
+    /// How long taking a lock waits for conflicting locks to go.
+    pub fn lock_retry(&self) -> std::time::Duration {
+        self.lock_retry
+    }
+
+    /// Sets how long taking a lock waits for conflicting locks (restic's
+    /// `--retry-lock`).
+    #[must_use]
+    pub fn with_lock_retry(mut self, wait: std::time::Duration) -> Self {
+        self.lock_retry = wait;
+        self
     }
 
     /// Zstd level for blobs: `None` in a version 1 repository or with

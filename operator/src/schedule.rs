@@ -261,88 +261,20 @@ impl FromStr for Schedule {
     }
 }
 
-/// Go's `time.ParseDuration` syntax, limited like Go to `i64::MAX` nanoseconds,
-/// and required to be at least one second (a finer cadence would only hammer the
-/// repository). The error is the detail only; the caller adds the schedule.
+/// Go's `time.ParseDuration` syntax ([`stash_repo_format::godur::parse`]), required
+/// to be at least one second (a finer cadence would only hammer the repository).
+/// The error is the detail only; the caller adds the schedule.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let quoted = format!("{text:?}");
-    let mut rest = match text.strip_prefix('+').unwrap_or(text) {
-        "0" => "",
-        rest => rest,
-    };
-    if rest.starts_with('-') {
-        return Err(format!("{quoted} is negative"));
-    } else if text.is_empty() {
-        return Err("missing duration".into());
+    let d = stash_repo_format::godur::parse(text)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("interval {text:?} is shorter than the 1s minimum"));
     }
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
-        let (int, after) = rest.split_at(digits(rest));
-        let (frac, after) = match after.strip_prefix('.') {
-            Some(a) => a.split_at(digits(a)),
-            None => ("", after),
-        };
-        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.');
-        let (unit, after) = after.split_at(unit_len.unwrap_or(after.len()));
-        let scale: u128 = match unit {
-            _ if int.is_empty() && frac.is_empty() => {
-                return Err(format!("{quoted} is not a Go duration such as 1h30m"))
-            }
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(format!("{quoted} is missing a unit (h, m, s, ms)")),
-            _ => return Err(format!("unknown unit {unit:?} in {quoted}")),
-        };
-        let whole = if int.is_empty() {
-            Ok(0)
-        } else {
-            int.parse::<u128>()
-        };
-        let frac = frac.get(..18).unwrap_or(frac);
-        let frac_nanos = frac
-            .parse::<u128>()
-            .map_or(0, |f| f * scale / 10u128.pow(frac.len() as u32));
-        total = whole
-            .ok()
-            .and_then(|w| {
-                w.checked_mul(scale)?
-                    .checked_add(frac_nanos)?
-                    .checked_add(total)
-            })
-            .filter(|&v| v <= i64::MAX as u128)
-            .ok_or_else(|| format!("{quoted} is too large"))?;
-        rest = after;
-    }
-    if total < 1_000_000_000 {
-        return Err(format!("interval {quoted} is shorter than the 1s minimum"));
-    }
-    Ok(Duration::from_nanos(total as u64))
+    Ok(d)
 }
 
 /// A duration as Go prints it, without zero parts: `1h30m`, `1m30s`, `1.5s`, `0s`.
 pub fn go_duration(d: Duration) -> String {
-    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    let frac = format!("{nanos:09}");
-    match (nanos, s) {
-        (1.., _) => out.push_str(&format!("{s}.{}s", frac.trim_end_matches('0'))),
-        (0, 1..) => out.push_str(&format!("{s}s")),
-        _ if secs == 0 => out.push_str("0s"),
-        _ => {}
-    }
-    out
+    stash_repo_format::godur::format(d)
 }
 
 impl fmt::Display for Schedule {

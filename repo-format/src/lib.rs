@@ -28,6 +28,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod file_type;
+pub mod godur;
 pub mod gostr;
 pub mod gotime;
 pub mod id;

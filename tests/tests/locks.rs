@@ -476,3 +476,41 @@ fn failed_lock_refreshes_end_the_backup() {
     repo.restic(&["check"]).ok();
     repo.stash(&["backup", "src"]).cwd(&s.root).ok();
 }
+
+/// `--retry-lock` waits for a conflicting lock to go, `--no-lock` lets check and
+/// restore read past it, and without either the command fails at once with 11.
+#[test]
+fn retry_lock_waits_and_no_lock_reads_past_a_lock() {
+    let s = Scratch::new();
+    let repo = initialised(&s);
+    let cmd = repo.restic(&["backup", "--stdin", "--stdin-filename", "held"]);
+    let shown = cmd.shown().to_string();
+    let held = Held::start(cmd, b"held open".to_vec());
+    wait_lock(&repo, "restic backup --stdin");
+
+    repo.stash(&["check"]).run().assert_code(11);
+    repo.stash(&["--no-lock", "check", "--read-data"]).ok();
+    let target = s.path("out");
+    repo.stash(&["--no-lock", "restore", "latest", "--target"])
+        .arg(&target)
+        .ok();
+    assert_eq!(std::fs::read(target.join("src/a.txt")).unwrap(), b"alpha\n");
+    repo.stash(&["--retry-lock", "5", "check"])
+        .run()
+        .assert_failed();
+
+    let t0 = Instant::now();
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        held.finish(&shown)
+    });
+    let waited = repo.stash(&["--retry-lock", "1m", "check"]).run();
+    closer.join().expect("closer").assert_ok();
+    waited.assert_ok();
+    assert!(
+        waited.stderr.contains("already locked, waiting up to 60s"),
+        "{waited}"
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(2));
+    repo.assert_no_locks("check --retry-lock");
+}

@@ -53,7 +53,10 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let repo = g.open_backend(backend).await?;
     // The re-check for conflicting locks overlaps the checking; nothing is
     // reported before it succeeds.
-    let mut lock = repo.lock_unconfirmed(true).await?;
+    let mut lock = match g.no_lock() {
+        true => None,
+        false => Some(repo.lock_unconfirmed(true).await?),
+    };
     let done = Arc::new(AtomicU64::new(0));
     let total = Arc::new(AtomicU64::new(0));
     let (d, t) = (done.clone(), total.clone());
@@ -73,10 +76,17 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
                 total.store(tot, Ordering::Relaxed);
             })),
         ),
-        lock.confirm()
+        async {
+            match lock.as_mut() {
+                Some(l) => l.confirm().await,
+                None => Ok(()),
+            }
+        }
     );
     drop(bar);
-    lock.release().await?;
+    if let Some(lock) = lock {
+        lock.release().await?;
+    }
     confirmed?;
     let r = res?;
     if g.json {

@@ -37,7 +37,10 @@ pub struct Args {
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let repo = g.open().await?;
-    let mut lock = repo.lock_unconfirmed(false).await?;
+    let mut lock = match g.no_lock() {
+        true => None,
+        false => Some(repo.lock_unconfirmed(false).await?),
+    };
     let (name, sub) = match a.snapshot.split_once(':') {
         Some((n, s)) => (n.to_string(), Some(s.to_string())),
         None => (a.snapshot.clone(), None),
@@ -79,14 +82,24 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             )
         });
         let r = match super::ls::root_of(&id, &snap) {
-            Ok(root) => restore_when(&repo, root, &opts, prog, lock.confirm()).await,
+            Ok(root) => {
+                let confirmed = async {
+                    match lock.as_mut() {
+                        Some(l) => l.confirm().await,
+                        None => Ok(()),
+                    }
+                };
+                restore_when(&repo, root, &opts, prog, confirmed).await
+            }
             Err(e) => Err(e),
         };
         drop(bar);
         r
     }
     .await;
-    lock.release().await?;
+    if let Some(lock) = lock {
+        lock.release().await?;
+    }
     let s = res?;
     if g.json {
         let mut v = serde_json::to_value(&s)?;

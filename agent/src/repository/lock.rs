@@ -295,6 +295,35 @@ impl Repository {
         Ok(())
     }
 
+    /// Checks for conflicting locks, and while there are some and the repository's
+    /// [`Repository::lock_retry`] allows, waits and looks again (1 s, doubling up to
+    /// a minute, as restic's `--retry-lock`).
+    async fn wait_for_conflicts(&self, exclusive: bool) -> Result<()> {
+        let deadline = std::time::Instant::now() + self.lock_retry();
+        let mut pause = std::time::Duration::from_secs(1);
+        let mut told = false;
+        loop {
+            match self.check_conflicts(exclusive, None).await {
+                Err(Error::Locked(msg)) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::Locked(msg));
+                    }
+                    if !told {
+                        eprintln!(
+                            "repository is already locked, waiting up to {:?} for the lock",
+                            self.lock_retry()
+                        );
+                        told = true;
+                    }
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(60));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Takes a lock, shared or exclusive: writes the lock file, waits as restic does
     /// for concurrent writers' files to show, and checks again for conflicts.
     ///
@@ -316,7 +345,7 @@ impl Repository {
     /// # Errors
     /// [`Error::Locked`] for a conflict visible before writing; backend errors.
     pub async fn lock_unconfirmed(&self, exclusive: bool) -> Result<LockGuard> {
-        self.check_conflicts(exclusive, None).await?;
+        self.wait_for_conflicts(exclusive).await?;
         // Registered before the write, which runs in its own task holding the slot:
         // if the command is interrupted while the file is being written, the
         // release waits for the write and then deletes the file.

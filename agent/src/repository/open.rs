@@ -118,6 +118,7 @@ pub async fn init(
         config,
         key_id,
         compression: Mode::default(),
+        lock_retry: std::time::Duration::ZERO,
     })
 }
 
@@ -176,6 +177,7 @@ pub async fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Reposito
         config,
         key_id,
         compression: Mode::default(),
+        lock_retry: std::time::Duration::ZERO,
     })
 }
 
