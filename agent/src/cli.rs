@@ -91,6 +91,15 @@ pub struct Global {
         global = true
     )]
     password_file: Option<std::path::PathBuf>,
+    /// Command whose output is the repository password (run without a shell; quotes
+    /// group words).
+    #[arg(
+        long = "password-command",
+        env = "RESTIC_PASSWORD_COMMAND",
+        global = true,
+        value_name = "COMMAND"
+    )]
+    password_command: Option<String>,
     /// Directory holding a storage Secret mounted as files (AWS_ACCESS_KEY_ID,
     /// GOOGLE_SERVICE_ACCOUNT_JSON_KEY, AZURE_ACCOUNT_KEY, CA_CERT_DATA, ...);
     /// environment variables take precedence over its files.

@@ -372,3 +372,74 @@ fn backup_leaves_out_what_restic_leaves_out() {
     assert!(bad.stderr.contains("1.5M"), "{bad}");
     assert_eq!(repo.restic_snapshots().len(), snapshots);
 }
+
+#[test]
+fn the_password_comes_from_where_restic_takes_it() {
+    let s = Scratch::new();
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    std::fs::write(s.path("right"), format!("  {}\n", repo.password)).unwrap();
+    std::fs::write(s.path("wrong"), "not it\n").unwrap();
+    let pw = repo.password.clone();
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], bool);
+    let cases: [Case; 6] = [
+        (
+            &[("RESTIC_PASSWORD", "nope")],
+            &["--password-file", "right"],
+            true,
+        ),
+        (
+            &[
+                ("RESTIC_PASSWORD", "nope"),
+                ("RESTIC_PASSWORD_FILE", "right"),
+            ],
+            &[],
+            true,
+        ),
+        (
+            &[("RESTIC_PASSWORD", "nope")],
+            &["--password-command", "cat 'right'"],
+            true,
+        ),
+        (&[("RESTIC_PASSWORD_COMMAND", "cat right")], &[], true),
+        (
+            &[("RESTIC_PASSWORD", &pw)],
+            &["--password-file", "wrong"],
+            false,
+        ),
+        (
+            &[],
+            &[
+                "--password-file",
+                "right",
+                "--password-command",
+                "cat right",
+            ],
+            false,
+        ),
+    ];
+    for (env, flags, works) in cases {
+        for restic in [true, false] {
+            let mut args = flags.to_vec();
+            args.push("snapshots");
+            let mut cmd = if restic {
+                repo.restic(&args)
+            } else {
+                repo.stash(&args)
+            };
+            cmd = cmd
+                .env_remove("RESTIC_PASSWORD")
+                .stdin(Vec::new())
+                .cwd(&s.root);
+            for (k, v) in env {
+                cmd = cmd.env(k, v);
+            }
+            let out = cmd.run();
+            assert_eq!(
+                out.code == Some(0),
+                works,
+                "restic: {restic}, {env:?} {flags:?}\n{out}"
+            );
+        }
+    }
+}
