@@ -7,6 +7,7 @@
 mod backup;
 mod cat;
 mod check;
+mod diff;
 mod filter;
 mod forget;
 mod generate;
@@ -176,6 +177,8 @@ enum Command<E: Extension> {
     /// Sizes and counts of snapshots (restore-size, files-by-contents, raw-data,
     /// blobs-per-file).
     Stats(stats::Args),
+    /// Show what changed between two snapshots.
+    Diff(diff::Args),
 }
 
 impl Global {
@@ -385,6 +388,7 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::List(a) => list::run(g, a).await,
         Command::Tag(a) => tag::run(g, a).await,
         Command::Stats(a) => stats::run(g, a).await,
+        Command::Diff(a) => diff::run(g, a).await,
         Command::Generate(a) => generate::run(<Cli<E> as clap::CommandFactory>::command(), a),
         Command::Dump(a) => ls::dump(g, a).await,
         Command::Key(a) => key::run(g, a).await,

@@ -13,6 +13,7 @@ pub mod backup;
 pub mod check;
 pub mod cli;
 pub mod cpu;
+pub mod diff;
 mod direct_io;
 pub mod error;
 pub mod forget;

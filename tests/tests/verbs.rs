@@ -443,3 +443,58 @@ fn the_password_comes_from_where_restic_takes_it() {
         }
     }
 }
+
+#[test]
+fn diff_prints_what_restic_prints() {
+    let s = Scratch::new();
+    make_rich_tree(&s.path("src"));
+    make_simple_tree(
+        &s.path("src/changes"),
+        &[
+            ("edited.txt", b"before"),
+            ("gone/a", b"a"),
+            ("gone/deeper/b", b"b"),
+            ("becomes_dir", b"file"),
+            ("mode.txt", b"same"),
+        ],
+    );
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    repo.restic(&["backup", "src"]).cwd(&s.root).ok();
+    let c = s.path("src/changes");
+    std::fs::write(c.join("edited.txt"), b"after, longer").unwrap();
+    std::fs::remove_dir_all(c.join("gone")).unwrap();
+    std::fs::remove_file(c.join("becomes_dir")).unwrap();
+    make_simple_tree(
+        &c,
+        &[("becomes_dir/x", b"x"), ("new/y", b"y"), ("new/z", b"z")],
+    );
+    let mode = Command::new("chmod")
+        .arg("600")
+        .arg(c.join("mode.txt"))
+        .status()
+        .unwrap();
+    assert!(mode.success());
+    repo.stash(&["backup", "src"]).cwd(&s.root).ok();
+    let ids: Vec<String> = repo
+        .restic_snapshots()
+        .iter()
+        .map(|x| x["short_id"].as_str().unwrap().to_string())
+        .collect();
+    for flags in [
+        &[][..],
+        &["--json"][..],
+        &["--metadata"][..],
+        &["--json", "--metadata"][..],
+    ] {
+        let mut args = vec!["diff"];
+        args.extend_from_slice(flags);
+        args.extend([ids[0].as_str(), ids[1].as_str()]);
+        let ours = repo.stash(&args).ok().stdout_str();
+        let theirs = repo.restic(&args).ok().stdout_str();
+        assert_eq!(ours, theirs, "diff {flags:?}");
+    }
+    let text = repo.stash(&["diff", &ids[0], &ids[1]]).ok().stdout_str();
+    assert!(text.contains("T    /src/changes/becomes_dir/"), "{text}");
+    assert!(text.contains("-    /src/changes/gone/deeper/b"), "{text}");
+}

@@ -24,7 +24,7 @@ pub struct Args {
 }
 
 /// restic's `ui.FormatBytes`.
-fn format_bytes(n: u64) -> String {
+pub fn format_bytes(n: u64) -> String {
     let b = n as f64;
     match n {
         _ if n >= 1 << 40 => format!("{:.3} TiB", b / (1u64 << 40) as f64),
