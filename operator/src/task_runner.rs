@@ -535,9 +535,15 @@ async fn post_restore(
         Some(())
     })
     .await?;
+    // The result is recorded: a push that cannot read the session is a warning, as
+    // a failed push is, never a failed step.
     if pod.metrics.is_some() {
-        let rs = api.get(session).await?;
-        crate::push::restore_result(pod, &rs, &report.host, &result).await;
+        match api.get(session).await {
+            Ok(rs) => crate::push::restore_result(pod, &rs, &report.host, &result).await,
+            Err(e) => {
+                eprintln!("warning: reading RestoreSession {session} to push its metrics: {e}")
+            }
+        }
     }
     eprintln!("RestoreSession {session}: {} restored", report.host);
     Ok(0)
