@@ -10,11 +10,13 @@ where
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
     rayon::spawn(move || {
-        let _ = tx.send(f());
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
     });
+    // A panic in `f` (a bug, never bad input) resumes in the awaiting task with its
+    // own message, where tokio reports it, instead of a generic one from here.
     match rx.await {
-        Ok(v) => v,
-        // The closure panicked; surface it rather than hang.
-        Err(_) => panic!("CPU task panicked"),
+        Ok(Ok(v)) => v,
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => unreachable!("the sender is dropped only after sending"),
     }
 }

@@ -76,7 +76,9 @@ pub async fn run(client: Client, opts: SidecarOptions) -> Result<(), RunnerError
         if invoker_name(&bs) != Some(opts.configuration.as_str()) {
             continue;
         }
-        let uid = bs.uid().unwrap_or_default();
+        let Some(uid) = bs.uid() else {
+            continue;
+        };
         if done.contains(&uid)
             || bs.status.as_ref().and_then(|s| s.phase.as_deref()) != Some(RUNNING)
         {
@@ -358,7 +360,13 @@ pub(crate) async fn write_repository_status(
         snapshots_removed_on_last_cleanup: Some(removed),
         conditions: repo.status.clone().unwrap_or_default().conditions,
     };
-    Api::<Repository>::namespaced(client.clone(), &repo.namespace().unwrap_or_default())
+    let ns = repo.namespace().ok_or_else(|| {
+        RunnerError::Config(format!(
+            "Repository {}: metadata.namespace is missing",
+            repo.name_any()
+        ))
+    })?;
+    Api::<Repository>::namespaced(client.clone(), &ns)
         .patch_status(
             &repo.name_any(),
             &PatchParams::default(),

@@ -9,6 +9,7 @@ mod backup_session;
 mod default_backup;
 mod http;
 mod leader;
+mod meta;
 mod metrics;
 mod pod_rbac;
 mod resolve;
@@ -57,6 +58,12 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("encoding JSON: {0}")]
     Json(#[source] serde_json::Error),
+    #[error("{kind} {name}: metadata.{field} is missing")]
+    MissingMetadata {
+        kind: String,
+        name: String,
+        field: &'static str,
+    },
 }
 
 /// What every reconciliation shares.
@@ -173,7 +180,7 @@ where
         field_manager: Some(MANAGER.to_string()),
         ..PostParams::default()
     };
-    Api::<K>::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default())
+    Api::<K>::namespaced(ctx.client.clone(), &meta::namespace(object)?)
         .replace_status(&object.name_any(), &pp, &next)
         .await?;
     Ok(())
@@ -200,7 +207,7 @@ where
         field_manager: Some(MANAGER.to_string()),
         ..Default::default()
     };
-    Api::<K>::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default())
+    Api::<K>::namespaced(ctx.client.clone(), &meta::namespace(object)?)
         .patch(&object.name_any(), &pp, &kube::api::Patch::Merge(&patch))
         .await?;
     ctx.event(

@@ -60,7 +60,7 @@ where
         return Ok(Action::await_change());
     }
     let regarding = obj.object_ref(&());
-    let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+    let (ns, name) = (super::meta::namespace(&*obj)?, obj.name_any());
     let Ok(kind) = K::kind(&()).parse::<TargetKind>() else {
         return Ok(Action::await_change());
     };

@@ -52,7 +52,7 @@ const RESYNC: Duration = Duration::from_secs(300);
 
 pub async fn reconcile(bc: Arc<BackupConfiguration>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciled("backupconfiguration");
-    let ns = bc.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(&*bc)?;
     let api: Api<BackupConfiguration> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, bc, |event| async {
         match event {
@@ -243,7 +243,7 @@ async fn inject(bc: &BackupConfiguration, r: &Resolved, ctx: &Context) -> Result
 
 /// Takes the sidecar out of the target, if the target is still there.
 async fn cleanup(bc: &BackupConfiguration, ctx: &Context) -> Result<Action, Error> {
-    let ns = bc.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(bc)?;
     let target = bc.spec.target.as_ref().and_then(|t| t.reference.as_ref());
     if let Some((t, w)) = Workload::of_target(&ctx.client, &ns, target).await? {
         if let Some(new) = w.template().and_then(sidecar::remove) {
@@ -264,7 +264,7 @@ async fn cleanup(bc: &BackupConfiguration, ctx: &Context) -> Result<Action, Erro
 /// Creates the scheduled session of tick `tick` (seconds since the epoch); its name is
 /// the tick's, so a repeated attempt finds it made already.
 async fn create_session(bc: &BackupConfiguration, ctx: &Context, tick: i64) -> Result<(), Error> {
-    let ns = bc.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(bc)?;
     let name = format!("{}-{tick}", bc.name_any());
     let session = BackupSession {
         metadata: ObjectMeta {
@@ -313,7 +313,7 @@ async fn write_status(
     ctx: &Context,
     status: &BackupConfigurationStatus,
 ) -> Result<(), Error> {
-    let ns = bc.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(bc)?;
     let mut value = serde_json::to_value(status).map_err(Error::Json)?;
     if status.next_backup_time.is_none() {
         // A merge patch keeps what it does not mention: a paused schedule must clear it.

@@ -63,7 +63,7 @@ pub async fn reconcile(bs: Arc<BackupSession>, ctx: Arc<Context>) -> Result<Acti
     {
         return Ok(Action::await_change());
     }
-    let ns = bs.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(&*bs)?;
     let Some(bc_name) = invoker_name(&bs) else {
         let why = "spec.invoker names no BackupConfiguration".to_string();
         return end(&bs, &ctx, FAILED, &why, None).await;
@@ -86,7 +86,7 @@ async fn start(
     bc: &BackupConfiguration,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let ns = bs.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(bs)?;
     let sessions = Api::<BackupSession>::namespaced(ctx.client.clone(), &ns)
         .list(&ListParams::default())
         .await?;
@@ -176,7 +176,7 @@ async fn job_step(
     bc: &BackupConfiguration,
     ctx: &Context,
 ) -> Result<JobOutcome, Error> {
-    let ns = bs.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(bs)?;
     let name = bs.name_any();
     if let Some(o) = task_job::outcome(&ctx.client, &ns, &name).await? {
         return Ok(o);
@@ -354,7 +354,7 @@ async fn end(
             let patch = json!({"status": {"lastBackupTime": to_k8s(Utc::now())}});
             Api::<BackupConfiguration>::namespaced(
                 ctx.client.clone(),
-                &bc.namespace().unwrap_or_default(),
+                &super::meta::namespace(bc)?,
             )
             .patch_status(
                 &bc.name_any(),
@@ -392,7 +392,7 @@ fn set_reason(status: &mut BackupSessionStatus, phase: &str, why: &str) {
 /// ([`crate::backup_metrics`] reads its time).
 async fn trim_history(bc: &BackupConfiguration, ctx: &Context) -> Result<(), Error> {
     let limit = bc.spec.backup_history_limit.unwrap_or(1).max(0) as usize;
-    let ns = bc.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(bc)?;
     let api = Api::<BackupSession>::namespaced(ctx.client.clone(), &ns);
     let mut done: Vec<BackupSession> = api
         .list(&ListParams::default())

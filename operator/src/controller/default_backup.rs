@@ -56,14 +56,14 @@ async fn template(client: &Client, name: &str) -> Result<Option<BackupBlueprintS
         .map(|b| b.spec))
 }
 
-fn target_of<K: Resource<DynamicType = ()>>(obj: &K) -> Target {
-    Target {
+fn target_of<K: Resource<DynamicType = ()>>(obj: &K) -> Result<Target, Error> {
+    Ok(Target {
         api_version: K::api_version(&()).into_owned(),
         kind: K::kind(&()).into_owned(),
-        namespace: obj.namespace().unwrap_or_default(),
+        namespace: super::meta::namespace(obj)?,
         name: obj.name_any(),
-        uid: obj.uid().unwrap_or_default(),
-    }
+        uid: super::meta::uid(obj)?,
+    })
 }
 
 /// Whether `object` was generated for `target` (not a user's object of the same name).
@@ -106,7 +106,7 @@ where
         + Clone
         + Debug,
 {
-    let api = Api::<O>::namespaced(client.clone(), &object.namespace().unwrap_or_default());
+    let api = Api::<O>::namespaced(client.clone(), &super::meta::namespace(object)?);
     let name = object.name_any();
     let mut object = serde_json::to_value(object).map_err(Error::Json)?;
     object["apiVersion"] = O::api_version(&()).into();
@@ -125,7 +125,7 @@ pub async fn reconcile<K>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Erro
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
-    let target = target_of(obj.as_ref());
+    let target = target_of(obj.as_ref())?;
     let regarding = obj.object_ref(&());
     let request = match default_backup::request(obj.annotations()) {
         Ok(Some(r)) => r,

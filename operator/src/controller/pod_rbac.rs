@@ -4,7 +4,7 @@
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::{
     api::{Patch, PatchParams},
-    Api, Resource, ResourceExt,
+    Api, Resource,
 };
 
 use super::{Context, Error, MANAGER};
@@ -17,7 +17,7 @@ pub async fn ensure<K>(owner: &K, ctx: &Context, account: &str) -> Result<(), Er
 where
     K: Resource<DynamicType = ()>,
 {
-    let ns = owner.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(owner)?;
     let reference = owner.controller_owner_ref(&()).map(|mut o| {
         o.controller = None;
         o.block_owner_deletion = None;
@@ -25,7 +25,7 @@ where
     });
     // One field manager per owner: each one's owner reference is its own entry of the
     // list, and leaving never takes another's away.
-    let pp = PatchParams::apply(&format!("{MANAGER}-{}", owner.uid().unwrap_or_default())).force();
+    let pp = PatchParams::apply(&format!("{MANAGER}-{}", super::meta::uid(owner)?)).force();
     let mut role = rbac::role(&ns);
     role.metadata.owner_references = reference.clone().map(|o| vec![o]);
     Api::<Role>::namespaced(ctx.client.clone(), &ns)

@@ -4,7 +4,7 @@
 //! namespace is refused, never followed.
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 
 use super::workload::Workload;
 use crate::{
@@ -89,8 +89,8 @@ pub fn other_namespace<'a>(named: Option<&'a str>, own: &str) -> Option<&'a str>
 ///
 /// # Errors
 /// API errors other than not-found, which become conditions.
-pub async fn resolve(client: &Client, bc: &BackupConfiguration) -> Result<Resolved, kube::Error> {
-    let ns = bc.namespace().unwrap_or_default();
+pub async fn resolve(client: &Client, bc: &BackupConfiguration) -> Result<Resolved, super::Error> {
+    let ns = super::meta::namespace(bc)?;
     let refs = Refs {
         kind: "BackupConfiguration",
         namespace: &ns,

@@ -52,7 +52,7 @@ fn phase(rs: &RestoreSession) -> Option<&str> {
 
 pub async fn reconcile(rs: Arc<RestoreSession>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciled("restoresession");
-    let ns = rs.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(&*rs)?;
     let api: Api<RestoreSession> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, rs, |event| async {
         match event {
@@ -72,7 +72,7 @@ async fn apply(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let now = Utc::now();
-    let ns = rs.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(rs)?;
     let target = rs.spec.target.clone().unwrap_or_default();
     let refs = Refs {
         kind: "RestoreSession",
@@ -178,7 +178,7 @@ fn job_kind(r: &Resolved) -> TargetKind {
 
 /// The session's Job: created when missing, else where it stands.
 async fn job_step(rs: &RestoreSession, r: &Resolved, ctx: &Context) -> Result<JobOutcome, Error> {
-    let ns = rs.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(rs)?;
     let name = rs.name_any();
     if let Some(o) = task_job::outcome(&ctx.client, &ns, &name).await? {
         return Ok(o);
@@ -398,7 +398,7 @@ async fn end(
 
 /// Takes this session's init container out of the target, if it is still there.
 async fn cleanup(rs: &RestoreSession, ctx: &Context) -> Result<Action, Error> {
-    let ns = rs.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(rs)?;
     let target = rs.spec.target.as_ref().and_then(|t| t.reference.as_ref());
     if let Some((t, w)) = Workload::of_target(&ctx.client, &ns, target).await? {
         if let Some(new) = w

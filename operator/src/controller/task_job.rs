@@ -327,7 +327,7 @@ pub async fn ensure<K: Resource<DynamicType = ()>>(
     req: &Request<'_, K>,
     loaded: &Loaded,
 ) -> Result<Result<String, String>, Error> {
-    let ns = req.owner.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(req.owner)?;
     let session = req.owner.name_any();
     let name = job::job_name(&session);
     let jobs = Api::<Job>::namespaced(ctx.client.clone(), &ns);
@@ -416,7 +416,7 @@ async fn ensure_service_account<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     owner: &K,
 ) -> Result<(), Error> {
-    let ns = owner.namespace().unwrap_or_default();
+    let ns = super::meta::namespace(owner)?;
     let reference = owner.controller_owner_ref(&()).map(|mut o| {
         o.controller = None;
         o.block_owner_deletion = None;
@@ -435,7 +435,7 @@ async fn ensure_service_account<K: Resource<DynamicType = ()>>(
         },
         ..ServiceAccount::default()
     };
-    let pp = PatchParams::apply(&format!("{MANAGER}-{}", owner.uid().unwrap_or_default())).force();
+    let pp = PatchParams::apply(&format!("{MANAGER}-{}", super::meta::uid(owner)?)).force();
     Api::<ServiceAccount>::namespaced(ctx.client.clone(), &ns)
         .patch(SERVICE_ACCOUNT, &pp, &Patch::Apply(&account))
         .await?;

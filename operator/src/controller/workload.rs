@@ -152,7 +152,7 @@ impl Workload {
         mut self,
         client: &Client,
         template: PodTemplateSpec,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<(), super::Error> {
         self.set_template(template);
         let pp = PostParams {
             field_manager: Some(super::MANAGER.to_string()),
@@ -161,25 +161,25 @@ impl Workload {
         let c = client.clone();
         match self {
             Workload::Deployment(d) => {
-                let (ns, name) = names(&d.metadata);
+                let (ns, name) = names(&d)?;
                 Api::<Deployment>::namespaced(c, &ns)
                     .replace(&name, &pp, &d)
                     .await?;
             }
             Workload::StatefulSet(s) => {
-                let (ns, name) = names(&s.metadata);
+                let (ns, name) = names(&s)?;
                 Api::<StatefulSet>::namespaced(c, &ns)
                     .replace(&name, &pp, &s)
                     .await?;
             }
             Workload::DaemonSet(d) => {
-                let (ns, name) = names(&d.metadata);
+                let (ns, name) = names(&d)?;
                 Api::<DaemonSet>::namespaced(c, &ns)
                     .replace(&name, &pp, &d)
                     .await?;
             }
             Workload::ReplicaSet(r) => {
-                let (ns, name) = names(&r.metadata);
+                let (ns, name) = names(&r)?;
                 Api::<ReplicaSet>::namespaced(c, &ns)
                     .replace(&name, &pp, &r)
                     .await?;
@@ -189,9 +189,6 @@ impl Workload {
     }
 }
 
-fn names(m: &kube::api::ObjectMeta) -> (String, String) {
-    (
-        m.namespace.clone().unwrap_or_default(),
-        m.name.clone().unwrap_or_default(),
-    )
+fn names<K: kube::Resource<DynamicType = ()>>(w: &K) -> Result<(String, String), super::Error> {
+    Ok((super::meta::namespace(w)?, super::meta::name(w)?))
 }
