@@ -9,6 +9,7 @@ mod cat;
 mod check;
 mod diff;
 mod filter;
+mod find;
 mod forget;
 mod generate;
 mod glob;
@@ -179,6 +180,8 @@ enum Command<E: Extension> {
     Stats(stats::Args),
     /// Show what changed between two snapshots.
     Diff(diff::Args),
+    /// Find files and directories in snapshots by pattern.
+    Find(find::Args),
 }
 
 impl Global {
@@ -389,6 +392,7 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::Tag(a) => tag::run(g, a).await,
         Command::Stats(a) => stats::run(g, a).await,
         Command::Diff(a) => diff::run(g, a).await,
+        Command::Find(a) => find::run(g, a).await,
         Command::Generate(a) => generate::run(<Cli<E> as clap::CommandFactory>::command(), a),
         Command::Dump(a) => ls::dump(g, a).await,
         Command::Key(a) => key::run(g, a).await,

@@ -22,5 +22,6 @@ pub mod repository;
 pub mod restore;
 pub mod stats;
 pub mod sys;
+pub mod walk;
 
 pub use error::{Error, Result};

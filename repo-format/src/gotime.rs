@@ -91,6 +91,29 @@ impl GoTime {
     pub fn to_go_string(&self) -> String {
         self.to_string()
     }
+
+    /// Go's `t.String()` of a time decoded from JSON: `2006-01-02 15:04:05.999999999
+    /// -0700 MST`, the zone named `UTC` at offset zero and otherwise by its offset (Go
+    /// names it after the local zone when that has the same offset; a fixed offset
+    /// carries no name here). restic prints snapshot times so in `ls`.
+    pub fn to_go_display(&self) -> String {
+        let t = self.0.naive_local();
+        let mut clock = t.format("%Y-%m-%d %H:%M:%S").to_string();
+        if t.nanosecond() != 0 {
+            let frac = format!("{:09}", t.nanosecond());
+            clock.push('.');
+            clock.push_str(frac.trim_end_matches('0'));
+        }
+        let offset = self.offset_seconds();
+        let sign = if offset < 0 { '-' } else { '+' };
+        let (h, m) = (offset.abs() / 3600, offset.abs() / 60 % 60);
+        let zone = if offset == 0 {
+            "UTC".to_string()
+        } else {
+            format!("{sign}{h:02}{m:02}")
+        };
+        format!("{clock} {sign}{h:02}{m:02} {zone}")
+    }
 }
 
 fn utc_from_unix(secs: i64, nanos: u32) -> DateTime<Utc> {
@@ -288,6 +311,23 @@ impl<'de> Deserialize<'de> for GoTime {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn go_display_is_gos_time_string() {
+        let show = |s: &str| super::GoTime::parse(s).unwrap().to_go_display();
+        assert_eq!(
+            show("2026-12-07T19:04:44.107391685Z"),
+            "2026-12-07 19:04:44.107391685 +0000 UTC"
+        );
+        assert_eq!(
+            show("2026-12-07T19:04:44.1+01:00"),
+            "2026-12-07 19:04:44.1 +0100 +0100"
+        );
+        assert_eq!(
+            show("2026-12-07T19:04:44-05:30"),
+            "2026-12-07 19:04:44 -0530 -0530"
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -326,59 +326,47 @@ impl Node {
 
     /// Appends the node's JSON exactly as restic (Go `encoding/json`) writes it.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        fn key(out: &mut Vec<u8>, k: &str) {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"\":");
-        }
-        fn num(out: &mut Vec<u8>, k: &str, v: u64, omit_zero: bool) {
-            if !(omit_zero && v == 0) {
-                key(out, k);
-                out.extend_from_slice(v.to_string().as_bytes());
-            }
-        }
-        fn text(out: &mut Vec<u8>, k: &str, v: &[u8]) {
-            if !v.is_empty() {
-                key(out, k);
-                push_json_string(out, v);
-            }
-        }
-        fn b64(out: &mut Vec<u8>, v: &[u8]) {
-            out.push(b'"');
-            out.extend_from_slice(GO_B64.encode(v).as_bytes());
-            out.push(b'"');
-        }
+        out.push(b'{');
+        self.write_json_fields(out, true, &[]);
+        out.push(b'}');
+    }
 
-        out.extend_from_slice(b"{\"name\":");
-        push_json_string(out, quote(&self.name).as_bytes());
-        key(out, "type");
-        push_json_string(out, self.node_type.as_str().as_bytes());
-        num(out, "mode", self.mode.into(), true);
+    /// Appends the node's JSON fields, in restic's order and with its omissions,
+    /// without braces and leaving out the fields named in `omit` (restic's `find` and
+    /// `ls` print nodes without their name, content or subtree). Every field but the
+    /// first written is preceded by a comma; with `first` false, that one is too.
+    pub fn write_json_fields(&self, out: &mut Vec<u8>, first: bool, omit: &[&str]) {
+        let mut w = Fields { out, first, omit };
+        w.key("name")
+            .then(|| push_json_string(w.out, quote(&self.name).as_bytes()));
+        w.key("type")
+            .then(|| push_json_string(w.out, self.node_type.as_str().as_bytes()));
+        w.num("mode", self.mode.into(), true);
         for (k, t) in [
             ("mtime", &self.mtime),
             ("atime", &self.atime),
             ("ctime", &self.ctime),
         ] {
-            key(out, k);
-            out.push(b'"');
-            out.extend_from_slice(t.to_string().as_bytes());
-            out.push(b'"');
+            if w.key(k) {
+                w.out.push(b'"');
+                w.out.extend_from_slice(t.to_string().as_bytes());
+                w.out.push(b'"');
+            }
         }
-        num(out, "uid", self.uid.into(), false);
-        num(out, "gid", self.gid.into(), false);
-        text(out, "user", self.user.as_bytes());
-        text(out, "group", self.group.as_bytes());
-        num(out, "inode", self.inode, true);
-        num(out, "device_id", self.device_id, true);
-        num(out, "size", self.size, true);
-        num(out, "links", self.links, true);
-        text(out, "linktarget", &self.link_target);
-        if std::str::from_utf8(&self.link_target).is_err() {
-            key(out, "linktarget_raw");
-            b64(out, &self.link_target);
+        w.num("uid", self.uid.into(), false);
+        w.num("gid", self.gid.into(), false);
+        w.text("user", self.user.as_bytes());
+        w.text("group", self.group.as_bytes());
+        w.num("inode", self.inode, true);
+        w.num("device_id", self.device_id, true);
+        w.num("size", self.size, true);
+        w.num("links", self.links, true);
+        w.text("linktarget", &self.link_target);
+        if std::str::from_utf8(&self.link_target).is_err() && w.key("linktarget_raw") {
+            b64(w.out, &self.link_target);
         }
-        if !self.extended_attributes.is_empty() {
-            key(out, "extended_attributes");
+        if !self.extended_attributes.is_empty() && w.key("extended_attributes") {
+            let out = &mut *w.out;
             out.push(b'[');
             for (i, xa) in self.extended_attributes.iter().enumerate() {
                 if i > 0 {
@@ -396,8 +384,8 @@ impl Node {
             }
             out.push(b']');
         }
-        if !self.generic_attributes.is_empty() {
-            key(out, "generic_attributes");
+        if !self.generic_attributes.is_empty() && w.key("generic_attributes") {
+            let out = &mut *w.out;
             out.push(b'{');
             for (i, (k, v)) in self.generic_attributes.iter().enumerate() {
                 if i > 0 {
@@ -409,32 +397,98 @@ impl Node {
             }
             out.push(b'}');
         }
-        num(out, "device", self.device, true);
-        key(out, "content");
-        match &self.content {
-            None => out.extend_from_slice(b"null"),
-            Some(ids) => {
-                out.push(b'[');
-                for (i, id) in ids.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
+        w.num("device", self.device, true);
+        if w.key("content") {
+            let out = &mut *w.out;
+            match &self.content {
+                None => out.extend_from_slice(b"null"),
+                Some(ids) => {
+                    out.push(b'[');
+                    for (i, id) in ids.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.push(b'"');
+                        out.extend_from_slice(id.to_hex().as_bytes());
+                        out.push(b'"');
                     }
-                    out.push(b'"');
-                    out.extend_from_slice(id.to_hex().as_bytes());
-                    out.push(b'"');
+                    out.push(b']');
                 }
-                out.push(b']');
             }
         }
         if let Some(id) = &self.subtree {
-            key(out, "subtree");
-            out.push(b'"');
-            out.extend_from_slice(id.to_hex().as_bytes());
-            out.push(b'"');
+            if w.key("subtree") {
+                w.out.push(b'"');
+                w.out.extend_from_slice(id.to_hex().as_bytes());
+                w.out.push(b'"');
+            }
         }
-        text(out, "error", self.error.as_bytes());
-        out.push(b'}');
+        w.text("error", self.error.as_bytes());
     }
+}
+
+/// Writes a node's JSON fields one by one: separators, and the fields left out.
+struct Fields<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+    omit: &'a [&'a str],
+}
+
+impl Fields<'_> {
+    /// Starts field `k` and returns true, or returns false when `k` is left out.
+    fn key(&mut self, k: &str) -> bool {
+        if self.omit.contains(&k) {
+            return false;
+        }
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        true
+    }
+
+    fn num(&mut self, k: &str, v: u64, omit_zero: bool) {
+        if !(omit_zero && v == 0) && self.key(k) {
+            self.out.extend_from_slice(v.to_string().as_bytes());
+        }
+    }
+
+    fn text(&mut self, k: &str, v: &[u8]) {
+        if !v.is_empty() && self.key(k) {
+            push_json_string(self.out, v);
+        }
+    }
+}
+
+fn b64(out: &mut Vec<u8>, v: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(GO_B64.encode(v).as_bytes());
+    out.push(b'"');
+}
+
+/// Go's `os.FileMode.String()` of a stored mode (`drwxr-xr-x`, `Lrwxrwxrwx`,
+/// `Dcrw-rw-rw-`, `urwxr-xr-x`), which restic prints in `ls -l`, `find` and `diff`.
+pub fn go_mode_string(mode: u32) -> String {
+    const TYPES: &[u8] = b"dalTLDpSugct?";
+    let mut s = String::with_capacity(20);
+    for (i, c) in TYPES.iter().enumerate() {
+        if mode & (1 << (31 - i)) != 0 {
+            s.push(char::from(*c));
+        }
+    }
+    if s.is_empty() {
+        s.push('-');
+    }
+    for (i, c) in b"rwxrwxrwx".iter().enumerate() {
+        s.push(if mode & (1 << (8 - i)) != 0 {
+            char::from(*c)
+        } else {
+            '-'
+        });
+    }
+    s
 }
 
 /// The JSON shape of a node with every field optional (absent and `null` both mean the

@@ -498,3 +498,79 @@ fn diff_prints_what_restic_prints() {
     assert!(text.contains("T    /src/changes/becomes_dir/"), "{text}");
     assert!(text.contains("-    /src/changes/gone/deeper/b"), "{text}");
 }
+
+/// `find`'s output split into one block per snapshot: restic 0.14 prints snapshots in
+/// its backend's listing order, newer restic and stash by time.
+fn find_blocks(out: &str) -> BTreeSet<String> {
+    out.split("\n\n")
+        .map(|b| b.trim_end().to_string())
+        .collect()
+}
+
+#[test]
+fn ls_and_find_print_what_restic_prints() {
+    let s = Scratch::new();
+    make_rich_tree(&s.path("src"));
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    repo.restic(&["backup", "src", "--host", "h1"])
+        .cwd(&s.root)
+        .ok();
+    std::fs::write(s.path("src/nested/a/new.txt"), b"new\n").unwrap();
+    repo.stash(&["backup", "src", "--host", "h2"])
+        .cwd(&s.root)
+        .ok();
+    let recursive = repo
+        .stash(&["ls", "latest", "/src/nested/a", "--recursive"])
+        .ok()
+        .stdout_str();
+    assert!(
+        recursive.contains("\n/src/nested/a/b/c/deep.txt\n"),
+        "{recursive}"
+    );
+    for args in [
+        &["ls", "latest"][..],
+        &["ls", "-l", "latest"],
+        &["ls", "latest", "/src/nested/a", "/src/perms"],
+        &["ls", "-l", "latest", "--host", "h1"],
+    ] {
+        let ours = repo.stash(args).ok().stdout_str();
+        let theirs = repo.restic(args).ok().stdout_str();
+        assert_eq!(ours, theirs, "{args:?}");
+    }
+    for args in [
+        &["find", "*.txt"][..],
+        &["find", "a"],
+        &["find", "/src/nested/*"],
+        &["find", "**/c", "deep.txt"],
+        &["find", "-i", "DEEP*", "--host", "h2"],
+        &["find", "-l", "nested", "perms"],
+        &["find", "new.txt", "-s", "latest"],
+        &["find", "*.txt", "--newest", "2001-01-01"],
+        &["find", "nothing-matches"],
+    ] {
+        let ours = repo.stash(args).ok().stdout_str();
+        let theirs = repo.restic(args).ok().stdout_str();
+        assert_eq!(find_blocks(&ours), find_blocks(&theirs), "{args:?}");
+        let mut json = args.to_vec();
+        json.push("--json");
+        let by_snapshot = |text: String| -> BTreeSet<String> {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            v.as_array().unwrap().iter().map(Value::to_string).collect()
+        };
+        assert_eq!(
+            by_snapshot(repo.stash(&json).ok().stdout_str()),
+            by_snapshot(repo.restic(&json).ok().stdout_str()),
+            "{json:?}"
+        );
+    }
+    let found = repo.stash(&["find", "deep.txt"]).ok().stdout_str();
+    assert_eq!(
+        found.matches("/src/nested/a/b/c/deep.txt").count(),
+        2,
+        "{found}"
+    );
+    let none = repo.stash(&["find"]).run();
+    none.assert_failed();
+    assert!(none.stderr.contains("PATTERN"), "{none}");
+}

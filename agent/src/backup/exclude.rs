@@ -1,8 +1,10 @@
 //! `--exclude` patterns with restic's meaning: a pattern is a sequence of path
 //! components with shell wildcards (`*`, `?`, `[...]`) inside a component and `**`
 //! for any number of components. A pattern starting with `/` matches from the root;
-//! any other pattern may match at any depth. Whatever a pattern matches is skipped
-//! with everything below it.
+//! any other pattern may match at any depth. As restic's `filter.Match`, a pattern
+//! matches a path when it matches a run of the path's components, not only its end:
+//! `d` matches `/src/d/b/x`. Whatever a pattern matches is skipped with everything
+//! below it; `find` prints every match.
 
 use globset::{GlobBuilder, GlobMatcher};
 
@@ -51,9 +53,7 @@ impl Excludes {
                             .backslash_escape(true)
                             .build()
                             .map(|g| Part::Glob(g.compile_matcher()))
-                            .map_err(|e| {
-                                Error::Usage(format!("invalid exclude pattern {p:?}: {e}"))
-                            })
+                            .map_err(|e| Error::Usage(format!("invalid pattern {p:?}: {e}")))
                     }
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -72,53 +72,90 @@ impl Excludes {
         if self.patterns.is_empty() {
             return false;
         }
-        let comps: Vec<String> = path
-            .components()
-            .filter_map(|c| match c {
-                std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-                _ => None,
-            })
-            .collect();
+        let comps = components(path);
         self.patterns.iter().any(|p| {
             if p.anchored {
-                matches(&p.parts, &comps)
+                reach(&p.parts, &comps).contains(&true)
             } else {
-                (0..comps.len()).any(|start| matches(&p.parts, &comps[start..]))
+                (0..comps.len()).any(|start| reach(&p.parts, &comps[start..]).contains(&true))
             }
+        })
+    }
+
+    /// Whether a path below the directory `dir` could match a pattern (restic's
+    /// `ChildMatch`): a directory for which this is false need not be read.
+    pub fn may_match_below(&self, dir: &std::path::Path) -> bool {
+        let comps = components(dir);
+        self.patterns.iter().any(|p| {
+            if !p.anchored {
+                return true;
+            }
+            let mut reach = vec![false; comps.len() + 1];
+            reach[0] = true;
+            for part in &p.parts {
+                if reach[comps.len()] || matches!(part, Part::AnyDepth) {
+                    return true;
+                }
+                reach = step(part, &reach, &comps);
+                if !reach.contains(&true) {
+                    return false;
+                }
+            }
+            true
         })
     }
 }
 
-/// Whether `parts` consume all of `comps` exactly.
+fn components(path: &std::path::Path) -> Vec<String> {
+    path.components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Which numbers of leading components of `comps` the whole of `parts` can consume:
+/// `reach(..)[n]` is true when `parts` match `comps[..n]`.
 ///
 /// One pass per part over the set of component counts the parts so far can consume:
 /// O(parts × components) whatever the number of `**`, where backtracking would take
 /// exponential time on a pattern of many `**` that does not match.
-fn matches(parts: &[Part], comps: &[String]) -> bool {
+fn reach(parts: &[Part], comps: &[String]) -> Vec<bool> {
     let mut reach = vec![false; comps.len() + 1];
     reach[0] = true;
     for part in parts {
-        let mut next = vec![false; comps.len() + 1];
-        match part {
-            Part::AnyDepth => {
-                let mut any = false;
-                for (n, r) in reach.iter().enumerate() {
-                    any |= *r;
-                    next[n] = any;
-                }
-            }
-            Part::Glob(g) => {
-                for (n, c) in comps.iter().enumerate() {
-                    next[n + 1] = reach[n] && g.is_match(c);
-                }
-            }
+        reach = step(part, &reach, comps);
+        if !reach.contains(&true) {
+            break;
         }
-        if !next.contains(&true) {
-            return false;
-        }
-        reach = next;
     }
-    reach[comps.len()]
+    reach
+}
+
+/// The component counts reachable after `part`, from those reachable before it.
+fn step(part: &Part, reach: &[bool], comps: &[String]) -> Vec<bool> {
+    let mut next = vec![false; comps.len() + 1];
+    match part {
+        Part::AnyDepth => {
+            let mut any = false;
+            for (n, r) in reach.iter().enumerate() {
+                any |= *r;
+                next[n] = any;
+            }
+        }
+        Part::Glob(g) => {
+            for (n, c) in comps.iter().enumerate() {
+                next[n + 1] = reach[n] && g.is_match(c);
+            }
+        }
+    }
+    next
+}
+
+#[cfg(test)]
+fn matches(parts: &[Part], comps: &[String]) -> bool {
+    reach(parts, comps)[comps.len()]
 }
 
 #[cfg(test)]
@@ -145,10 +182,37 @@ mod tests {
             ("/r/a/b/c/z", true),
             ("/r/a/z", true),
             ("/r/a/zz", false),
+            // A run of components matches, as in restic: what lies below a match too.
+            ("/src/node_modules/x/y.js", true),
+            ("/tmp/cache/x", true),
+            ("/r/a/b/z/below", true),
+            ("/x/tmp/cache/y", false),
         ] {
             assert_eq!(e.is_excluded(Path::new(p)), want, "{p}");
         }
         assert!(Excludes::new(&["[".into()]).is_err());
+    }
+
+    #[test]
+    fn only_anchored_patterns_rule_out_directories() {
+        let e = Excludes::new(&["/srv/*/logs".into()]).unwrap();
+        for (dir, want) in [
+            ("/", true),
+            ("/srv", true),
+            ("/srv/app", true),
+            ("/srv/app/logs", true),
+            ("/srv/app/logs/old", true),
+            ("/srv/app/data", false),
+            ("/home", false),
+        ] {
+            assert_eq!(e.may_match_below(Path::new(dir)), want, "{dir}");
+        }
+        let deep = Excludes::new(&["/a/**/z".into()]).unwrap();
+        assert!(deep.may_match_below(Path::new("/a/b/c")));
+        assert!(!deep.may_match_below(Path::new("/b")));
+        assert!(Excludes::new(&["z".into()])
+            .unwrap()
+            .may_match_below(Path::new("/anything")));
     }
 
     /// The backtracking matcher this one replaced, as the oracle.

@@ -1,10 +1,9 @@
 //! `stash ls` and `stash dump`
 
-use std::{io::Write, os::unix::ffi::OsStrExt};
+use std::{io::Write, ops::ControlFlow, os::unix::ffi::OsStrExt};
 
 use serde_json::json;
 use stash_repo_format::{
-    index::IndexLookup,
     node::{Node, NodeType},
     Id,
 };
@@ -12,8 +11,9 @@ use stash_repo_format::{
 use super::Global;
 use crate::{
     error::Error,
-    repository::{files::SnapshotFilter, tree_packs::TreePacks, Repository},
+    repository::{files::SnapshotFilter, tree_packs::TreePacks},
     restore::dump::{find_node, write_file},
+    walk::{walk, Visit},
 };
 
 /// Arguments of `ls`.
@@ -26,6 +26,12 @@ pub struct Args {
     /// Long listing (mode, owner, size, time).
     #[arg(short, long)]
     long: bool,
+    /// With directories given, list everything below them, not only their entries.
+    #[arg(long)]
+    recursive: bool,
+    /// Which snapshots `latest` may be.
+    #[command(flatten)]
+    filter: super::filter::FilterArgs,
 }
 
 /// Arguments of `dump`.
@@ -47,77 +53,53 @@ fn name_of(n: &Node) -> String {
     String::from_utf8_lossy(&n.name).into_owned()
 }
 
-fn mode_string(n: &Node) -> String {
-    let t = match n.node_type {
-        NodeType::Dir => 'd',
-        NodeType::Symlink => 'L',
-        NodeType::Fifo => 'p',
-        NodeType::CharDev => 'c',
-        NodeType::Dev => 'D',
-        NodeType::Socket => 'S',
-        _ => '-',
-    };
-    let p = stash_repo_format::node::posix_perm_from_go_mode(n.mode);
-    let mut s = String::from(t);
-    for (bit, ch) in [
-        (0o400, 'r'),
-        (0o200, 'w'),
-        (0o100, 'x'),
-        (0o40, 'r'),
-        (0o20, 'w'),
-        (0o10, 'x'),
-        (0o4, 'r'),
-        (0o2, 'w'),
-        (0o1, 'x'),
-    ] {
-        s.push(if p & bit != 0 { ch } else { '-' });
-    }
-    s
-}
-
-async fn walk(
-    repo: &Repository,
-    index: &IndexLookup,
-    tree: Id,
-    prefix: &[u8],
-    out: &mut Vec<(Vec<u8>, Node)>,
-) -> anyhow::Result<()> {
-    let trees = TreePacks::new(repo);
-    let mut stack = vec![(tree, prefix.to_vec())];
-    while let Some((id, pre)) = stack.pop() {
-        let t = trees.read_tree(index, &id).await?;
-        let mut subdirs = Vec::new();
-        for n in t.nodes {
-            // Raw name bytes: restic prints names exactly as stored.
-            let mut path = pre.clone();
-            path.push(b'/');
-            path.extend_from_slice(&n.name);
-            if let Some(s) = n.subtree {
-                subdirs.push((s, path.clone()));
-            }
-            out.push((path, n));
-        }
-        stack.extend(subdirs.into_iter().rev());
-    }
-    Ok(())
-}
-
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let repo = g.open().await?;
-    let (id, snap) = repo
-        .find_snapshot(&a.snapshot, &SnapshotFilter::default())
-        .await?;
+    let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter()).await?;
     let index = repo.load_index().await?;
-    let mut entries = Vec::new();
-    walk(&repo, &index, root_of(&id, &snap)?, b"", &mut entries).await?;
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let keep = |p: &[u8]| {
-        a.dirs.is_empty()
-            || a.dirs.iter().any(|d| {
-                let d = d.trim_end_matches('/').as_bytes();
-                p == d || (p.starts_with(d) && p.get(d.len()) == Some(&b'/'))
-            })
+    let dirs: Vec<&[u8]> = a
+        .dirs
+        .iter()
+        .map(|d| d.trim_end_matches('/').as_bytes())
+        .collect();
+    // `p` lies strictly below `d`.
+    let below = |p: &[u8], d: &[u8]| p.starts_with(d) && p.get(d.len()) == Some(&b'/');
+    let parent = |p: &[u8]| -> Vec<u8> {
+        let cut = p.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        p[..cut].to_vec()
     };
+    // As restic: a directory given and its entries, or with --recursive all below it.
+    let keep = |p: &[u8]| {
+        dirs.is_empty()
+            || dirs
+                .iter()
+                .any(|d| p == *d || (below(p, d) && (a.recursive || parent(p).as_slice() == *d)))
+    };
+    // A directory is read when it is one of `dirs`, lies above one, or (recursive)
+    // below one.
+    let enter = |p: &[u8]| {
+        dirs.is_empty()
+            || dirs
+                .iter()
+                .any(|d| p == *d || below(d, p) || (a.recursive && below(p, d)))
+    };
+    let mut entries = Vec::new();
+    walk(
+        &TreePacks::new(&repo),
+        &index,
+        root_of(&id, &snap)?,
+        |path, n| {
+            if keep(path) {
+                entries.push((path.to_vec(), n.clone()));
+            }
+            ControlFlow::Continue(if enter(path) {
+                Visit::Enter
+            } else {
+                Visit::Skip
+            })
+        },
+    )
+    .await?;
     let mut stdout = std::io::stdout().lock();
     if g.json {
         let v = json!({"time": snap.time, "tree": snap.tree, "paths": snap.paths, "hostname": snap.hostname, "id": id, "short_id": id.short(), "struct_type": "snapshot"});
@@ -125,13 +107,14 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     } else if !g.quiet {
         writeln!(
             stdout,
-            "snapshot {} of {:?} at {}:",
+            "snapshot {} of [{}] filtered by [{}] at {}):",
             id.short(),
-            snap.paths,
-            snap.time
+            snap.paths.join(" "),
+            a.dirs.join(" "),
+            snap.time.to_go_display()
         )?;
     }
-    for (path, n) in entries.iter().filter(|(p, _)| keep(p)) {
+    for (path, n) in &entries {
         if g.json {
             let v = json!({
                 "name": name_of(n), "type": n.node_type.as_str(), "path": String::from_utf8_lossy(path),
@@ -140,24 +123,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             });
             writeln!(stdout, "{v}")?;
         } else if a.long {
-            let t = n
-                .mtime
-                .datetime()
-                .with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S");
-            let line = format!(
-                "{} {:>5} {:>5} {:>12} {t} ",
-                mode_string(n),
-                n.uid,
-                n.gid,
-                n.size
-            );
-            let mut line = line.into_bytes();
-            line.extend_from_slice(path);
-            if n.node_type == NodeType::Symlink {
-                line.extend_from_slice(b" -> ");
-                line.extend_from_slice(&n.link_target);
-            }
+            let mut line = super::find::long_line(path, n);
             line.push(b'\n');
             stdout.write_all(&line)?;
         } else {

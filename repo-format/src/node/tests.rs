@@ -214,3 +214,37 @@ fn malformed_nodes_are_errors() {
     let e = decode(r#"{"name":"oops\\z"}"#).unwrap_err().to_string();
     assert!(e.contains("oops"), "{e}");
 }
+
+#[test]
+fn go_mode_strings_are_gos() {
+    use crate::node::{go_mode, go_mode_string};
+    assert_eq!(go_mode_string(0o644), "-rw-r--r--");
+    assert_eq!(go_mode_string(go_mode::DIR | 0o755), "drwxr-xr-x");
+    assert_eq!(go_mode_string(go_mode::SYMLINK | 0o777), "Lrwxrwxrwx");
+    assert_eq!(
+        go_mode_string(go_mode::DEVICE | go_mode::CHAR_DEVICE | 0o666),
+        "Dcrw-rw-rw-"
+    );
+    assert_eq!(go_mode_string(go_mode::SETUID | 0o755), "urwxr-xr-x");
+}
+
+#[test]
+fn fields_can_be_left_out() {
+    let mut n = Node::new("f", NodeType::File);
+    n.size = 3;
+    let mut out = b"{\"path\":\"/f\"".to_vec();
+    n.write_json_fields(&mut out, false, &["name", "content", "mode"]);
+    out.push(b'}');
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with(r#"{"path":"/f","type":"file","mtime":"#),
+        "{text}"
+    );
+    assert!(text.ends_with(r#""uid":0,"gid":0,"size":3}"#), "{text}");
+    assert_eq!(encode(&n), {
+        let mut whole = b"{".to_vec();
+        n.write_json_fields(&mut whole, true, &[]);
+        whole.push(b'}');
+        String::from_utf8(whole).unwrap()
+    });
+}
