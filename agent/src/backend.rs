@@ -17,6 +17,7 @@ pub mod cloud;
 pub mod conformance;
 mod direct_read;
 mod direct_write;
+mod dry_run;
 pub mod fault;
 pub mod limit;
 pub mod location;
@@ -36,6 +37,7 @@ use stash_repo_format::{file_type::FileType, Id};
 use crate::error::Result;
 
 pub use self::object_store::ObjectStoreBackend;
+pub use dry_run::DryRunBackend;
 pub use fault::{FaultBackend, FaultConfig};
 pub use limit::LimitBackend;
 pub use location::{open_location, open_location_with, parse_location, Location, OpenOptions};

@@ -49,6 +49,13 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// This repository with writes of everything but locks dropped
+    /// ([`crate::backend::DryRunBackend`]): `backup --dry-run`.
+    pub fn into_dry_run(mut self) -> Self {
+        self.backend = Arc::new(crate::backend::DryRunBackend::new(self.backend));
+        self
+    }
+
     /// The storage backend.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend

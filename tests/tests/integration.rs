@@ -14,6 +14,7 @@
 //! - `monitoring`: the alert rules under promtool, the dashboard's queries.
 //! - `verbs`: restic's further verbs (`list`, `tag`) against restic's own.
 
+mod backup_flags;
 mod damage;
 mod image;
 mod locks;

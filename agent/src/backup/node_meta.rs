@@ -103,14 +103,19 @@ pub fn xattrs(path: &Path) -> Vec<ExtendedAttribute> {
 }
 
 /// Builds the node for `path` named `name` from its `lstat` metadata. File content
-/// and subtrees are filled in later; the link target is read here.
-pub fn node_from_metadata(name: &[u8], path: &Path, md: &Metadata) -> Node {
+/// and subtrees are filled in later; the link target is read here. restic stores the
+/// modification time as the access time unless asked for the real one (`with_atime`).
+pub fn node_from_metadata(name: &[u8], path: &Path, md: &Metadata, with_atime: bool) -> Node {
     let ty = node_type(md);
     let mtime = GoTime::from_unix(md.mtime(), md.mtime_nsec() as u32);
     let ctime = GoTime::from_unix(md.ctime(), md.ctime_nsec() as u32);
     let mut node = Node::new(name.to_vec(), ty.clone());
     node.mode = go_mode_from_posix(md.mode());
-    node.atime = mtime;
+    node.atime = if with_atime {
+        GoTime::from_unix(md.atime(), md.atime_nsec() as u32)
+    } else {
+        mtime
+    };
     node.mtime = mtime;
     node.ctime = ctime;
     node.uid = md.uid();

@@ -66,6 +66,15 @@ pub struct BackupOptions {
     pub parent: Option<String>,
     /// Pack size in bytes (default 16 MiB).
     pub pack_size: Option<usize>,
+    /// Stay on each target's file system: entries on another device are left out,
+    /// a mount point is kept as an empty directory (restic's `-x`).
+    pub one_file_system: bool,
+    /// Store each node's real access time instead of its modification time.
+    pub with_atime: bool,
+    /// Write no snapshot when the tree equals the parent snapshot's.
+    pub skip_if_unchanged: bool,
+    /// Files read at once (default: one per core).
+    pub read_concurrency: Option<usize>,
 }
 
 /// The outcome of a backup.
@@ -79,6 +88,9 @@ pub struct BackupResult {
     pub parent: Option<Id>,
     /// Statistics.
     pub summary: Summary,
+    /// Whether no snapshot was written because nothing changed since the parent
+    /// (`skip_if_unchanged`); `snapshot_id` is then the parent's.
+    pub skipped: bool,
 }
 
 fn summary_of(
@@ -270,6 +282,7 @@ async fn run(
     let parent_tree = parent.as_ref().and_then(|(_, s)| s.tree);
     let root = tokio::task::spawn_blocking(move || -> Result<Id> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let readers = opts2.read_concurrency.unwrap_or(workers);
         // The walk blocks (file queue, parent trees): give it threads of its own.
         let walkers = rayon::ThreadPoolBuilder::new()
             .num_threads(workers)
@@ -277,13 +290,15 @@ async fn run(
             .build()
             .map_err(|e| Error::Usage(format!("scan threads: {e}")))?;
         let ((mut root, fold_error), mut results) =
-            with_savers(workers, &saver2, &kind, &c2, |jobs, results| {
+            with_savers(readers, &saver2, &kind, &c2, |jobs, results| {
                 let scanner = Scanner {
                     results,
                     saver: &saver2,
                     trees: &trees,
                     rejects: &rejects,
                     force: opts2.force,
+                    one_file_system: opts2.one_file_system,
+                    with_atime: opts2.with_atime,
                     counters: &c2,
                     jobs,
                     next_slot: AtomicUsize::new(0),
@@ -342,6 +357,17 @@ async fn finish(f: Finish<'_>) -> Result<BackupResult> {
         (_, Err(e)) | (Ok(Err(e)), _) | (Err(e), _) => return Err(e),
     };
     let summary = summary_of(f.counters, stats, f.started);
+    if let Some((id, s)) = &f.parent {
+        if f.opts.skip_if_unchanged && s.tree == Some(root_id) {
+            return Ok(BackupResult {
+                snapshot_id: *id,
+                snapshot: s.clone(),
+                parent: Some(*id),
+                summary,
+                skipped: true,
+            });
+        }
+    }
     let parent = f.parent.map(|(id, _)| id);
     let mut snap = new_snapshot(f.opts, f.paths, root_id, parent);
     store_summary(&mut snap, &summary, f.start_time);
@@ -351,6 +377,7 @@ async fn finish(f: Finish<'_>) -> Result<BackupResult> {
         snapshot: snap,
         parent,
         summary,
+        skipped: false,
     })
 }
 

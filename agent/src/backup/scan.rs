@@ -16,6 +16,7 @@
 //! then holds only the directories with files still queued (and their ancestors),
 //! not the whole file system.
 
+use std::os::unix::fs::MetadataExt;
 use std::{
     collections::HashMap,
     ffi::OsStr,
@@ -90,6 +91,10 @@ pub struct Scanner<'a> {
     pub rejects: &'a Rejects,
     /// Re-read files even when unchanged.
     pub force: bool,
+    /// Stay on each target's device (`-x`).
+    pub one_file_system: bool,
+    /// Record real access times.
+    pub with_atime: bool,
     /// Shared counters.
     pub counters: &'a Counters,
     /// Where files to read are sent, as (slot, path), while the scan goes on.
@@ -157,7 +162,8 @@ impl Scanner<'_> {
         let abs = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
         if names.is_empty() {
             let parent = self.parent_tree(root.parent_subtree);
-            self.scan_dir_entries(root, target, &abs, parent.as_ref());
+            let dev = std::fs::symlink_metadata(target).map(|m| m.dev());
+            self.scan_dir_entries(root, target, &abs, parent.as_ref(), dev.ok());
             return;
         }
         // Intermediate directories, with their real metadata.
@@ -185,7 +191,7 @@ impl Scanner<'_> {
                         Err(e) => return self.warn(&real, e),
                     };
                     let parent = self.parent_tree(dir.parent_subtree);
-                    let node = node_from_metadata(name, &real, &md);
+                    let node = node_from_metadata(name, &real, &md, self.with_atime);
                     let ps = lookup_node(parent.as_ref(), name).and_then(|n| n.subtree);
                     dir.items.push(Item::Dir(Box::new(Dir {
                         node: Some(node),
@@ -215,14 +221,15 @@ impl Scanner<'_> {
             return;
         }
         let parent = self.parent_tree(dir.parent_subtree);
-        if let Some(item) = self.scan_entry(last, target, &abs, parent.as_ref(), None) {
+        if let Some(item) = self.scan_entry(last, target, &abs, parent.as_ref(), None, None) {
             dir.items.push(item);
         }
     }
 
     /// Scans one entry; `None` if excluded or unreadable. `entry`, when the entry
     /// came from a directory listing, gives its metadata relative to the open
-    /// directory (no path walk).
+    /// directory (no path walk). `dev` is the device of the target it lies in (none
+    /// for a target itself).
     fn scan_entry(
         &self,
         name: &[u8],
@@ -230,6 +237,7 @@ impl Scanner<'_> {
         abs: &Path,
         parent: Option<&Tree>,
         entry: Option<&std::fs::DirEntry>,
+        dev: Option<u64>,
     ) -> Option<Item> {
         if self.rejects.path(abs) {
             return None;
@@ -248,7 +256,14 @@ impl Scanner<'_> {
         if md.is_file() && self.rejects.file_size(md.len()) {
             return None;
         }
-        let node = node_from_metadata(name, path, &md);
+        // With -x, an entry on another device is left out, but a directory there
+        // (a mount point: its parent is on the target's device) is kept, empty.
+        let elsewhere = self.one_file_system && dev.is_some_and(|d| d != md.dev());
+        if elsewhere && !md.is_dir() {
+            return None;
+        }
+        let dev = dev.unwrap_or(md.dev());
+        let node = node_from_metadata(name, path, &md, self.with_atime);
         let old = lookup_node(parent, name);
         match node.node_type {
             NodeType::Dir => {
@@ -260,8 +275,11 @@ impl Scanner<'_> {
                     items: Vec::new(),
                     parent_subtree: ps,
                 };
+                if elsewhere {
+                    return Some(Item::Dir(Box::new(d)));
+                }
                 let ptree = self.parent_tree(ps);
-                self.scan_dir_entries(&mut d, path, abs, ptree.as_ref());
+                self.scan_dir_entries(&mut d, path, abs, ptree.as_ref(), Some(dev));
                 drop(ptree);
                 self.fold_finished(&mut d);
                 Some(Item::Dir(Box::new(d)))
@@ -299,7 +317,14 @@ impl Scanner<'_> {
         }
     }
 
-    fn scan_dir_entries(&self, dir: &mut Dir, path: &Path, abs: &Path, parent: Option<&Tree>) {
+    fn scan_dir_entries(
+        &self,
+        dir: &mut Dir,
+        path: &Path,
+        abs: &Path,
+        parent: Option<&Tree>,
+        dev: Option<u64>,
+    ) {
         let rd = match std::fs::read_dir(path) {
             Ok(r) => r,
             Err(e) => return self.warn(path, e),
@@ -324,6 +349,7 @@ impl Scanner<'_> {
                     &abs.join(name),
                     parent,
                     Some(e),
+                    dev,
                 )
             })
             .collect();

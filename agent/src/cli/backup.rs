@@ -66,6 +66,23 @@ pub struct Args {
     /// File name for the stdin content.
     #[arg(long = "stdin-filename", default_value = "stdin")]
     stdin_filename: String,
+    /// Do everything but write: no packs, index or snapshot reach the repository.
+    #[arg(short = 'n', long = "dry-run")]
+    dry_run: bool,
+    /// Exclude other file systems: stay on each target's device (mount points are
+    /// kept as empty directories).
+    #[arg(short = 'x', long = "one-file-system")]
+    one_file_system: bool,
+    /// Store the files' access times (restic stores the modification time there).
+    #[arg(long = "with-atime")]
+    with_atime: bool,
+    /// Write no snapshot when nothing changed since the parent snapshot.
+    #[arg(long = "skip-if-unchanged")]
+    skip_if_unchanged: bool,
+    /// Read this many files at once (default: one per core).
+    #[arg(long = "read-concurrency", env = "RESTIC_READ_CONCURRENCY", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    read_concurrency: Option<u16>,
     /// Pack size in MiB (4 to 128).
     #[arg(long = "pack-size", env = "RESTIC_PACK_SIZE")]
     pack_size: Option<usize>,
@@ -163,11 +180,16 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         force: a.force,
         parent: a.parent.clone(),
         pack_size: a.pack_size.map(|m| m << 20),
+        one_file_system: a.one_file_system,
+        with_atime: a.with_atime,
+        skip_if_unchanged: a.skip_if_unchanged,
+        read_concurrency: a.read_concurrency.map(usize::from),
     };
     if a.stdin && !opts.targets.is_empty() {
         anyhow::bail!("--stdin and paths cannot be used together");
     }
     let repo = g.open().await?;
+    let repo = if a.dry_run { repo.into_dry_run() } else { repo };
     let counters = Arc::new(Counters::default());
     let c = counters.clone();
     let bar = progress::start(g, move || {
@@ -201,9 +223,14 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         let mut v = serde_json::to_value(s)?;
         if let Some(o) = v.as_object_mut() {
             o.insert("message_type".into(), json!("summary"));
-            o.insert("snapshot_id".into(), json!(r.snapshot_id.to_string()));
+            if !r.skipped {
+                o.insert("snapshot_id".into(), json!(r.snapshot_id.to_string()));
+            }
             if let Some(p) = r.parent {
                 o.insert("parent".into(), json!(p.to_string()));
+            }
+            if a.dry_run {
+                o.insert("dry_run".into(), json!(true));
             }
         }
         g.print_json(&v);
@@ -220,7 +247,8 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             s.dirs_new, s.dirs_changed, s.dirs_unmodified
         );
         println!(
-            "Added to the repository: {} ({} stored)",
+            "{} to the repository: {} ({} stored)",
+            if a.dry_run { "Would add" } else { "Added" },
             human(s.data_added),
             human(s.data_added_packed)
         );
@@ -230,7 +258,11 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             human(s.total_bytes_processed),
             s.total_duration
         );
-        println!("snapshot {} saved", r.snapshot_id.short());
+        if r.skipped {
+            println!("skipped creating snapshot");
+        } else if !a.dry_run {
+            println!("snapshot {} saved", r.snapshot_id.short());
+        }
     }
     if s.errors > 0 {
         eprintln!("Warning: at least one source file could not be read");
