@@ -17,6 +17,7 @@ pub mod dump;
 pub mod fetch;
 pub mod metadata;
 pub mod plan;
+mod verify;
 mod write;
 
 use std::{path::PathBuf, sync::Arc};
@@ -41,6 +42,29 @@ pub struct RestoreOptions {
     pub exclude: Vec<String>,
     /// Restore only what is below this path of the snapshot (restic's `snapshot:subdir`).
     pub subpath: Option<String>,
+    /// What to do with files that exist already.
+    pub overwrite: Overwrite,
+    /// Remove what the restored directories hold that the snapshot does not.
+    pub delete: bool,
+    /// Leave holes where a file's content is zeros.
+    pub sparse: bool,
+    /// Read every restored file back and check its content against its blob ids.
+    pub verify: bool,
+}
+
+/// When an existing file is replaced (restic's `--overwrite`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Overwrite {
+    /// Always.
+    #[default]
+    Always,
+    /// Unless it has the snapshot's size and modification time (then it is assumed
+    /// to be up to date).
+    IfChanged,
+    /// Only when the snapshot's modification time is newer.
+    IfNewer,
+    /// Never: existing files are left as they are.
+    Never,
 }
 
 /// Restore statistics.
@@ -58,6 +82,12 @@ pub struct RestoreSummary {
     pub packs_read: u64,
     /// Metadata that could not be applied (e.g. owner without privileges).
     pub warnings: u64,
+    /// Existing files left as they were (`overwrite`).
+    pub files_skipped: u64,
+    /// Local files and directories removed (`delete`).
+    pub files_deleted: u64,
+    /// Files read back and found intact (`verify`).
+    pub files_verified: u64,
 }
 
 /// Restores snapshot `snapshot_id`'s tree `root` per `opts`.
@@ -93,7 +123,15 @@ pub async fn restore_when(
         Some(p) => plan::find_subtree(repo, &index, root, p).await?,
         None => root,
     };
-    let mut p = plan::build(repo, &index, root, &opts.target, &includes, &excludes).await?;
+    let select = plan::Select {
+        target: &opts.target,
+        includes: &includes,
+        excludes: &excludes,
+        overwrite: opts.overwrite,
+        record_names: opts.delete,
+    };
+    let mut p = plan::build(repo, &index, root, &select).await?;
+    p.sparse = opts.sparse;
     ready.await?;
     std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let mut summary = RestoreSummary::default();
@@ -120,6 +158,7 @@ pub async fn restore_when(
         .map_err(|e| Error::Usage(format!("restore task: {e}")))?;
     summary.warnings = warnings;
     summary.files_restored = p.files.len() as u64;
+    summary.files_skipped = p.skipped;
     summary.dirs_restored = p.dirs.len() as u64;
     summary.others_restored = p.others.len() as u64;
     if !failed_files.is_empty() {
@@ -137,6 +176,16 @@ pub async fn restore_when(
             list.join(", "),
             if failed_files.len() > 10 { ", ..." } else { "" }
         )));
+    }
+    if opts.delete {
+        let (p4, sel) = (p.clone(), (includes, excludes));
+        summary.files_deleted =
+            tokio::task::spawn_blocking(move || plan::delete_extra(&p4, &sel.0, &sel.1))
+                .await
+                .map_err(|e| Error::Usage(format!("restore task: {e}")))??;
+    }
+    if opts.verify {
+        summary.files_verified = verify::verify(&index, p).await?;
     }
     Ok(summary)
 }

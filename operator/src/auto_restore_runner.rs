@@ -186,6 +186,7 @@ async fn restore_all(
                     include: vec![dir.clone()],
                     exclude: Vec::new(),
                     subpath: None,
+                    ..Default::default()
                 };
                 let s = restore(&engine, tree, &restore_opts, Arc::new(Progress::default()))
                     .await

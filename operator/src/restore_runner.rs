@@ -125,6 +125,7 @@ pub(crate) async fn restore_host(
                 include: plan.include.clone(),
                 exclude: plan.exclude.clone(),
                 subpath: None,
+                ..Default::default()
             };
             let s = restore(&engine, tree, &opts, Arc::new(Progress::default()))
                 .await

@@ -186,6 +186,7 @@ fn gcs_reads_listing_restore_and_check_through_the_xml_api() {
                 include: vec![],
                 exclude: vec![],
                 subpath: None,
+                ..Default::default()
             },
             Arc::default(),
         )

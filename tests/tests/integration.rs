@@ -21,6 +21,7 @@ mod locks;
 mod maintenance;
 mod monitoring;
 mod restic_compat;
+mod restore_flags;
 mod roundtrip;
 mod util;
 mod verbs;

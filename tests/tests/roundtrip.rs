@@ -198,15 +198,25 @@ fn dump_ls_and_cat() {
         .chain(tree.all_paths.iter().map(|p| snapshot_path("/src", p)))
         .collect();
     assert_eq!(got, want, "stash ls latest");
-    // Restricted to a directory.
+    // Restricted to a directory: its entries, or with --recursive all below it.
     let ls = repo.stash(&["ls", "latest", "/src/nested"]).ok();
     let got: BTreeSet<String> = ls.lines().into_iter().skip(1).collect();
-    let want: BTreeSet<String> = want
+    let below: BTreeSet<String> = want
         .iter()
         .filter(|p| *p == "/src/nested" || p.starts_with("/src/nested/"))
         .cloned()
         .collect();
-    assert_eq!(got, want, "stash ls latest /src/nested");
+    let entries: BTreeSet<String> = below
+        .iter()
+        .filter(|p| p.matches('/').count() <= 3)
+        .cloned()
+        .collect();
+    assert_eq!(got, entries, "stash ls latest /src/nested");
+    let ls = repo
+        .stash(&["ls", "latest", "/src/nested", "--recursive"])
+        .ok();
+    let got: BTreeSet<String> = ls.lines().into_iter().skip(1).collect();
+    assert_eq!(got, below, "stash ls latest /src/nested --recursive");
     // --long shows the symlink target and the permissions.
     let long = repo.stash(&["ls", "--long", "latest"]).ok().stdout_str();
     assert!(

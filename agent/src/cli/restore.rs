@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{progress, Global};
 use crate::{
     repository::files::SnapshotFilter,
-    restore::{fetch::Progress, restore_when, RestoreOptions},
+    restore::{fetch::Progress, restore_when, Overwrite, RestoreOptions},
 };
 
 /// Arguments of `restore`.
@@ -33,6 +33,19 @@ pub struct Args {
     /// With `latest`: only snapshots with these tags.
     #[arg(long, value_delimiter = ',')]
     tag: Vec<String>,
+    /// When to replace a file that exists already.
+    #[arg(long, value_enum, default_value = "always")]
+    overwrite: Overwrite,
+    /// Remove files and directories in the restored directories that the snapshot
+    /// does not have.
+    #[arg(long)]
+    delete: bool,
+    /// Restore files with holes where their content is zeros.
+    #[arg(long)]
+    sparse: bool,
+    /// Read the restored files back and check their content.
+    #[arg(long)]
+    verify: bool,
 }
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
@@ -70,6 +83,10 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             include: a.include.clone(),
             exclude: a.exclude.clone(),
             subpath: sub,
+            overwrite: a.overwrite,
+            delete: a.delete,
+            sparse: a.sparse,
+            verify: a.verify,
         };
         let prog = Arc::new(Progress::default());
         let p = prog.clone();
@@ -115,6 +132,22 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             s.others_restored,
             super::backup::human(s.bytes_restored)
         );
+        if s.files_skipped > 0 {
+            println!("skipped {} existing entries", s.files_skipped);
+        }
+        if a.delete {
+            println!(
+                "deleted {} entries the snapshot does not have",
+                s.files_deleted
+            );
+        }
+        if a.verify {
+            println!(
+                "finished verifying {} files in {}",
+                s.files_verified,
+                a.target.display()
+            );
+        }
     }
     Ok(0)
 }

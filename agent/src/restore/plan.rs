@@ -2,9 +2,9 @@
 //! pack the blobs it must deliver and where each goes.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     ffi::OsStr,
-    os::unix::ffi::OsStrExt,
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
     path::{Path, PathBuf},
 };
 
@@ -15,6 +15,7 @@ use stash_repo_format::{
     Id,
 };
 
+use super::Overwrite;
 use crate::{
     backup::exclude::Excludes,
     error::{Error, Result},
@@ -62,6 +63,47 @@ pub struct Plan {
     pub packs: Vec<(Id, Vec<PackBlob>)>,
     /// Content bytes to write.
     pub total_bytes: u64,
+    /// Leave zeros unwritten (the files are preallocated sparse).
+    pub sparse: bool,
+    /// Existing entries left in place (see [`Overwrite`]).
+    pub skipped: u64,
+    /// With `record_names`: each restored directory (local path, snapshot path)
+    /// with the names its snapshot directory holds, for [`delete_extra`].
+    pub dir_names: Vec<(PathBuf, PathBuf, HashSet<Vec<u8>>)>,
+}
+
+/// What [`build`] restores, and where.
+#[derive(Debug)]
+pub struct Select<'a> {
+    pub target: &'a Path,
+    pub includes: &'a Excludes,
+    pub excludes: &'a Excludes,
+    pub overwrite: Overwrite,
+    /// Record each restored directory's names (for `--delete`).
+    pub record_names: bool,
+}
+
+/// Whether the entry at `local` stays as it is instead of being replaced by `node`.
+fn keeps_existing(overwrite: Overwrite, local: &Path, node: &Node) -> bool {
+    if overwrite == Overwrite::Always {
+        return false;
+    }
+    let Ok(md) = std::fs::symlink_metadata(local) else {
+        return false;
+    };
+    let mtime = (md.mtime(), md.mtime_nsec());
+    let theirs = (node.mtime.unix_secs(), i64::from(node.mtime.unix_nanos()));
+    match overwrite {
+        Overwrite::Always => false,
+        Overwrite::Never => true,
+        Overwrite::IfNewer => theirs <= mtime,
+        Overwrite::IfChanged => {
+            node.node_type == NodeType::File
+                && md.is_file()
+                && md.len() == node.size
+                && mtime == theirs
+        }
+    }
 }
 
 /// Checks that a name read from a tree is a single safe path component.
@@ -109,10 +151,15 @@ pub async fn build(
     repo: &Repository,
     index: &IndexLookup,
     root: Id,
-    target: &Path,
-    includes: &Excludes,
-    excludes: &Excludes,
+    select: &Select<'_>,
 ) -> Result<Plan> {
+    let Select {
+        target,
+        includes,
+        excludes,
+        overwrite,
+        record_names,
+    } = *select;
     let mut plan = Plan::default();
     let mut packs: HashMap<Id, HashMap<Id, PackBlob>> = HashMap::new();
     let mut links: HashMap<(u64, u64), usize> = HashMap::new();
@@ -122,6 +169,10 @@ pub async fn build(
     let mut stack = vec![(root, PathBuf::from("/"), target.to_path_buf(), !filter_inc)];
     while let Some((tree_id, spath, lpath, included)) = stack.pop() {
         let tree = trees.read_tree(index, &tree_id).await?;
+        if record_names && included {
+            let names = tree.nodes.iter().map(|n| n.name.clone()).collect();
+            plan.dir_names.push((lpath.clone(), spath.clone(), names));
+        }
         for node in tree.nodes {
             let name = safe_name(&node.name)?;
             let sp = spath.join(name);
@@ -141,6 +192,7 @@ pub async fn build(
                     stack.push((sub, sp, lp, inc));
                 }
                 _ if !inc => {}
+                _ if keeps_existing(overwrite, &lp, &node) => plan.skipped += 1,
                 NodeType::File => {
                     let fileno = plan.files.len();
                     if node.links > 1 && node.inode != 0 {
@@ -197,6 +249,45 @@ pub async fn build(
         .collect();
     plan.packs.sort_by_key(|(id, _)| *id);
     Ok(plan)
+}
+
+/// Removes what the restored directories hold that their snapshot directories do
+/// not (restic's `--delete`), leaving alone paths the include and exclude patterns
+/// keep out of the restore. Returns the number of entries removed (a directory
+/// counts once).
+///
+/// # Errors
+/// Local I/O errors naming the path.
+pub fn delete_extra(plan: &Plan, includes: &Excludes, excludes: &Excludes) -> Result<u64> {
+    let mut removed = 0;
+    for (local, spath, names) in &plan.dir_names {
+        let entries = match std::fs::read_dir(local) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(local, e)),
+        };
+        for e in entries {
+            let e = e.map_err(|e| Error::io(local, e))?;
+            let name = e.file_name();
+            if names.contains(name.as_bytes()) {
+                continue;
+            }
+            let sp = spath.join(&name);
+            let selected =
+                !excludes.is_excluded(&sp) && (includes.is_empty() || includes.is_excluded(&sp));
+            if !selected {
+                continue;
+            }
+            let path = e.path();
+            let gone = match e.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+            gone.map_err(|err| Error::io(&path, err))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 fn replace(path: &Path) {
