@@ -20,6 +20,7 @@ mod ls;
 mod password;
 mod progress;
 mod prune;
+mod repair;
 mod restore;
 mod snapshots;
 mod stats;
@@ -182,6 +183,10 @@ enum Command<E: Extension> {
     Diff(diff::Args),
     /// Find files and directories in snapshots by pattern.
     Find(find::Args),
+    /// Repair the repository: `repair index` rebuilds the index from the packs.
+    Repair(repair::Args),
+    /// Build a new index from the packs (restic 0.14's name for `repair index`).
+    RebuildIndex(repair::IndexArgs),
 }
 
 impl Global {
@@ -393,6 +398,8 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::Stats(a) => stats::run(g, a).await,
         Command::Diff(a) => diff::run(g, a).await,
         Command::Find(a) => find::run(g, a).await,
+        Command::Repair(a) => repair::run(g, a).await,
+        Command::RebuildIndex(a) => repair::index(g, a).await,
         Command::Generate(a) => generate::run(<Cli<E> as clap::CommandFactory>::command(), a),
         Command::Dump(a) => ls::dump(g, a).await,
         Command::Key(a) => key::run(g, a).await,

@@ -18,6 +18,7 @@ mod direct_io;
 pub mod error;
 pub mod forget;
 pub mod prune;
+pub mod repair_index;
 pub mod repository;
 pub mod restore;
 pub mod stats;

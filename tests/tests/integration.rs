@@ -20,6 +20,7 @@ mod image;
 mod locks;
 mod maintenance;
 mod monitoring;
+mod repair;
 mod restic_compat;
 mod restore_flags;
 mod roundtrip;

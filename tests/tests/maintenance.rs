@@ -19,20 +19,6 @@ use crate::util::*;
 // Helpers
 // ---------------------------------------------------------------------------------
 
-/// Copies a directory tree (regular files and directories only, as repositories are).
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
-    for e in fs::read_dir(from).expect("read_dir").flatten() {
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        if e.file_type().expect("file_type").is_dir() {
-            copy_dir(&src, &dst);
-        } else {
-            fs::copy(&src, &dst)
-                .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
-        }
-    }
-}
-
 /// The snapshot ids of a repository: the names of the files in `snapshots/`.
 fn snapshot_ids(repo: &Repo) -> BTreeSet<String> {
     repo.files("snapshots")

@@ -625,17 +625,6 @@ fn copy_fixture(name: &str, to: &Path) {
         "fixture {} is missing",
         from.display()
     );
-    fn copy_dir(from: &Path, to: &Path) {
-        fs::create_dir_all(to).expect("mkdir");
-        for e in fs::read_dir(from).expect("read_dir").flatten() {
-            let t = to.join(e.file_name());
-            if e.file_type().expect("file_type").is_dir() {
-                copy_dir(&e.path(), &t);
-            } else {
-                fs::copy(e.path(), &t).expect("copy");
-            }
-        }
-    }
     copy_dir(&from, to);
     for d in ["data", "index", "keys", "locks", "snapshots"] {
         fs::create_dir_all(to.join(d)).expect("mkdir");

@@ -676,6 +676,20 @@ impl Repo {
 // Source trees
 // ---------------------------------------------------------------------------------
 
+/// Copies a directory tree (regular files and directories only, as repositories are).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    for e in fs::read_dir(from).expect("read_dir").flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().expect("file_type").is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            fs::copy(&src, &dst)
+                .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+        }
+    }
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];

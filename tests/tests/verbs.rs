@@ -2,7 +2,7 @@
 //! repository: `list` prints what restic prints, `tag` changes what restic's `tag`
 //! changes and leaves a repository restic checks.
 
-use std::{collections::BTreeSet, path::Path, process::Command};
+use std::{collections::BTreeSet, process::Command};
 
 use serde_json::Value;
 
@@ -44,16 +44,6 @@ fn list_prints_what_restic_prints() {
     let bad = repo.stash(&["list", "trees"]).run();
     bad.assert_failed();
     assert!(bad.stderr.contains("invalid type"), "{bad}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp");
-    assert!(ok.success());
 }
 
 /// Tags and original of every snapshot, by its original id (or its id), as restic

@@ -1,0 +1,82 @@
+//! `repair index` (and `rebuild-index`) against restic's `rebuild-index`: the same
+//! blobs indexed from the same packs, a repository restic checks, and damage (a lost
+//! index, a garbage index file, a lost pack) handled without losing what is there.
+
+use crate::util::*;
+
+/// A repository with a restic snapshot and one of ours on top.
+fn two_snapshots(s: &Scratch) -> Repo {
+    make_rich_tree(&s.path("src"));
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    repo.restic(&["backup", "src"]).cwd(&s.root).ok();
+    std::fs::write(s.path("src/nested/a/new.txt"), b"new\n").unwrap();
+    repo.stash(&["backup", "src"]).cwd(&s.root).ok();
+    repo
+}
+
+fn remove_all(repo: &Repo, dir: &str) {
+    for (name, _) in repo.files(dir) {
+        std::fs::remove_file(repo.path.join(dir).join(name)).unwrap();
+    }
+}
+
+#[test]
+fn repair_index_rebuilds_what_restic_rebuilds() {
+    let s = Scratch::new();
+    let repo = two_snapshots(&s);
+    let blobs = repo.restic_blobs();
+    let theirs = s.repo("theirs");
+    copy_dir(&repo.path, &theirs.path);
+
+    // Everything indexed is lost, and a file that is no index at all appears.
+    remove_all(&repo, "index");
+    remove_all(&theirs, "index");
+    let garbage = repo.path.join("index").join("ab".repeat(32));
+    std::fs::write(&garbage, b"not an index").unwrap();
+    repo.stash(&["ls", "latest"]).run().assert_failed();
+
+    let out = repo.stash(&["repair", "index"]).ok();
+    assert!(out.stdout_str().contains("(1 damaged)"), "{out}");
+    assert!(!garbage.exists(), "the garbage index file was left");
+    theirs.restic(&["rebuild-index"]).ok();
+    assert_eq!(repo.restic_blobs(), blobs);
+    assert_eq!(theirs.restic_blobs(), blobs);
+    repo.restic_check_read_data();
+    repo.assert_no_locks("repair index");
+
+    // With a complete index, nothing is read unless asked; the result is the same.
+    let again = repo.stash(&["rebuild-index"]).ok().stdout_str();
+    assert!(again.contains(" 0 headers read"), "{again}");
+    let all = repo
+        .stash(&["repair", "index", "--read-all-packs"])
+        .ok()
+        .stdout_str();
+    assert!(all.contains(" 0 from the old index"), "{all}");
+    assert_eq!(repo.restic_blobs(), blobs);
+    let target = s.path("restored");
+    repo.stash(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ])
+    .ok();
+}
+
+#[test]
+fn repair_index_drops_the_entries_of_a_lost_pack() {
+    let s = Scratch::new();
+    let repo = two_snapshots(&s);
+    let (lost, _) = repo
+        .files("data")
+        .into_iter()
+        .max_by_key(|(_, size)| *size)
+        .unwrap();
+    std::fs::remove_file(repo.pack_path(&lost)).unwrap();
+    let out = repo.stash(&["repair", "index"]).ok().stdout_str();
+    assert!(out.contains("1 indexed packs were missing"), "{out}");
+    let indexed = repo.stash(&["list", "index"]).ok().stdout_str();
+    assert!(!indexed.contains(&lost), "the lost pack is still indexed");
+}
