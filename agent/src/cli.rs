@@ -17,6 +17,7 @@ mod init;
 mod key;
 mod list;
 mod ls;
+mod migrate;
 mod password;
 mod progress;
 mod prune;
@@ -187,6 +188,8 @@ enum Command<E: Extension> {
     Repair(repair::Args),
     /// Build a new index from the packs (restic 0.14's name for `repair index`).
     RebuildIndex(repair::IndexArgs),
+    /// List the repository migrations that apply, or apply one (upgrade_repo_v2).
+    Migrate(migrate::Args),
 }
 
 impl Global {
@@ -400,6 +403,7 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::Find(a) => find::run(g, a).await,
         Command::Repair(a) => repair::run(g, a).await,
         Command::RebuildIndex(a) => repair::index(g, a).await,
+        Command::Migrate(a) => migrate::run(g, a).await,
         Command::Generate(a) => generate::run(<Cli<E> as clap::CommandFactory>::command(), a),
         Command::Dump(a) => ls::dump(g, a).await,
         Command::Key(a) => key::run(g, a).await,

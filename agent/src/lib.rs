@@ -17,6 +17,7 @@ pub mod diff;
 mod direct_io;
 pub mod error;
 pub mod forget;
+pub mod migrate;
 pub mod prune;
 pub mod repair_index;
 pub mod repository;

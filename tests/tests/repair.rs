@@ -80,3 +80,58 @@ fn repair_index_drops_the_entries_of_a_lost_pack() {
     let indexed = repo.stash(&["list", "index"]).ok().stdout_str();
     assert!(!indexed.contains(&lost), "the lost pack is still indexed");
 }
+
+#[test]
+fn migrate_upgrades_a_version_1_repository_as_restic_does() {
+    let s = Scratch::new();
+    make_simple_tree(
+        &s.path("src"),
+        &[("a.txt", b"alpha\n"), ("b/c.txt", b"gamma\n")],
+    );
+    let repo = s.repo("repo");
+    repo.restic_init(1);
+    repo.restic(&["backup", "src"]).cwd(&s.root).ok();
+    let listed = repo.stash(&["migrate"]).ok().stdout_str();
+    assert_eq!(listed, repo.restic(&["migrate"]).ok().stdout_str());
+    assert!(listed.contains("upgrade_repo_v2"), "{listed}");
+    let before: serde_json::Value =
+        serde_json::from_str(&repo.restic(&["cat", "config"]).ok().stdout_str()).unwrap();
+    // A damaged repository is not upgraded.
+    let damaged = s.repo("damaged");
+    copy_dir(&repo.path, &damaged.path);
+    let (pack, _) = damaged.files("data").pop().unwrap();
+    std::fs::remove_file(damaged.pack_path(&pack)).unwrap();
+    let refused = damaged.stash(&["migrate", "upgrade_repo_v2"]).run();
+    refused.assert_failed();
+    assert!(
+        refused.stderr.contains("repair it before upgrading"),
+        "{refused}"
+    );
+    let kept: serde_json::Value =
+        serde_json::from_str(&damaged.restic(&["cat", "config"]).ok().stdout_str()).unwrap();
+    assert_eq!(kept["version"], 1);
+
+    repo.stash(&["migrate", "upgrade_repo_v2"]).ok();
+    let after: serde_json::Value =
+        serde_json::from_str(&repo.restic(&["cat", "config"]).ok().stdout_str()).unwrap();
+    assert_eq!(after["version"], 2);
+    assert_eq!(after["id"], before["id"]);
+    assert_eq!(after["chunker_polynomial"], before["chunker_polynomial"]);
+    repo.assert_no_locks("migrate");
+    // Both write compressed data into it now, and restic checks it.
+    repo.restic(&["backup", "src", "--compression", "max", "--force"])
+        .cwd(&s.root)
+        .ok();
+    repo.stash(&["backup", "src", "--compression", "max", "--force"])
+        .cwd(&s.root)
+        .ok();
+    repo.restic_check_read_data();
+    let none = repo.stash(&["migrate"]).ok().stdout_str();
+    assert!(none.contains("no migrations found"), "{none}");
+    let again = repo.stash(&["migrate", "upgrade_repo_v2"]).run();
+    again.assert_failed();
+    assert!(
+        again.stderr.contains("already upgraded to version 2"),
+        "{again}"
+    );
+}
