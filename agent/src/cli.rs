@@ -21,6 +21,7 @@ mod migrate;
 mod password;
 mod progress;
 mod prune;
+mod recover;
 mod repair;
 mod restore;
 mod snapshots;
@@ -190,6 +191,8 @@ enum Command<E: Extension> {
     RebuildIndex(repair::IndexArgs),
     /// List the repository migrations that apply, or apply one (upgrade_repo_v2).
     Migrate(migrate::Args),
+    /// Make a snapshot of the trees no snapshot refers to.
+    Recover(recover::Args),
 }
 
 impl Global {
@@ -404,6 +407,7 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::Repair(a) => repair::run(g, a).await,
         Command::RebuildIndex(a) => repair::index(g, a).await,
         Command::Migrate(a) => migrate::run(g, a).await,
+        Command::Recover(a) => recover::run(g, a).await,
         Command::Generate(a) => generate::run(<Cli<E> as clap::CommandFactory>::command(), a),
         Command::Dump(a) => ls::dump(g, a).await,
         Command::Key(a) => key::run(g, a).await,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod forget;
 pub mod migrate;
 pub mod prune;
+pub mod recover;
 pub mod repair_index;
 pub mod repository;
 pub mod restore;

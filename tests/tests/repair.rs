@@ -135,3 +135,46 @@ fn migrate_upgrades_a_version_1_repository_as_restic_does() {
         "{again}"
     );
 }
+
+/// The paths of the `recovered` snapshot, below its per-root directories.
+fn recovered_listing(repo: &Repo) -> Vec<String> {
+    let mut l = repo
+        .stash(&["ls", "latest", "--tag", "recovered", "--recursive"])
+        .ok()
+        .lines();
+    l.remove(0);
+    l
+}
+
+#[test]
+fn recover_finds_the_roots_restic_finds() {
+    let s = Scratch::new();
+    make_simple_tree(
+        &s.path("src"),
+        &[("a.txt", b"alpha\n"), ("b/c.txt", b"gamma\n")],
+    );
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    repo.restic(&["backup", "src"]).cwd(&s.root).ok();
+    std::fs::write(s.path("src/b/d.txt"), b"delta\n").unwrap();
+    repo.stash(&["backup", "src"]).cwd(&s.root).ok();
+    let nothing = repo.stash(&["recover"]).ok().stdout_str();
+    assert!(nothing.contains("found 0 unreferenced roots"), "{nothing}");
+    // Both snapshot files are lost; their trees are still there.
+    for (name, _) in repo.files("snapshots") {
+        std::fs::remove_file(repo.path.join("snapshots").join(name)).unwrap();
+    }
+    let theirs = s.repo("theirs");
+    copy_dir(&repo.path, &theirs.path);
+    let out = repo.stash(&["recover"]).ok().stdout_str();
+    assert!(out.contains("found 2 unreferenced roots"), "{out}");
+    theirs.restic(&["recover"]).ok();
+    let snaps = repo.restic_snapshots();
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0]["paths"], serde_json::json!(["/recover"]));
+    assert_eq!(snaps[0]["tags"], serde_json::json!(["recovered"]));
+    let ours = recovered_listing(&repo);
+    assert_eq!(ours, recovered_listing(&theirs));
+    assert!(ours.iter().any(|p| p.ends_with("/src/b/d.txt")), "{ours:?}");
+    repo.restic_check_read_data();
+}

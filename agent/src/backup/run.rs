@@ -123,14 +123,22 @@ fn new_snapshot(
     tree: Id,
     parent: Option<Id>,
 ) -> Snapshot {
-    let mut s = Snapshot::new(opts.time.unwrap_or_else(GoTime::now), tree, paths);
+    let time = opts.time.unwrap_or_else(GoTime::now);
+    let host = opts.host.clone().unwrap_or_else(hostname);
+    let mut s = owned_snapshot(time, tree, paths, host);
     s.parent = parent;
-    s.hostname = opts.host.clone().unwrap_or_else(hostname);
+    s.tags = opts.tags.clone();
+    s.excludes = opts.excludes.clone();
+    s
+}
+
+/// A snapshot of `tree` made by this process: its host, user, uid, gid and program.
+pub(crate) fn owned_snapshot(time: GoTime, tree: Id, paths: Vec<String>, host: String) -> Snapshot {
+    let mut s = Snapshot::new(time, tree, paths);
+    s.hostname = host;
     s.username = username();
     s.uid = proc_id("Uid:");
     s.gid = proc_id("Gid:");
-    s.tags = opts.tags.clone();
-    s.excludes = opts.excludes.clone();
     s.program_version = format!("stash {}", env!("CARGO_PKG_VERSION"));
     s
 }
