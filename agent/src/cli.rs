@@ -24,6 +24,7 @@ mod prune;
 mod recover;
 mod repair;
 mod restore;
+mod rewrite;
 mod snapshots;
 mod stats;
 mod tag;
@@ -193,6 +194,8 @@ enum Command<E: Extension> {
     Migrate(migrate::Args),
     /// Make a snapshot of the trees no snapshot refers to.
     Recover(recover::Args),
+    /// Save snapshots again without the paths matching exclude patterns.
+    Rewrite(rewrite::Args),
 }
 
 impl Global {
@@ -408,6 +411,7 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::RebuildIndex(a) => repair::index(g, a).await,
         Command::Migrate(a) => migrate::run(g, a).await,
         Command::Recover(a) => recover::run(g, a).await,
+        Command::Rewrite(a) => rewrite::run(g, a).await,
         Command::Generate(a) => generate::run(<Cli<E> as clap::CommandFactory>::command(), a),
         Command::Dump(a) => ls::dump(g, a).await,
         Command::Key(a) => key::run(g, a).await,

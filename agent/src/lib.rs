@@ -23,6 +23,7 @@ pub mod recover;
 pub mod repair_index;
 pub mod repository;
 pub mod restore;
+pub mod rewrite;
 pub mod stats;
 pub mod sys;
 pub mod walk;

@@ -178,3 +178,161 @@ fn recover_finds_the_roots_restic_finds() {
     assert!(ours.iter().any(|p| p.ends_with("/src/b/d.txt")), "{ours:?}");
     repo.restic_check_read_data();
 }
+
+/// The paths of a snapshot (`ls` without its header).
+fn paths_of(repo: &Repo, snapshot: &str) -> Vec<String> {
+    let mut l = repo.stash(&["ls", snapshot]).ok().lines();
+    l.remove(0);
+    l
+}
+
+#[test]
+fn rewrite_leaves_out_what_a_backup_with_the_excludes_leaves_out() {
+    let s = Scratch::new();
+    make_rich_tree(&s.path("src"));
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    repo.restic(&["backup", "src", "--host", "full"])
+        .cwd(&s.root)
+        .ok();
+    // Unanchored: an anchored pattern matches the snapshot's paths in a rewrite
+    // but the file system's in a backup.
+    let excludes = ["--exclude", "*.txt", "--exclude", "big"];
+    let mut args = vec!["backup", "src", "--host", "reference"];
+    args.extend(excludes);
+    repo.restic(&args).cwd(&s.root).ok();
+    let by_host = |host: &str| -> (String, serde_json::Value) {
+        let snap = repo
+            .restic_snapshots()
+            .into_iter()
+            .find(|x| x["hostname"] == host && x["tags"].is_null())
+            .unwrap();
+        (snap["id"].as_str().unwrap().to_string(), snap)
+    };
+    let (full, _) = by_host("full");
+    let (reference, _) = by_host("reference");
+
+    // A dry run changes nothing.
+    let before: Vec<_> = ["data", "index", "snapshots"]
+        .iter()
+        .map(|d| repo.files(d))
+        .collect();
+    let mut dry = vec!["rewrite", "-n", &full[..8]];
+    dry.extend(excludes);
+    let out = repo.stash(&dry).ok().stdout_str();
+    assert!(out.contains("would save a new snapshot"), "{out}");
+    let after: Vec<_> = ["data", "index", "snapshots"]
+        .iter()
+        .map(|d| repo.files(d))
+        .collect();
+    assert_eq!(after, before);
+
+    let mut rewrite = vec!["rewrite", &full[..8]];
+    rewrite.extend(excludes);
+    repo.stash(&rewrite).ok();
+    let new = repo
+        .restic_snapshots()
+        .into_iter()
+        .find(|x| x["tags"] == serde_json::json!(["rewrite"]))
+        .expect("a snapshot tagged rewrite");
+    assert_eq!(new["original"].as_str(), Some(full.as_str()));
+    let new_id = new["id"].as_str().unwrap().to_string();
+    assert_eq!(paths_of(&repo, &new_id), paths_of(&repo, &reference));
+    assert!(repo.restic_snapshots().iter().any(|x| x["id"] == full));
+
+    // Nothing to leave out: nothing changes. --forget replaces the snapshot.
+    let none = repo
+        .stash(&["rewrite", "--exclude", "no-such-name", "--host", "full"])
+        .ok()
+        .stdout_str();
+    assert!(none.contains("0 of 2 snapshots changed"), "{none}");
+    repo.stash(&[
+        "rewrite",
+        "--forget",
+        "--exclude",
+        "/src/nested",
+        &new_id[..8],
+    ])
+    .ok();
+    let snaps = repo.restic_snapshots();
+    assert_eq!(snaps.len(), 3, "{snaps:?}");
+    assert!(!snaps.iter().any(|x| x["id"] == new_id));
+    repo.restic_check_read_data();
+    let bare = repo.stash(&["rewrite", "latest"]).run();
+    bare.assert_failed();
+    assert!(bare.stderr.contains("no excludes"), "{bare}");
+}
+
+/// The first pack, by restic's index, whose blobs all pass `pick`.
+fn pack_where(repo: &Repo, pick: impl Fn(&[serde_json::Value]) -> bool) -> String {
+    for index in repo.restic(&["list", "index"]).ok().lines() {
+        let text = repo.restic(&["cat", "index", &index]).ok().stdout_str();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for p in v["packs"].as_array().unwrap() {
+            if pick(p["blobs"].as_array().unwrap()) {
+                return p["id"].as_str().unwrap().to_string();
+            }
+        }
+    }
+    panic!("no such pack");
+}
+
+#[test]
+fn repair_snapshots_drops_what_is_lost_and_restic_checks_the_rest() {
+    let s = Scratch::new();
+    make_simple_tree(
+        &s.path("src"),
+        &[("small.txt", b"small\n"), ("d/other.txt", b"other\n")],
+    );
+    std::fs::write(s.path("src/big.bin"), random_bytes(3, 4 << 20)).unwrap();
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    repo.restic(&["backup", "src"]).cwd(&s.root).ok();
+    let clean = repo.stash(&["repair", "snapshots"]).ok().stdout_str();
+    assert!(clean.contains("0 of 1 snapshots changed"), "{clean}");
+
+    let lost = pack_where(&repo, |blobs| blobs.iter().all(|b| b["type"] == "data"));
+    std::fs::remove_file(repo.pack_path(&lost)).unwrap();
+    repo.stash(&["repair", "index"]).ok();
+    let out = repo.stash(&["repair", "snapshots"]).ok().stdout_str();
+    assert!(out.contains("removed missing content"), "{out}");
+    let repaired = repo
+        .restic_snapshots()
+        .into_iter()
+        .find(|x| x["tags"] == serde_json::json!(["repaired"]))
+        .expect("a snapshot tagged repaired");
+    let id = repaired["id"].as_str().unwrap().to_string();
+    assert_eq!(paths_of(&repo, &id).len(), 5, "the paths stay");
+    // With --forget the damaged original is replaced: the repaired copy made
+    // before and this one are left, and they check clean.
+    let original = repaired["original"].clone();
+    repo.stash(&["repair", "snapshots", "--forget"]).ok();
+    let left = repo.restic_snapshots();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.iter().any(|x| x["id"] == original));
+    repo.restic_check_read_data();
+    let target = s.path("restored");
+    // What is left of each file restores and verifies (a file whose blobs were all
+    // lost is empty).
+    repo.stash(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ])
+    .ok();
+    assert!(target.join("src/d/other.txt").is_file());
+
+    // A snapshot whose root tree is lost is removed.
+    let root = repo.restic_snapshots()[0]["tree"].clone();
+    let trees = pack_where(&repo, |blobs| blobs.iter().any(|b| b["id"] == root));
+    std::fs::remove_file(repo.pack_path(&trees)).unwrap();
+    repo.stash(&["repair", "index"]).ok();
+    let gone = repo.stash(&["repair", "snapshots"]).ok().stdout_str();
+    assert!(
+        gone.contains("not readable") && gone.contains(": removed"),
+        "{gone}"
+    );
+    assert!(repo.restic_snapshots().len() < 2);
+}

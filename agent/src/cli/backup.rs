@@ -103,7 +103,7 @@ fn parse_time(s: &str) -> anyhow::Result<GoTime> {
 
 /// The patterns of `--exclude-file`s: one per line, `#` comments and blank lines
 /// skipped.
-fn pattern_files(files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+pub(super) fn pattern_files(files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for f in files {
         let text =

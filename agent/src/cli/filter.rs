@@ -1,7 +1,38 @@
 //! restic's snapshot filter flags (`--host`, `--tag`, `--path`), shared by every verb
 //! that picks snapshots.
 
-use crate::repository::files::SnapshotFilter;
+use stash_repo_format::{snapshot::Snapshot, Id};
+
+use crate::repository::{files::SnapshotFilter, Repository};
+
+/// The snapshots a verb works on, oldest first: those `names` (ids, prefixes,
+/// `latest`; one that matches nothing is skipped with a warning, as restic does) or,
+/// without names, every snapshot `filter` lets through.
+///
+/// # Errors
+/// Backend errors listing or reading snapshots.
+pub async fn select(
+    repo: &Repository,
+    names: &[String],
+    filter: &FilterArgs,
+) -> crate::error::Result<Vec<(Id, Snapshot)>> {
+    let filter = filter.filter();
+    let mut found = Vec::new();
+    if names.is_empty() {
+        found = repo.snapshots().await?;
+        found.retain(|(_, s)| filter.matches(s));
+    } else {
+        for name in names {
+            match repo.find_snapshot(name, &filter).await {
+                Ok(s) => found.push(s),
+                Err(e) => eprintln!("Ignoring {name:?}: {e}"),
+            }
+        }
+    }
+    found.sort_by(|(ia, a), (ib, b)| a.time.cmp(&b.time).then(ia.cmp(ib)));
+    found.dedup_by_key(|(id, _)| *id);
+    Ok(found)
+}
 
 /// `--host`, `--tag` and `--path`, as restic takes them.
 #[derive(Debug, Clone, Default, clap::Args)]

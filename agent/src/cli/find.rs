@@ -9,14 +9,13 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDate, NaiveDateTime, TimeZone};
 use stash_repo_format::{
     gostr::push_json_string,
     node::{go_mode_string, Node, NodeType},
-    snapshot::Snapshot,
     Id,
 };
 
 use super::{filter::FilterArgs, ls::root_of, Global};
 use crate::{
     backup::exclude::Excludes,
-    repository::{tree_packs::TreePacks, Repository},
+    repository::tree_packs::TreePacks,
     walk::{walk, Visit},
 };
 
@@ -66,27 +65,6 @@ fn parse_time(s: &str) -> Result<DateTime<FixedOffset>, String> {
         .earliest()
         .map(|t| t.fixed_offset())
         .ok_or_else(|| format!("{s:?} is not a valid local time"))
-}
-
-/// The snapshots to search, oldest first: the `--snapshot`s (an unknown one is
-/// skipped with a warning, as restic does) or all that pass the filter.
-async fn snapshots(repo: &Repository, a: &Args) -> anyhow::Result<Vec<(Id, Snapshot)>> {
-    let filter = a.filter.filter();
-    let mut found = Vec::new();
-    if a.snapshots.is_empty() {
-        found = repo.snapshots().await?;
-        found.retain(|(_, s)| filter.matches(s));
-    } else {
-        for name in &a.snapshots {
-            match repo.find_snapshot(name, &filter).await {
-                Ok(s) => found.push(s),
-                Err(e) => eprintln!("Ignoring {name:?}: {e}"),
-            }
-        }
-    }
-    found.sort_by(|(ia, a), (ib, b)| a.time.cmp(&b.time).then(ia.cmp(ib)));
-    found.dedup_by_key(|(id, _)| *id);
-    Ok(found)
 }
 
 /// The paths and nodes in `root` that match, in walk order.
@@ -176,7 +154,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     };
     let patterns = Excludes::new(&patterns)?;
     let repo = g.open().await?;
-    let snaps = snapshots(&repo, &a).await?;
+    let snaps = super::filter::select(&repo, &a.snapshots, &a.filter).await?;
     let index = repo.load_index().await?;
     let trees = TreePacks::new(&repo);
     let mut stdout = std::io::stdout().lock();

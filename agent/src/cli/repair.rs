@@ -1,4 +1,4 @@
-//! `stash repair index` (also restic 0.14's `rebuild-index`).
+//! `stash repair index` (also restic 0.14's `rebuild-index`) and `repair snapshots`.
 
 use super::Global;
 use crate::repair_index::repair_index;
@@ -14,6 +14,8 @@ pub struct Args {
 enum What {
     /// Build a new index from the packs in the repository.
     Index(IndexArgs),
+    /// Save damaged snapshots again without what the repository lost.
+    Snapshots(super::rewrite::RepairArgs),
 }
 
 /// Arguments of `repair index` and `rebuild-index`.
@@ -27,6 +29,7 @@ pub struct IndexArgs {
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     match a.what {
         What::Index(i) => index(g, i).await,
+        What::Snapshots(s) => super::rewrite::repair(g, s).await,
     }
 }
 
