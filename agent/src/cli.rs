@@ -18,6 +18,7 @@ mod key;
 mod list;
 mod ls;
 mod migrate;
+mod options;
 mod password;
 mod progress;
 mod prune;
@@ -124,6 +125,32 @@ pub struct Global {
     /// write always lock.
     #[arg(long = "no-lock", global = true)]
     no_lock: bool,
+    /// Pack size in MiB (4 to 128) for the packs this command writes.
+    #[arg(
+        long = "pack-size",
+        env = "RESTIC_PACK_SIZE",
+        global = true,
+        value_name = "MiB",
+        value_parser = clap::value_parser!(u16).range(4..=128)
+    )]
+    pack_size: Option<u16>,
+    /// Backend option (repeatable): s3.connections=N, s3.region=R,
+    /// azure.endpoint-suffix=S, gs/azure/local.connections=N.
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
+    options: Vec<String>,
+    /// Trust the PEM certificates in this file besides the system's (repeatable).
+    #[arg(long = "cacert", global = true, value_name = "FILE")]
+    cacert: Vec<std::path::PathBuf>,
+    /// Accept any TLS certificate the server presents (unsafe: for self-signed test
+    /// servers).
+    #[arg(long = "insecure-tls", global = true)]
+    insecure_tls: bool,
+    /// Upload at most this many KiB per second.
+    #[arg(long = "limit-upload", global = true, value_name = "KiB/s")]
+    limit_upload: Option<u64>,
+    /// Download at most this many KiB per second.
+    #[arg(long = "limit-download", global = true, value_name = "KiB/s")]
+    limit_download: Option<u64>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -231,10 +258,18 @@ impl Global {
     }
 
     fn backend(&self, create: bool) -> anyhow::Result<Arc<dyn Backend>> {
-        let opts = OpenOptions {
+        let mut opts = OpenOptions {
             secret_dir: self.secret_dir.clone(),
             ..OpenOptions::default()
         };
+        let flags = options::BackendFlags {
+            options: self.options.clone(),
+            cacert: self.cacert.clone(),
+            insecure_tls: self.insecure_tls,
+            limit_upload: self.limit_upload,
+            limit_download: self.limit_download,
+        };
+        flags.apply(&mut opts)?;
         Ok(open_location_with(&self.location()?, create, &opts)?)
     }
 
@@ -251,7 +286,13 @@ impl Global {
         Ok(repository::open(backend, pw.as_bytes())
             .await?
             .with_compression(self.compression)
-            .with_lock_retry(self.retry_lock.unwrap_or_default()))
+            .with_lock_retry(self.retry_lock.unwrap_or_default())
+            .with_pack_size(
+                self.pack_size
+                    .map_or(crate::repository::blob_saver::DEFAULT_PACK_SIZE, |m| {
+                        usize::from(m) << 20
+                    }),
+            ))
     }
 
     fn print_json(&self, v: &impl serde::Serialize) {

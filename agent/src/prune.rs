@@ -24,11 +24,7 @@ use stash_repo_format::{
 
 use crate::{
     error::{Error, Result},
-    repository::{
-        blob_saver::{write_index, DEFAULT_PACK_SIZE},
-        tree_packs::TreePacks,
-        BlobSaver, Repository,
-    },
+    repository::{blob_saver::write_index, tree_packs::TreePacks, BlobSaver, Repository},
 };
 
 /// Blobs per index file written by prune (restic's flush size).
@@ -150,7 +146,7 @@ pub async fn prune_when(
     }
 
     // 1. Repack: copy used blobs into new packs (indexed by the saver as they land).
-    let saver = BlobSaver::new(repo, Arc::new(IndexLookup::default()), DEFAULT_PACK_SIZE);
+    let saver = BlobSaver::new(repo, Arc::new(IndexLookup::default()), repo.pack_size());
     let copied = repack(repo, &plan, &saver).await;
     let (saver_stats, new_index_files) = saver.finish().await?;
     copied?;

@@ -19,12 +19,7 @@ use stash_repo_format::{
 use crate::{
     backup::run::owned_snapshot,
     error::{Error, Result},
-    repository::{
-        blob_saver::{BlobSaver, DEFAULT_PACK_SIZE},
-        open::hostname,
-        tree_packs::TreePacks,
-        Repository,
-    },
+    repository::{blob_saver::BlobSaver, open::hostname, tree_packs::TreePacks, Repository},
 };
 
 /// What `recover` found and wrote.
@@ -126,7 +121,7 @@ async fn run(
         .encode()
         .map_err(|e| Error::Usage(format!("recover tree: {e}")))?;
     lock.confirm().await?;
-    let saver = BlobSaver::new(repo, index, DEFAULT_PACK_SIZE);
+    let saver = BlobSaver::new(repo, index, repo.pack_size());
     let s2 = saver.clone();
     let saved = tokio::task::spawn_blocking(move || s2.save(BlobType::Tree, &bytes))
         .await

@@ -46,9 +46,23 @@ pub struct Repository {
     /// How long taking a lock waits for conflicting locks to go (restic's
     /// `--retry-lock`); zero fails at once.
     lock_retry: std::time::Duration,
+    /// Target size of the packs written (restic's `--pack-size`).
+    pack_size: usize,
 }
 
 impl Repository {
+    /// Target size in bytes of the packs this repository writes.
+    pub fn pack_size(&self) -> usize {
+        self.pack_size
+    }
+
+    /// Packs of `bytes` (default [`blob_saver::DEFAULT_PACK_SIZE`]).
+    #[must_use]
+    pub fn with_pack_size(mut self, bytes: usize) -> Self {
+        self.pack_size = bytes;
+        self
+    }
+
     /// This repository with writes of everything but locks dropped
     /// ([`crate::backend::DryRunBackend`]): `backup --dry-run`.
     pub fn into_dry_run(mut self) -> Self {

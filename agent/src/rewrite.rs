@@ -27,11 +27,7 @@ use stash_repo_format::{
 use crate::{
     backup::exclude::Excludes,
     error::{Error, Result},
-    repository::{
-        blob_saver::{BlobSaver, DEFAULT_PACK_SIZE},
-        tree_packs::TreePacks,
-        Repository,
-    },
+    repository::{blob_saver::BlobSaver, tree_packs::TreePacks, Repository},
 };
 
 /// What to change in the trees.
@@ -216,7 +212,7 @@ async fn run(
     let rw = Rewriter {
         reader: TreePacks::new(repo),
         index: &index,
-        saver: BlobSaver::new(repo, index.clone(), DEFAULT_PACK_SIZE),
+        saver: BlobSaver::new(repo, index.clone(), repo.pack_size()),
         change,
         notes: Default::default(),
     };

@@ -146,6 +146,12 @@ pub fn engine_location(spec: &RepositorySpec) -> Result<EngineLocation, Location
             out.defaults
                 .insert("AWS_DEFAULT_REGION".to_string(), r.to_string());
         }
+        if s3.insecure_tls {
+            out.defaults.insert(
+                stash_agent::backend::cloud::INSECURE_TLS.to_string(),
+                "true".to_string(),
+            );
+        }
         return Ok(out);
     }
     if let Some(g) = &b.gcs {
@@ -266,18 +272,20 @@ mod tests {
     }
 
     #[test]
-    fn region_becomes_a_default_setting() {
+    fn region_and_insecure_tls_become_default_settings() {
         let b = Backend {
             s3: Some(S3Spec {
                 endpoint: "s3.amazonaws.com".into(),
                 bucket: "b".into(),
                 region: Some("eu-west-1".into()),
+                insecure_tls: true,
                 ..S3Spec::default()
             }),
             ..Backend::default()
         };
         let l = engine_location(&spec(b)).unwrap();
         assert_eq!(l.defaults["AWS_DEFAULT_REGION"], "eu-west-1");
+        assert_eq!(l.defaults["STASH_INSECURE_TLS"], "true");
     }
 
     #[test]

@@ -207,3 +207,57 @@ fn read_concurrency_changes_nothing_stored() {
     bad.assert_failed();
     assert!(bad.stderr.contains("--read-concurrency"), "{bad}");
 }
+
+#[test]
+fn global_pack_size_options_and_limits() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("src")).unwrap();
+    std::fs::write(s.path("src/big.bin"), random_bytes(11, 24 << 20)).unwrap();
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    repo.stash(&[
+        "--pack-size",
+        "4",
+        "backup",
+        "src",
+        "--limit-upload",
+        "1048576",
+    ])
+    .cwd(&s.root)
+    .ok();
+    let packs = repo.files("data");
+    assert!(packs.len() >= 5, "{packs:?}");
+    assert!(
+        packs.iter().all(|(_, size)| *size < 5 << 20),
+        "a pack is larger than --pack-size allows: {packs:?}"
+    );
+    repo.restic_check_read_data();
+    let target = s.path("restored");
+    repo.stash(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--limit-download",
+        "1048576",
+        "--verify",
+    ])
+    .ok();
+    for (args, says) in [
+        (&["--pack-size", "2", "snapshots"][..], "--pack-size"),
+        (&["-o", "s3.storage-class=X", "snapshots"], "unknown option"),
+        (
+            &["-o", "local.connections=none", "snapshots"],
+            "not a positive number",
+        ),
+        (
+            &["--cacert", "/no/such/ca.pem", "snapshots"],
+            "/no/such/ca.pem",
+        ),
+    ] {
+        let out = repo.stash(args).run();
+        out.assert_failed();
+        assert!(out.stderr.contains(says), "{args:?}: {out}");
+    }
+    repo.stash(&["-o", "local.connections=2", "snapshots"]).ok();
+}

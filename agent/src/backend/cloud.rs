@@ -38,6 +38,10 @@ use super::{
 };
 use crate::error::{Error, Result};
 
+/// Set to `true` (by `--insecure-tls`, or a Repository's `insecureTLS`): any
+/// certificate the server presents is accepted.
+pub const INSECURE_TLS: &str = "STASH_INSECURE_TLS";
+
 /// Settings and credentials for cloud stores, by environment-variable name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Vars {
@@ -132,6 +136,9 @@ pub fn client_options(vars: &Vars, allow_http: bool) -> Result<ClientOptions> {
         .with_timeout_disabled()
         .with_connect_timeout(Duration::from_secs(15))
         .with_allow_http(allow_http);
+    if vars.get(INSECURE_TLS) == Some("true") {
+        opts = opts.with_allow_invalid_certificates(true);
+    }
     if let Some(pem) = vars.get("CA_CERT_DATA") {
         let certs = Certificate::from_pem_bundle(pem.as_bytes())
             .map_err(|e| config_err("CA_CERT_DATA", e))?;

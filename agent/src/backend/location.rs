@@ -211,6 +211,15 @@ pub struct OpenOptions {
     /// Settings used when neither the environment nor the secret directory has them
     /// (the operator's region from a Repository's spec, say).
     pub defaults: std::collections::BTreeMap<String, String>,
+    /// Settings that win over the environment and the secret directory (command
+    /// line flags: `-o s3.region=...`, `--cacert`).
+    pub overrides: std::collections::BTreeMap<String, String>,
+    /// Requests in flight at most, instead of the location's default (`-o
+    /// s3.connections=N`).
+    pub connections: Option<usize>,
+    /// Upload and download limits in bytes per second.
+    pub limit_upload: Option<u64>,
+    pub limit_download: Option<u64>,
 }
 
 pub(crate) fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
@@ -267,6 +276,7 @@ pub fn open_location_with(
                     vars.values.insert(k.clone(), v.clone());
                 }
             }
+            vars.values.extend(opts.overrides.clone());
             let (store, prefix) = cloud::open_store(cloud_loc, &vars)?;
             Arc::new(ObjectStoreBackend::new(
                 store,
@@ -275,11 +285,22 @@ pub fn open_location_with(
             ))
         }
     };
-    let wrapping = opts
+    let mut wrapping = opts
         .wrapping
         .clone()
         .unwrap_or_else(|| Wrapping::for_location(&parsed));
-    Ok(wrapping.wrap(inner))
+    if opts.connections.is_some() {
+        wrapping.connections = opts.connections;
+    }
+    let wrapped = wrapping.wrap(inner);
+    if opts.limit_upload.is_none() && opts.limit_download.is_none() {
+        return Ok(wrapped);
+    }
+    Ok(Arc::new(super::RateLimitBackend::new(
+        wrapped,
+        opts.limit_upload,
+        opts.limit_download,
+    )))
 }
 
 fn open_local(path: &str, create: bool) -> Result<ObjectStoreBackend> {

@@ -33,7 +33,6 @@ use super::{
 use crate::{
     error::{Error, Result},
     repository::{
-        blob_saver::DEFAULT_PACK_SIZE,
         files::SnapshotFilter,
         lock::LockGuard,
         open::{hostname, username},
@@ -228,7 +227,7 @@ async fn setup(
     let saver = BlobSaver::gated(
         repo,
         index.clone(),
-        opts.pack_size.unwrap_or(DEFAULT_PACK_SIZE),
+        opts.pack_size.unwrap_or(repo.pack_size()),
         lock.confirmed_flag(),
     );
     Ok(Setup {

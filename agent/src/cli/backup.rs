@@ -83,9 +83,6 @@ pub struct Args {
     #[arg(long = "read-concurrency", env = "RESTIC_READ_CONCURRENCY", value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..))]
     read_concurrency: Option<u16>,
-    /// Pack size in MiB (4 to 128).
-    #[arg(long = "pack-size", env = "RESTIC_PACK_SIZE")]
-    pack_size: Option<usize>,
 }
 
 fn parse_time(s: &str) -> anyhow::Result<GoTime> {
@@ -162,12 +159,6 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         .as_deref()
         .map(crate::backup::reject::parse_size)
         .transpose()?;
-    if let Some(p) = a.pack_size {
-        anyhow::ensure!(
-            (4..=128).contains(&p),
-            "--pack-size must be between 4 and 128 MiB"
-        );
-    }
     let opts = BackupOptions {
         targets: targets(&a)?,
         host: a.host.clone(),
@@ -179,7 +170,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         exclude_if_present: if_present,
         force: a.force,
         parent: a.parent.clone(),
-        pack_size: a.pack_size.map(|m| m << 20),
+        pack_size: None,
         one_file_system: a.one_file_system,
         with_atime: a.with_atime,
         skip_if_unchanged: a.skip_if_unchanged,

@@ -119,6 +119,7 @@ pub async fn init(
         key_id,
         compression: Mode::default(),
         lock_retry: std::time::Duration::ZERO,
+        pack_size: super::blob_saver::DEFAULT_PACK_SIZE,
     })
 }
 
@@ -178,6 +179,7 @@ pub async fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Reposito
         key_id,
         compression: Mode::default(),
         lock_retry: std::time::Duration::ZERO,
+        pack_size: super::blob_saver::DEFAULT_PACK_SIZE,
     })
 }
 
