@@ -4,7 +4,7 @@
 use stash_repo_format::{
     file_type::FileType,
     gotime::GoTime,
-    retention::{apply_policy, group_snapshots, GroupBy, GroupKey, Policy},
+    retention::{apply_policy, group_snapshots, Counters, GroupBy, GroupKey, Policy},
     snapshot::Snapshot,
     Id,
 };
@@ -19,8 +19,9 @@ use crate::{
 pub struct GroupPlan {
     /// The group.
     pub key: GroupKey,
-    /// Kept snapshots, each with the policy rules that keep it.
-    pub keep: Vec<(Id, Snapshot, Vec<String>)>,
+    /// Kept snapshots, each with the policy rules that keep it and the counts
+    /// left after it.
+    pub keep: Vec<(Id, Snapshot, Vec<String>, Counters)>,
     /// Snapshots to remove.
     pub remove: Vec<(Id, Snapshot)>,
 }
@@ -39,15 +40,15 @@ pub fn plan(
 ) -> Result<Vec<GroupPlan>> {
     let mut out = Vec::new();
     for (key, group) in group_snapshots(snaps, by) {
-        let decisions: Vec<(Id, bool, Vec<String>)> = if policy.is_empty() {
+        let decisions: Vec<(Id, bool, Vec<String>, Counters)> = if policy.is_empty() {
             group
                 .iter()
-                .map(|(id, _)| (*id, false, Vec::new()))
+                .map(|(id, _)| (*id, false, Vec::new(), Counters::default()))
                 .collect()
         } else {
             apply_policy(&group, policy, now)
                 .into_iter()
-                .map(|d| (d.id, d.keep, d.reasons))
+                .map(|d| (d.id, d.keep, d.reasons, d.counters))
                 .collect()
         };
         if !policy.is_empty() && decisions.iter().all(|d| !d.1) {
@@ -62,10 +63,10 @@ pub fn plan(
             keep: Vec::new(),
             remove: Vec::new(),
         };
-        for (id, keep, why) in decisions {
+        for (id, keep, why, left) in decisions {
             let Some(s) = snap_of(&id) else { continue };
             if keep {
-                p.keep.push((id, s, why));
+                p.keep.push((id, s, why, left));
             } else {
                 p.remove.push((id, s));
             }

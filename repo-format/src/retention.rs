@@ -89,6 +89,31 @@ pub struct Decision {
     pub keep: bool,
     /// Why it is kept (empty when removed).
     pub reasons: Vec<String>,
+    /// What the counted rules had left once this snapshot was decided on (restic's
+    /// `counters` in `forget --json`; `-1` for an unlimited rule).
+    pub counters: Counters,
+}
+
+/// The counts left of the counted rules; zero ones are left out of JSON, as restic
+/// leaves them out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub last: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hourly: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub daily: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub weekly: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub monthly: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub yearly: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 type Bucker = fn(&DateTime<FixedOffset>, usize) -> i64;
@@ -139,6 +164,7 @@ pub fn apply_policy(snaps: &[(Id, Snapshot)], policy: &Policy, now: &GoTime) -> 
                 id: *id,
                 keep: true,
                 reasons: vec!["policy is empty".into()],
+                counters: Counters::default(),
             })
             .collect();
     }
@@ -206,10 +232,19 @@ pub fn apply_policy(snaps: &[(Id, Snapshot)], policy: &Policy, now: &GoTime) -> 
                 }
             }
         }
+        let left = |i: usize| buckets[i].0;
         out.push(Decision {
             id: *id,
             keep: !reasons.is_empty(),
             reasons,
+            counters: Counters {
+                last: left(0),
+                hourly: left(1),
+                daily: left(2),
+                weekly: left(3),
+                monthly: left(4),
+                yearly: left(5),
+            },
         });
     }
     out

@@ -564,3 +564,109 @@ fn ls_and_find_print_what_restic_prints() {
     none.assert_failed();
     assert!(none.stderr.contains("PATTERN"), "{none}");
 }
+
+/// Every key path of a JSON value (`a.b`, `list[].c`), array elements merged.
+fn key_paths(v: &Value, at: &str, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                let p = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                out.insert(p.clone());
+                key_paths(x, &p, out);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                key_paths(x, &format!("{at}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn keys_of(values: &[Value]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for v in values {
+        key_paths(v, "", &mut out);
+    }
+    out
+}
+
+#[test]
+fn json_messages_carry_restics_field_names() {
+    let s = Scratch::new();
+    let repo = three_snapshots(&s);
+    let backup = |tool: &str| -> Vec<Value> {
+        let args = ["backup", "src", "--json", "--host", "h1"];
+        let out = if tool == "restic" {
+            repo.restic(&args).cwd(&s.root).ok()
+        } else {
+            repo.stash(&args).cwd(&s.root).ok()
+        };
+        out.json_lines()
+            .into_iter()
+            .filter(|v| v["message_type"] == "summary")
+            .collect()
+    };
+    let mut cases: Vec<(&str, Vec<Value>, Vec<Value>)> =
+        vec![("backup", backup("stash"), backup("restic"))];
+    for args in [
+        &["snapshots", "--json"][..],
+        &["ls", "--json", "latest"],
+        &["forget", "--json", "--dry-run", "--keep-last", "1"],
+        &["find", "--json", "*.txt"],
+        &["stats", "--json"],
+    ] {
+        let parse = |out: Out| -> Vec<Value> {
+            let text = out.stdout_str();
+            match serde_json::from_str::<Value>(&text) {
+                Ok(v) => vec![v],
+                Err(_) => out.json_lines(),
+            }
+        };
+        cases.push((
+            args[0],
+            parse(repo.stash(args).ok()),
+            parse(repo.restic(args).ok()),
+        ));
+    }
+    // Beyond names: forget's reasons and counters are restic's.
+    let reasons = |out: Out| -> BTreeSet<String> {
+        let v: Value = serde_json::from_str(&out.stdout_str()).unwrap();
+        let mut r = BTreeSet::new();
+        for g in v.as_array().unwrap() {
+            for k in g["reasons"].as_array().unwrap() {
+                r.insert(format!(
+                    "{} {} {}",
+                    k["snapshot"]["time"], k["matches"], k["counters"]
+                ));
+            }
+        }
+        r
+    };
+    let args = [
+        "forget",
+        "--json",
+        "--dry-run",
+        "--keep-last",
+        "2",
+        "--keep-daily",
+        "1",
+    ];
+    assert_eq!(
+        reasons(repo.stash(&args).ok()),
+        reasons(repo.restic(&args).ok())
+    );
+    for (verb, ours, theirs) in cases {
+        let (ours, theirs) = (keys_of(&ours), keys_of(&theirs));
+        let missing: Vec<&String> = theirs.difference(&ours).collect();
+        assert!(
+            missing.is_empty(),
+            "{verb} --json lacks restic's {missing:?}"
+        );
+    }
+}

@@ -1,6 +1,8 @@
 //! `stash forget`: remove snapshots by id or by retention policy.
 
 use serde_json::json;
+
+use super::snapshots::snapshot_json;
 use stash_repo_format::{
     file_type::FileType,
     gotime::GoTime,
@@ -145,7 +147,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
                 if !g.json && !g.quiet {
                     println!("snapshots for {}:", serde_json::to_string(&p.key)?);
                     println!("keep {} snapshots:", p.keep.len());
-                    for (id, s, why) in &p.keep {
+                    for (id, s, why, _) in &p.keep {
                         println!("  {}  {}  {}  {}", id.short(), s.time, s.hostname, why.join(", "));
                     }
                     println!("remove {} snapshots:", p.remove.len());
@@ -156,9 +158,9 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
                 remove.extend(p.remove.iter().map(|(id, _)| *id));
                 report.push(json!({
                     "host": p.key.hostname, "paths": p.key.paths, "tags": p.key.tags,
-                    "keep": p.keep.iter().map(|k| k.0.to_string()).collect::<Vec<_>>(),
-                    "remove": p.remove.iter().map(|r| r.0.to_string()).collect::<Vec<_>>(),
-                    "reasons": p.keep.iter().map(|k| json!({"snapshot": k.0.to_string(), "matches": k.2})).collect::<Vec<_>>(),
+                    "keep": p.keep.iter().map(|k| snapshot_json(&k.0, &k.1)).collect::<Vec<_>>(),
+                    "remove": p.remove.iter().map(|r| snapshot_json(&r.0, &r.1)).collect::<Vec<_>>(),
+                    "reasons": p.keep.iter().map(|k| json!({"snapshot": snapshot_json(&k.0, &k.1), "matches": k.2, "counters": k.3})).collect::<Vec<_>>(),
                 }));
             }
         }

@@ -102,7 +102,8 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     .await?;
     let mut stdout = std::io::stdout().lock();
     if g.json {
-        let v = json!({"time": snap.time, "tree": snap.tree, "paths": snap.paths, "hostname": snap.hostname, "id": id, "short_id": id.short(), "struct_type": "snapshot"});
+        let mut v = super::snapshots::snapshot_json(&id, &snap);
+        v["struct_type"] = json!("snapshot");
         writeln!(stdout, "{v}")?;
     } else if !g.quiet {
         writeln!(
@@ -116,11 +117,16 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     }
     for (path, n) in &entries {
         if g.json {
-            let v = json!({
+            let mut v = json!({
                 "name": name_of(n), "type": n.node_type.as_str(), "path": String::from_utf8_lossy(path),
-                "uid": n.uid, "gid": n.gid, "size": n.size, "mode": n.mode,
+                "uid": n.uid, "gid": n.gid, "mode": n.mode,
+                "permissions": stash_repo_format::node::go_mode_string(n.mode),
                 "mtime": n.mtime, "atime": n.atime, "ctime": n.ctime, "struct_type": "node",
             });
+            // restic gives a size to files only.
+            if n.node_type == NodeType::File {
+                v["size"] = json!(n.size);
+            }
             writeln!(stdout, "{v}")?;
         } else if a.long {
             let mut line = super::find::long_line(path, n);

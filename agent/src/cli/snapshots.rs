@@ -14,6 +14,19 @@ pub struct Args {
     latest: Option<usize>,
 }
 
+/// A snapshot as restic's `--json` outputs show it: its fields, `id` and `short_id`.
+pub(super) fn snapshot_json(
+    id: &stash_repo_format::Id,
+    s: &stash_repo_format::snapshot::Snapshot,
+) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("id".into(), json!(id.to_string()));
+        o.insert("short_id".into(), json!(id.short()));
+    }
+    v
+}
+
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let repo = g.open().await?;
     let filter = a.filter.filter();
@@ -39,17 +52,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         snaps = keep;
     }
     if g.json {
-        let v: Vec<serde_json::Value> = snaps
-            .iter()
-            .map(|(id, s)| {
-                let mut v = serde_json::to_value(s).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("id".into(), json!(id.to_string()));
-                    o.insert("short_id".into(), json!(id.short()));
-                }
-                v
-            })
-            .collect();
+        let v: Vec<serde_json::Value> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
         g.print_json(&v);
         return Ok(0);
     }
