@@ -13,6 +13,7 @@
 //! [`Wrapping`]) and [`fault`] (fault injection for tests). [`conformance`] is the
 //! test suite every backend passes.
 
+pub mod aws_profile;
 pub mod cloud;
 pub mod conformance;
 mod direct_read;

@@ -160,6 +160,64 @@ fn s3_https_with_custom_ca() {
         &["--secret-dir", sd, "-r", &loc, "snapshots"],
         &[],
     );
+
+    // Through the CLI flags: --cacert trusts the CA, --insecure-tls any certificate;
+    // neither, and the certificate is refused.
+    let keys = s3_env();
+    let ca_file = ca.to_str().unwrap();
+    run_ok(
+        stash_bin(),
+        &["--cacert", ca_file, "-r", &loc, "snapshots"],
+        &keys,
+    );
+    run_ok(
+        stash_bin(),
+        &["--insecure-tls", "-r", &loc, "snapshots"],
+        &keys,
+    );
+    let refused = run(stash_bin(), &["-r", &loc, "snapshots"], &keys);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .to_ascii_lowercase()
+            .contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+/// Keys and region from an AWS profile in the shared files, without any AWS_*
+/// credential in the environment; a profile that is not there is a clear error.
+#[test]
+fn s3_credentials_from_an_aws_profile() {
+    let moto = start_moto();
+    s3_create_bucket(&moto, "profiled");
+    let loc = format!("s3:http://127.0.0.1:{}/profiled/repo", moto.port);
+    let aws = tempfile::tempdir().unwrap();
+    let (creds, config) = (aws.path().join("credentials"), aws.path().join("config"));
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = wrong\n[moto]\naws_access_key_id = test\n\
+         aws_secret_access_key = test\n",
+    )
+    .unwrap();
+    std::fs::write(&config, "[profile moto]\nregion = us-east-1\n").unwrap();
+    let env = |profile: &'static str| {
+        vec![
+            ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+            ("AWS_PROFILE", profile),
+        ]
+    };
+    run_ok(stash_bin(), &["-r", &loc, "init"], &env("moto"));
+    run_ok(stash_bin(), &["-r", &loc, "snapshots"], &env("moto"));
+    let missing = run(stash_bin(), &["-r", &loc, "snapshots"], &env("absent"));
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("AWS_PROFILE \"absent\": no such profile"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -276,6 +276,9 @@ pub fn open_location_with(
                     vars.values.insert(k.clone(), v.clone());
                 }
             }
+            if matches!(cloud_loc, Location::S3(_)) {
+                super::aws_profile::apply(&mut vars)?;
+            }
             vars.values.extend(opts.overrides.clone());
             let (store, prefix) = cloud::open_store(cloud_loc, &vars)?;
             Arc::new(ObjectStoreBackend::new(
