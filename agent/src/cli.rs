@@ -7,6 +7,7 @@
 mod backup;
 mod cat;
 mod check;
+mod copy;
 mod diff;
 mod filter;
 mod find;
@@ -221,6 +222,8 @@ enum Command<E: Extension> {
     Migrate(migrate::Args),
     /// Make a snapshot of the trees no snapshot refers to.
     Recover(recover::Args),
+    /// Copy snapshots from another repository into this one.
+    Copy(copy::Args),
     /// Save snapshots again without the paths matching exclude patterns.
     Rewrite(rewrite::Args),
 }
@@ -452,6 +455,7 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::RebuildIndex(a) => repair::index(g, a).await,
         Command::Migrate(a) => migrate::run(g, a).await,
         Command::Recover(a) => recover::run(g, a).await,
+        Command::Copy(a) => copy::run(g, a).await,
         Command::Rewrite(a) => rewrite::run(g, a).await,
         Command::Generate(a) => generate::run(<Cli<E> as clap::CommandFactory>::command(), a),
         Command::Dump(a) => ls::dump(g, a).await,

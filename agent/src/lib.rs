@@ -12,6 +12,7 @@ pub mod backend;
 pub mod backup;
 pub mod check;
 pub mod cli;
+pub mod copy;
 pub mod cpu;
 pub mod diff;
 mod direct_io;

@@ -12,30 +12,53 @@ use super::Global;
 
 /// The repository password. `confirm` asks twice when prompting (for `init`).
 pub fn get(g: &Global, confirm: bool) -> anyhow::Result<String> {
+    from(
+        &Sources {
+            file: g.password_file.as_deref(),
+            command: g.password_command.as_deref(),
+            env: "RESTIC_PASSWORD",
+            secret_dir: g.secret_dir.as_deref(),
+            what: "repository",
+        },
+        confirm,
+    )
+}
+
+/// Where one repository's password may come from (`copy`'s source has its own).
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    pub file: Option<&'a std::path::Path>,
+    pub command: Option<&'a str>,
+    /// The variable holding the password itself.
+    pub env: &'a str,
+    pub secret_dir: Option<&'a std::path::Path>,
+    /// The repository, in the prompt.
+    pub what: &'a str,
+}
+
+/// The password from the first of `s` that has one, in restic's order.
+pub fn from(s: &Sources<'_>, confirm: bool) -> anyhow::Result<String> {
     anyhow::ensure!(
-        g.password_file.is_none() || g.password_command.is_none(),
-        "--password-file and --password-command are mutually exclusive"
+        s.file.is_none() || s.command.is_none(),
+        "a password file and a password command are mutually exclusive"
     );
-    if let Some(command) = &g.password_command {
+    if let Some(command) = s.command {
         return run_command(command);
     }
-    if let Some(f) = &g.password_file {
-        let s = std::fs::read_to_string(f)
+    if let Some(f) = s.file {
+        let text = std::fs::read_to_string(f)
             .with_context(|| format!("reading password file {}", f.display()))?;
-        return Ok(s.trim().to_string());
+        return Ok(text.trim().to_string());
     }
-    if let Some(p) = std::env::var("RESTIC_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
+    if let Some(p) = std::env::var(s.env).ok().filter(|p| !p.is_empty()) {
         return Ok(p);
     }
-    if let Some(dir) = &g.secret_dir {
+    if let Some(dir) = s.secret_dir {
         if let Some(p) = crate::backend::secret_dir::read(dir)?.password() {
             return Ok(p.to_string());
         }
     }
-    prompt("enter password for repository: ", confirm)
+    prompt(&format!("enter password for {}: ", s.what), confirm)
 }
 
 /// The trimmed standard output of `command`, split into words as restic splits it.
