@@ -4,6 +4,8 @@
 //!   exactly when one of its patterns alone does (blank patterns are ignored);
 //! - an unanchored pattern that matches a path also matches it below one more
 //!   directory (it may match at any depth);
+//! - a pattern that matches a path matches what lies below it (restic's
+//!   `filter.Match` matches a run of components, not only the path's end);
 //! - `**` excludes every path with a component, `/**` every path;
 //! - a path's own components, glob-escaped, exclude it: anchored and whole, or
 //!   unanchored as its last component.
@@ -100,6 +102,13 @@ fuzz_target!(|data: &[u8]| {
             "{patterns:?} {p:?}"
         );
         for (pat, single) in patterns.iter().zip(&singles) {
+            if single.is_excluded(p) {
+                let below = p.join("below");
+                assert!(
+                    single.is_excluded(&below),
+                    "{pat:?} matched {p:?} but not {below:?}"
+                );
+            }
             if !pat.trim().starts_with('/') && single.is_excluded(p) {
                 let deeper = Path::new("/deeper").join(p.strip_prefix("/").unwrap_or(p));
                 assert!(
