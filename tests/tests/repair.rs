@@ -4,6 +4,18 @@
 
 use crate::util::*;
 
+/// A restic repository of `version` with one restic snapshot of a small tree.
+fn small_restic_repo(s: &Scratch, version: u32) -> Repo {
+    make_simple_tree(
+        &s.path("src"),
+        &[("a.txt", b"alpha\n"), ("b/c.txt", b"gamma\n")],
+    );
+    let repo = s.repo("repo");
+    repo.restic_init(version);
+    repo.restic(&["backup", "src"]).cwd(&s.root).ok();
+    repo
+}
+
 /// A repository with a restic snapshot and one of ours on top.
 fn two_snapshots(s: &Scratch) -> Repo {
     make_rich_tree(&s.path("src"));
@@ -84,13 +96,7 @@ fn repair_index_drops_the_entries_of_a_lost_pack() {
 #[test]
 fn migrate_upgrades_a_version_1_repository_as_restic_does() {
     let s = Scratch::new();
-    make_simple_tree(
-        &s.path("src"),
-        &[("a.txt", b"alpha\n"), ("b/c.txt", b"gamma\n")],
-    );
-    let repo = s.repo("repo");
-    repo.restic_init(1);
-    repo.restic(&["backup", "src"]).cwd(&s.root).ok();
+    let repo = small_restic_repo(&s, 1);
     let listed = repo.stash(&["migrate"]).ok().stdout_str();
     assert_eq!(listed, repo.restic(&["migrate"]).ok().stdout_str());
     assert!(listed.contains("upgrade_repo_v2"), "{listed}");
@@ -149,13 +155,7 @@ fn recovered_listing(repo: &Repo) -> Vec<String> {
 #[test]
 fn recover_finds_the_roots_restic_finds() {
     let s = Scratch::new();
-    make_simple_tree(
-        &s.path("src"),
-        &[("a.txt", b"alpha\n"), ("b/c.txt", b"gamma\n")],
-    );
-    let repo = s.repo("repo");
-    repo.restic_init(2);
-    repo.restic(&["backup", "src"]).cwd(&s.root).ok();
+    let repo = small_restic_repo(&s, 2);
     std::fs::write(s.path("src/b/d.txt"), b"delta\n").unwrap();
     repo.stash(&["backup", "src"]).cwd(&s.root).ok();
     let nothing = repo.stash(&["recover"]).ok().stdout_str();

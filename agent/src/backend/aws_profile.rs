@@ -19,22 +19,21 @@ const KEYS: [(&str, &str); 3] = [
 
 /// The `key = value` pairs of section `name` of an INI text, if it has one.
 pub fn section(text: &str, name: &str) -> Option<BTreeMap<String, String>> {
-    let mut found = None;
-    let mut current = None;
+    let mut found: Option<BTreeMap<String, String>> = None;
+    let mut inside = false;
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = (header.trim() == name).then(BTreeMap::new);
-            if current.is_some() {
-                found = Some(BTreeMap::new());
+            inside = header.trim() == name;
+            if inside {
+                found.get_or_insert_with(BTreeMap::new);
             }
-            continue;
-        }
-        if let (Some(sec), Some((k, v))) = (current.as_mut(), line.split_once('=')) {
-            sec.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            found = Some(sec.clone());
+        } else if let (true, Some((k, v))) = (inside, line.split_once('=')) {
+            found
+                .get_or_insert_with(BTreeMap::new)
+                .insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
     found

@@ -64,16 +64,13 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         .collect();
     // `p` lies strictly below `d`.
     let below = |p: &[u8], d: &[u8]| p.starts_with(d) && p.get(d.len()) == Some(&b'/');
-    let parent = |p: &[u8]| -> Vec<u8> {
-        let cut = p.iter().rposition(|&b| b == b'/').unwrap_or(0);
-        p[..cut].to_vec()
-    };
+    let parent = |p: &[u8]| -> usize { p.iter().rposition(|&b| b == b'/').unwrap_or(0) };
     // As restic: a directory given and its entries, or with --recursive all below it.
     let keep = |p: &[u8]| {
         dirs.is_empty()
             || dirs
                 .iter()
-                .any(|d| p == *d || (below(p, d) && (a.recursive || parent(p).as_slice() == *d)))
+                .any(|d| p == *d || (below(p, d) && (a.recursive || parent(p) == d.len())))
     };
     // A directory is read when it is one of `dirs`, lies above one, or (recursive)
     // below one.
