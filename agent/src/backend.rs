@@ -70,6 +70,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// The whole file, or a byte range of it.
     async fn read(&self, ty: FileType, id: &Id, range: Option<Range<u64>>) -> Result<Bytes>;
 
+    /// As [`Backend::read`], for a file a local cache keeps whole: a pack of trees
+    /// (restic's metadata packs). [`crate::cache::CacheBackend`] answers it from its
+    /// cache; decorators that may wrap a cache forward it.
+    async fn read_cacheable(
+        &self,
+        ty: FileType,
+        id: &Id,
+        range: Option<Range<u64>>,
+    ) -> Result<Bytes> {
+        self.read(ty, id, range).await
+    }
+
+    /// As [`Backend::write`], for a file a local cache keeps (a pack of trees).
+    async fn write_cacheable(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()> {
+        self.write(ty, id, data).await
+    }
+
     /// As [`Backend::read`], into `buf` (its contents are replaced): a reader of many
     /// packs recycles its buffers ([`ReadBuf::into_buffer`]) instead of faulting in
     /// fresh memory for each. The default copies from [`Backend::read`]; decorators

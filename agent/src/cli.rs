@@ -5,6 +5,7 @@
 //! 143 terminated (SIGTERM).
 
 mod backup;
+mod cache;
 mod cat;
 mod check;
 mod copy;
@@ -152,6 +153,15 @@ pub struct Global {
     /// Download at most this many KiB per second.
     #[arg(long = "limit-download", global = true, value_name = "KiB/s")]
     limit_download: Option<u64>,
+    /// Directory of the local cache of snapshots, index files and tree packs
+    /// (default: $XDG_CACHE_HOME/stash or ~/.cache/stash). Cloud repositories use a
+    /// cache by default; giving a directory caches a local repository too.
+    /// RESTIC_CACHE_DIR sets it too.
+    #[arg(long = "cache-dir", global = true, value_name = "DIR")]
+    cache_dir: Option<std::path::PathBuf>,
+    /// Use no local cache.
+    #[arg(long = "no-cache", global = true)]
+    no_cache: bool,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -224,6 +234,8 @@ enum Command<E: Extension> {
     Recover(recover::Args),
     /// Copy snapshots from another repository into this one.
     Copy(copy::Args),
+    /// List the local caches of repositories; `--cleanup` removes old ones.
+    Cache(cache::Args),
     /// Save snapshots again without the paths matching exclude patterns.
     Rewrite(rewrite::Args),
 }
@@ -276,8 +288,58 @@ impl Global {
         Ok(open_location_with(&self.location()?, create, &opts)?)
     }
 
+    /// Opens the repository, with a local cache where one is wanted
+    /// ([`Global::with_cache`]).
     async fn open(&self) -> anyhow::Result<Repository> {
-        self.open_backend(self.backend(false)?).await
+        let repo = self.open_backend(self.backend(false)?).await?;
+        Ok(self.with_cache(repo))
+    }
+
+    /// `--cache-dir`, else a non-empty `RESTIC_CACHE_DIR`.
+    fn cache_dir(&self) -> Option<std::path::PathBuf> {
+        self.cache_dir.clone().or_else(|| {
+            std::env::var_os("RESTIC_CACHE_DIR")
+                .filter(|v| !v.is_empty())
+                .map(Into::into)
+        })
+    }
+
+    /// The cache root: [`Global::cache_dir`], else the default.
+    fn cache_root(&self) -> Option<std::path::PathBuf> {
+        self.cache_dir().or_else(crate::cache::default_root)
+    }
+
+    /// `repo` with its local cache: always for a cloud store, for a local one only
+    /// when a cache directory is given, never with `--no-cache`. A cache that cannot
+    /// be opened is reported and done without, as restic does.
+    fn with_cache(&self, repo: Repository) -> Repository {
+        if self.no_cache {
+            return repo;
+        }
+        let remote = self.repo.as_deref().is_some_and(|l| {
+            matches!(
+                crate::backend::parse_location(l),
+                Ok(crate::backend::Location::S3(_)
+                    | crate::backend::Location::Gcs { .. }
+                    | crate::backend::Location::Azure { .. })
+            )
+        });
+        let Some(root) = (if remote || self.cache_dir().is_some() {
+            self.cache_root()
+        } else {
+            None
+        }) else {
+            return repo;
+        };
+        match repo.clone().with_cache(&root) {
+            Ok(cached) => cached,
+            Err(e) => {
+                if !self.quiet {
+                    eprintln!("unable to open cache: {e}");
+                }
+                repo
+            }
+        }
     }
 
     /// Opens the repository in `backend` (from [`Global::backend`]).
@@ -456,6 +518,7 @@ async fn run<E: Extension>(cli: Cli<E>) -> anyhow::Result<i32> {
         Command::Migrate(a) => migrate::run(g, a).await,
         Command::Recover(a) => recover::run(g, a).await,
         Command::Copy(a) => copy::run(g, a).await,
+        Command::Cache(a) => cache::run(g, a).await,
         Command::Rewrite(a) => rewrite::run(g, a).await,
         Command::Generate(a) => generate::run(<Cli<E> as clap::CommandFactory>::command(), a),
         Command::Dump(a) => ls::dump(g, a).await,

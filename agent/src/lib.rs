@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod backup;
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod copy;

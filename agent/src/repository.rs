@@ -26,6 +26,7 @@ use stash_repo_format::{
 
 use crate::{
     backend::Backend,
+    cache::{CacheBackend, LocalCache},
     error::{Error, Result},
 };
 
@@ -48,6 +49,8 @@ pub struct Repository {
     lock_retry: std::time::Duration,
     /// Target size of the packs written (restic's `--pack-size`).
     pack_size: usize,
+    /// The local cache in front of `backend`, if any.
+    cache: Option<Arc<LocalCache>>,
 }
 
 impl Repository {
@@ -61,6 +64,23 @@ impl Repository {
     pub fn with_pack_size(mut self, bytes: usize) -> Self {
         self.pack_size = bytes;
         self
+    }
+
+    /// This repository with a local cache of its metadata under `root`
+    /// ([`crate::cache`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the cache directory cannot be created.
+    pub fn with_cache(mut self, root: &std::path::Path) -> Result<Self> {
+        let cache = Arc::new(LocalCache::open(root, &self.config.id)?);
+        self.backend = Arc::new(CacheBackend::new(self.backend, cache.clone()));
+        self.cache = Some(cache);
+        Ok(self)
+    }
+
+    /// The local cache, if this repository has one.
+    pub fn cache(&self) -> Option<&Arc<LocalCache>> {
+        self.cache.as_ref()
     }
 
     /// This repository with writes of everything but locks dropped
@@ -138,15 +158,15 @@ impl Repository {
         let mut last = None;
         for loc in locs {
             let range = u64::from(loc.offset)..u64::from(loc.offset) + u64::from(loc.length);
-            let sealed = match self
-                .backend
-                .read(
-                    stash_repo_format::file_type::FileType::Pack,
-                    &loc.pack,
-                    Some(range),
-                )
-                .await
-            {
+            let pack = stash_repo_format::file_type::FileType::Pack;
+            let read = if ty == BlobType::Tree {
+                self.backend
+                    .read_cacheable(pack, &loc.pack, Some(range))
+                    .await
+            } else {
+                self.backend.read(pack, &loc.pack, Some(range)).await
+            };
+            let sealed = match read {
                 Ok(b) => b,
                 Err(e) => {
                     last = Some(e);

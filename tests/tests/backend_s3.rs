@@ -408,3 +408,77 @@ fn s3_throughput_vs_restic() {
         r / s
     );
 }
+
+/// A cloud repository is cached by default under `$XDG_CACHE_HOME/stash`: with the
+/// tree packs gone from the bucket, `ls` still answers from the cache, and
+/// `--no-cache` shows the cache was what answered.
+#[test]
+fn s3_cache_serves_snapshots_index_and_trees() {
+    let moto = start_moto();
+    s3_create_bucket(&moto, "cached");
+    let loc = format!("s3:http://127.0.0.1:{}/cached/repo", moto.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src, 5, 2 << 20);
+    let xdg = tmp.path().join("xdg");
+    let env = env_with(&[
+        ("RESTIC_PASSWORD", "pw"),
+        // Empty: unset, so the default under XDG_CACHE_HOME applies.
+        ("RESTIC_CACHE_DIR", ""),
+        ("XDG_CACHE_HOME", xdg.to_str().unwrap()),
+    ]);
+    run_ok(stash_bin(), &["-r", &loc, "init"], &env);
+    run_ok(
+        stash_bin(),
+        &["-r", &loc, "backup", src.to_str().unwrap()],
+        &env,
+    );
+    let listed = |extra: &[&str]| {
+        let mut args = vec!["-r", loc.as_str(), "ls", "latest"];
+        args.extend_from_slice(extra);
+        run(stash_bin(), &args, &env)
+    };
+    let first = listed(&[]);
+    assert!(first.status.success(), "{first:?}");
+
+    let cache = std::fs::read_dir(xdg.join("stash"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .expect("a repository cache")
+        .path();
+    for dir in ["snapshots", "index"] {
+        assert_eq!(
+            std::fs::read_dir(cache.join(dir)).unwrap().count(),
+            1,
+            "{dir}"
+        );
+    }
+    let mut tree_packs = Vec::new();
+    for sub in std::fs::read_dir(cache.join("data")).unwrap().flatten() {
+        for f in std::fs::read_dir(sub.path()).unwrap().flatten() {
+            tree_packs.push(f.file_name().to_string_lossy().into_owned());
+        }
+    }
+    assert!(!tree_packs.is_empty(), "no tree pack cached");
+    assert!(
+        tree_packs.len() < pack_count(&loc),
+        "data packs were cached"
+    );
+    let (store, _) = cloud_backend(&loc, &s3_vars());
+    for id in &tree_packs {
+        let id = stash_repo_format::Id::from_hex(id).unwrap();
+        rt().block_on(store.remove(FileType::Pack, &id)).unwrap();
+    }
+    let again = listed(&[]);
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(again.stdout, first.stdout);
+    assert!(!listed(&["--no-cache"]).status.success());
+}
+
+fn pack_count(location: &str) -> usize {
+    let (b, _) = cloud_backend(location, &s3_vars());
+    rt().block_on(b.list(FileType::Pack))
+        .expect("list packs")
+        .len()
+}

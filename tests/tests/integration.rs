@@ -15,6 +15,7 @@
 //! - `verbs`: restic's further verbs (`list`, `tag`) against restic's own.
 
 mod backup_flags;
+mod cache;
 mod copy;
 mod damage;
 mod image;

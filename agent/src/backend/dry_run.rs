@@ -42,6 +42,15 @@ impl Backend for DryRunBackend {
         self.inner.read(ty, id, range).await
     }
 
+    async fn read_cacheable(
+        &self,
+        ty: FileType,
+        id: &Id,
+        range: Option<Range<u64>>,
+    ) -> Result<Bytes> {
+        self.inner.read_cacheable(ty, id, range).await
+    }
+
     async fn read_into(
         &self,
         ty: FileType,

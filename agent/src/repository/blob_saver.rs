@@ -459,8 +459,9 @@ async fn upload_loop(
                 let buffers = buffers.clone();
                 tasks.spawn(async move {
                     let blobs: Vec<IndexBlob> = pack.blobs.iter().map(IndexBlob::from).collect();
+                    let trees = blobs.iter().any(|b| b.ty == BlobType::Tree);
                     let bytes = Bytes::from(pack.bytes);
-                    write_with_retry(&repo, FileType::Pack, pack.id, bytes.clone()).await?;
+                    write_retrying(&repo, FileType::Pack, pack.id, bytes.clone(), trees).await?;
                     buffers.give_bytes(bytes);
                     drop(permit);
                     Ok::<_, Error>(IndexPack { id: pack.id, blobs })
@@ -522,10 +523,28 @@ pub async fn write_index(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id>
 
 /// Writes with up to five attempts for transient errors, backing off exponentially.
 pub async fn write_with_retry(repo: &Repository, ty: FileType, id: Id, data: Bytes) -> Result<()> {
+    write_retrying(repo, ty, id, data, false).await
+}
+
+/// As [`write_with_retry`]; a `cacheable` file (a pack of trees) is also kept in
+/// the local cache, if there is one.
+async fn write_retrying(
+    repo: &Repository,
+    ty: FileType,
+    id: Id,
+    data: Bytes,
+    cacheable: bool,
+) -> Result<()> {
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;
     loop {
-        match repo.backend().write(ty, &id, data.clone()).await {
+        let backend = repo.backend();
+        let res = if cacheable {
+            backend.write_cacheable(ty, &id, data.clone()).await
+        } else {
+            backend.write(ty, &id, data.clone()).await
+        };
+        match res {
             Err(e) if e.is_transient() && attempt < 5 => {
                 tracing::warn!("{} {}: {e}; retrying", ty.name(), id.short());
                 tokio::time::sleep(delay).await;

@@ -1,8 +1,11 @@
 //! Loading the index: every index file fetched concurrently, decoded on the CPU
 //! pool, merged into one [`IndexLookup`].
 
+use std::collections::HashSet;
+
 use futures::{stream, StreamExt};
 use stash_repo_format::{
+    blob::BlobType,
     file_type::FileType,
     index::{IndexFile, IndexLookup, IndexLookupBuilder},
     Id,
@@ -40,7 +43,22 @@ impl Repository {
     /// As [`Repository::load_index_files`].
     pub async fn load_index(&self) -> Result<IndexLookup> {
         let files = self.load_index_files().await?;
-        Ok(crate::cpu::spawn(move || build_lookup(&files)).await)
+        let (lookup, tree_packs) = crate::cpu::spawn(move || {
+            let tree_packs: HashSet<Id> = files
+                .iter()
+                .flat_map(|(_, f)| &f.packs)
+                .filter(|p| p.blobs.iter().any(|b| b.ty == BlobType::Tree))
+                .map(|p| p.id)
+                .collect();
+            (build_lookup(&files), tree_packs)
+        })
+        .await;
+        if let Some(cache) = self.cache() {
+            // A cached pack the index no longer names as holding trees was pruned
+            // or repacked.
+            cache.retain(FileType::Pack, &tree_packs).await;
+        }
+        Ok(lookup)
     }
 }
 

@@ -120,6 +120,7 @@ pub async fn init(
         compression: Mode::default(),
         lock_retry: std::time::Duration::ZERO,
         pack_size: super::blob_saver::DEFAULT_PACK_SIZE,
+        cache: None,
     })
 }
 
@@ -180,6 +181,7 @@ pub async fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Reposito
         compression: Mode::default(),
         lock_retry: std::time::Duration::ZERO,
         pack_size: super::blob_saver::DEFAULT_PACK_SIZE,
+        cache: None,
     })
 }
 

@@ -82,7 +82,7 @@ impl TreePacks {
             .get_or_init(|| async {
                 self.repo
                     .backend()
-                    .read(FileType::Pack, &loc.pack, None)
+                    .read_cacheable(FileType::Pack, &loc.pack, None)
                     .await
                     .ok()
             })
