@@ -12,6 +12,7 @@ mod copy;
 mod diff;
 mod filter;
 mod find;
+mod find_ids;
 mod forget;
 mod generate;
 mod glob;

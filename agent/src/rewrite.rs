@@ -25,7 +25,7 @@ use stash_repo_format::{
 };
 
 use crate::{
-    backup::exclude::Excludes,
+    backup::exclude::PathExcludes,
     error::{Error, Result},
     repository::{blob_saver::BlobSaver, tree_packs::TreePacks, Repository},
 };
@@ -33,8 +33,9 @@ use crate::{
 /// What to change in the trees.
 #[derive(Debug)]
 pub enum Change {
-    /// Leave out what these patterns match (snapshot paths, as `backup --exclude`).
-    Exclude(Excludes),
+    /// Leave out what these patterns match (snapshot paths, as `backup --exclude`
+    /// and `--iexclude`).
+    Exclude(PathExcludes),
     /// Drop missing data blobs from files and unreadable subtrees (an empty
     /// directory instead); a snapshot whose root cannot be read is removed.
     Repair,

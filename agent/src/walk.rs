@@ -26,10 +26,23 @@ pub async fn walk(
     root: Id,
     mut visit: impl FnMut(&[u8], &Node) -> ControlFlow<(), Visit>,
 ) -> Result<()> {
+    walk_with_parent(trees, index, root, |_, path, node| visit(path, node)).await
+}
+
+/// As [`walk`], telling `visit` also the id of the tree holding the node.
+///
+/// # Errors
+/// A tree that cannot be read, named by id.
+pub async fn walk_with_parent(
+    trees: &TreePacks,
+    index: &IndexLookup,
+    root: Id,
+    mut visit: impl FnMut(&Id, &[u8], &Node) -> ControlFlow<(), Visit>,
+) -> Result<()> {
     let first = trees.read_tree(index, &root).await?;
-    let mut stack = vec![(Vec::new(), first.nodes.into_iter())];
+    let mut stack = vec![(Vec::new(), root, first.nodes.into_iter())];
     loop {
-        let Some((prefix, nodes)) = stack.last_mut() else {
+        let Some((prefix, parent, nodes)) = stack.last_mut() else {
             return Ok(());
         };
         let Some(node) = nodes.next() else {
@@ -40,12 +53,12 @@ pub async fn walk(
         path.extend_from_slice(prefix);
         path.push(b'/');
         path.extend_from_slice(&node.name);
-        match visit(&path, &node) {
+        match visit(parent, &path, &node) {
             ControlFlow::Break(()) => return Ok(()),
             ControlFlow::Continue(Visit::Enter) => {
                 if let Some(sub) = node.subtree {
                     let t = trees.read_tree(index, &sub).await?;
-                    stack.push((path, t.nodes.into_iter()));
+                    stack.push((path, sub, t.nodes.into_iter()));
                 }
             }
             ControlFlow::Continue(Visit::Skip) => {}

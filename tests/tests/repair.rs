@@ -261,6 +261,28 @@ fn rewrite_leaves_out_what_a_backup_with_the_excludes_leaves_out() {
     let bare = repo.stash(&["rewrite", "latest"]).run();
     bare.assert_failed();
     assert!(bare.stderr.contains("no excludes"), "{bare}");
+
+    // --iexclude and --iexclude-file ignore case.
+    let pats = s.path("patterns");
+    std::fs::write(&pats, "*.TXT\n").unwrap();
+    let pats = pats.to_str().unwrap();
+    let before = repo.restic_snapshots();
+    repo.stash(&[
+        "rewrite",
+        &full[..8],
+        "--iexclude",
+        "BIG",
+        "--iexclude-file",
+        pats,
+    ])
+    .ok();
+    let again = repo
+        .restic_snapshots()
+        .into_iter()
+        .find(|x| !before.contains(x))
+        .expect("a second rewrite of the full snapshot");
+    let again = again["id"].as_str().unwrap();
+    assert_eq!(paths_of(&repo, again), paths_of(&repo, &reference));
 }
 
 /// The first pack, by restic's index, whose blobs all pass `pick`.

@@ -528,6 +528,25 @@ fn ls_and_find_print_what_restic_prints() {
         let theirs = repo.restic(args).ok().stdout_str();
         assert_eq!(ours, theirs, "{args:?}");
     }
+    // --human-readable: restic's long lines with the size as 1.234 KiB.
+    let human = |n: u64| match n {
+        n if n >= 1 << 20 => format!("{:.3} MiB", n as f64 / f64::from(1u32 << 20)),
+        n if n >= 1 << 10 => format!("{:.3} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    };
+    let ours = repo
+        .stash(&["ls", "-l", "--human-readable", "latest"])
+        .ok()
+        .stdout_str();
+    let theirs = repo.restic(&["ls", "-l", "latest"]).ok().stdout_str();
+    assert_eq!(ours.lines().count(), theirs.lines().count());
+    for (o, t) in ours.lines().zip(theirs.lines()).skip(1) {
+        let mut want: Vec<String> = t.split_whitespace().map(str::to_string).collect();
+        let size = human(want[3].parse().unwrap());
+        want.splice(3..4, size.split(' ').map(str::to_string));
+        let got: Vec<&str> = o.split_whitespace().collect();
+        assert_eq!(got, want, "{o}");
+    }
     for args in [
         &["find", "*.txt"][..],
         &["find", "a"],
@@ -563,6 +582,93 @@ fn ls_and_find_print_what_restic_prints() {
     let none = repo.stash(&["find"]).run();
     none.assert_failed();
     assert!(none.stderr.contains("PATTERN"), "{none}");
+}
+
+/// `find --tree/--blob/--pack`'s text split into one block per object found.
+fn found_blocks(out: &str) -> BTreeSet<String> {
+    out.split("Found ").map(str::to_string).collect()
+}
+
+/// `find --json` of ids: a set of objects, the snapshot times as instants (restic
+/// writes a zero offset as `Z`).
+fn found_json(out: &str) -> BTreeSet<String> {
+    let v: Value = serde_json::from_str(out).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            let t = o["time"].as_str().unwrap();
+            let t = chrono::DateTime::parse_from_rfc3339(t)
+                .unwrap()
+                .timestamp_nanos_opt();
+            o["time"] = serde_json::json!(t);
+            o.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn find_by_id_prints_what_restic_prints() {
+    let s = Scratch::new();
+    make_rich_tree(&s.path("src"));
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    repo.restic(&["backup", "src"]).cwd(&s.root).ok();
+    std::fs::write(s.path("src/nested/a/new.txt"), b"new\n").unwrap();
+    repo.stash(&["backup", "src"]).cwd(&s.root).ok();
+
+    let latest = repo.restic_snapshots().last().unwrap()["id"].clone();
+    let snap = repo
+        .restic(&["cat", "snapshot", latest.as_str().unwrap()])
+        .ok()
+        .json();
+    let tree = |id: &str| repo.restic(&["cat", "blob", id]).ok().json();
+    let root = tree(snap["tree"].as_str().unwrap());
+    let src = root["nodes"][0]["subtree"].as_str().unwrap().to_string();
+    let nodes = tree(&src)["nodes"].as_array().unwrap().clone();
+    let dir = |name: &str| {
+        nodes.iter().find(|n| n["name"] == name).unwrap()["subtree"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let nested = dir("nested");
+    let blob = nodes
+        .iter()
+        .find(|n| n["type"] == "file" && !n["content"].as_array().unwrap().is_empty())
+        .unwrap()["content"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pack = repo
+        .restic_pack_contents()
+        .into_iter()
+        .find(|(_, blobs)| blobs.iter().any(|(_, b)| *b == blob))
+        .unwrap()
+        .0;
+    for args in [
+        vec!["find", "--tree", &nested],
+        vec!["find", "--tree", &nested[..8], &src],
+        vec!["find", "--blob", &blob],
+        vec!["find", "--blob", &blob[..8], "-s", "latest"],
+        vec!["find", "--pack", &pack],
+        vec!["find", "--tree", "0000000000000000"],
+    ] {
+        let ours = repo.stash(&args).ok().stdout_str();
+        let theirs = repo.restic(&args).ok().stdout_str();
+        assert_eq!(found_blocks(&ours), found_blocks(&theirs), "{args:?}");
+        let mut json = args.clone();
+        json.push("--json");
+        assert_eq!(
+            found_json(&repo.stash(&json).ok().stdout_str()),
+            found_json(&repo.restic(&json).ok().stdout_str()),
+            "{json:?}"
+        );
+    }
+    let unknown = repo.stash(&["find", "--pack", "deadbeef"]).run();
+    unknown.assert_failed();
+    assert!(unknown.stderr.contains("deadbeef"), "{unknown}");
 }
 
 /// Every key path of a JSON value (`a.b`, `list[].c`), array elements merged.

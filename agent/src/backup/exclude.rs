@@ -153,6 +153,42 @@ fn step(part: &Part, reach: &[bool], comps: &[String]) -> Vec<bool> {
     next
 }
 
+/// `--exclude` patterns, matched as written, with `--iexclude` patterns, matched
+/// ignoring case (lower-cased, against the lower-cased path).
+#[derive(Debug, Clone, Default)]
+pub struct PathExcludes {
+    cased: Excludes,
+    uncased: Excludes,
+}
+
+impl PathExcludes {
+    /// Compiles both sets.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming an invalid pattern.
+    pub fn new(cased: &[String], uncased: &[String]) -> Result<Self> {
+        let lowered: Vec<String> = uncased.iter().map(|p| p.to_lowercase()).collect();
+        Ok(PathExcludes {
+            cased: Excludes::new(cased)?,
+            uncased: Excludes::new(&lowered)?,
+        })
+    }
+
+    /// Whether there are no patterns.
+    pub fn is_empty(&self) -> bool {
+        self.cased.is_empty() && self.uncased.is_empty()
+    }
+
+    /// Whether the absolute `path` matches a pattern of either set.
+    pub fn is_excluded(&self, path: &std::path::Path) -> bool {
+        self.cased.is_excluded(path)
+            || (!self.uncased.is_empty()
+                && self
+                    .uncased
+                    .is_excluded(std::path::Path::new(&path.to_string_lossy().to_lowercase())))
+    }
+}
+
 #[cfg(test)]
 fn matches(parts: &[Part], comps: &[String]) -> bool {
     reach(parts, comps)[comps.len()]
@@ -162,6 +198,16 @@ fn matches(parts: &[Part], comps: &[String]) -> bool {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn iexcludes_ignore_case_and_excludes_do_not() {
+        let e = PathExcludes::new(&["*.TMP".into()], &["CACHE".into()]).unwrap();
+        assert!(e.is_excluded(Path::new("/a/x.TMP")));
+        assert!(!e.is_excluded(Path::new("/a/x.tmp")));
+        assert!(e.is_excluded(Path::new("/a/Cache/y")));
+        assert!(e.is_excluded(Path::new("/a/cache")));
+        assert!(!PathExcludes::default().is_excluded(Path::new("/a")));
+    }
 
     #[test]
     fn restic_like_matching() {

@@ -7,7 +7,7 @@
 
 use std::{io::Read, path::Path};
 
-use super::exclude::Excludes;
+use super::exclude::PathExcludes;
 use crate::error::{Error, Result};
 
 /// The marker `--exclude-caches` looks for (<https://bford.info/cachedir/>).
@@ -23,9 +23,7 @@ struct Marker {
 /// The rejection rules of one backup.
 #[derive(Debug, Clone, Default)]
 pub struct Rejects {
-    excludes: Excludes,
-    /// Lower-cased patterns, matched against the lower-cased path.
-    iexcludes: Excludes,
+    excludes: PathExcludes,
     larger_than: Option<u64>,
     markers: Vec<Marker>,
 }
@@ -41,7 +39,6 @@ impl Rejects {
         larger_than: Option<u64>,
         if_present: &[String],
     ) -> Result<Self> {
-        let lowered: Vec<String> = iexcludes.iter().map(|p| p.to_lowercase()).collect();
         let markers = if_present
             .iter()
             .map(|m| {
@@ -61,8 +58,7 @@ impl Rejects {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Rejects {
-            excludes: Excludes::new(excludes)?,
-            iexcludes: Excludes::new(&lowered)?,
+            excludes: PathExcludes::new(excludes, iexcludes)?,
             larger_than,
             markers,
         })
@@ -71,10 +67,6 @@ impl Rejects {
     /// Whether the absolute `path` matches an exclude pattern.
     pub fn path(&self, abs: &Path) -> bool {
         self.excludes.is_excluded(abs)
-            || (!self.iexcludes.is_empty()
-                && self
-                    .iexcludes
-                    .is_excluded(Path::new(&abs.to_string_lossy().to_lowercase())))
     }
 
     /// Whether a file of `size` bytes is too large.

@@ -12,7 +12,7 @@ use stash_repo_format::{
     Id,
 };
 
-use super::{filter::FilterArgs, ls::root_of, Global};
+use super::{filter::FilterArgs, find_ids::Kind, ls::root_of, Global};
 use crate::{
     backup::exclude::Excludes,
     repository::tree_packs::TreePacks,
@@ -42,6 +42,15 @@ pub struct Args {
     /// Long listing (mode, owner, size, time), as `ls -l`.
     #[arg(short = 'l', long)]
     long: bool,
+    /// The patterns are tree ids: find the directories with these trees.
+    #[arg(long, conflicts_with_all = ["blob", "pack"])]
+    tree: bool,
+    /// The patterns are blob ids: find the files holding these blobs.
+    #[arg(long, conflicts_with = "pack")]
+    blob: bool,
+    /// The patterns are pack ids: find the files holding blobs of these packs.
+    #[arg(long)]
+    pack: bool,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -101,19 +110,24 @@ async fn search(
     Ok(hits)
 }
 
-/// restic's long line: `ls -l`'s format.
-pub fn long_line(path: &[u8], n: &Node) -> Vec<u8> {
+/// restic's long line: `ls -l`'s format; `human` sizes as restic's
+/// `--human-readable` (`1.500 KiB`).
+pub fn long_line(path: &[u8], n: &Node, human: bool) -> Vec<u8> {
     let t = n
         .mtime
         .datetime()
         .with_timezone(&Local)
         .format("%Y-%m-%d %H:%M:%S");
+    let size = if human {
+        super::stats::format_bytes(n.size)
+    } else {
+        format!("{:>6}", n.size)
+    };
     let mut line = format!(
-        "{} {:>5} {:>5} {:>6} {t} ",
+        "{} {:>5} {:>5} {size} {t} ",
         go_mode_string(n.mode),
         n.uid,
         n.gid,
-        n.size
     )
     .into_bytes();
     line.extend_from_slice(path);
@@ -147,6 +161,17 @@ fn json_match(out: &mut Vec<u8>, path: &[u8], n: &Node) {
 }
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
+    let ids = match (a.tree, a.blob, a.pack) {
+        (true, _, _) => Some(Kind::Tree),
+        (_, true, _) => Some(Kind::Blob),
+        (_, _, true) => Some(Kind::Pack),
+        _ => None,
+    };
+    if let Some(kind) = ids {
+        let repo = g.open().await?;
+        let snaps = super::filter::select(&repo, &a.snapshots, &a.filter).await?;
+        return super::find_ids::run(&repo, &snaps, kind, &a.patterns, g.json).await;
+    }
     let patterns: Vec<String> = if a.ignore_case {
         a.patterns.iter().map(|p| p.to_lowercase()).collect()
     } else {
@@ -195,7 +220,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         }
         for (path, n) in &hits {
             let mut line = if a.long {
-                long_line(path, n)
+                long_line(path, n, false)
             } else {
                 path.clone()
             };

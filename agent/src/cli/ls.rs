@@ -26,6 +26,9 @@ pub struct Args {
     /// Long listing (mode, owner, size, time).
     #[arg(short, long)]
     long: bool,
+    /// Sizes in a long listing as 1.500 KiB, 2.000 MiB, ...
+    #[arg(long = "human-readable")]
+    human_readable: bool,
     /// With directories given, list everything below them, not only their entries.
     #[arg(long)]
     recursive: bool,
@@ -126,7 +129,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             }
             writeln!(stdout, "{v}")?;
         } else if a.long {
-            let mut line = super::find::long_line(path, n);
+            let mut line = super::find::long_line(path, n, a.human_readable);
             line.push(b'\n');
             stdout.write_all(&line)?;
         } else {

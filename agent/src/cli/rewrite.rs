@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{filter::FilterArgs, Global};
 use crate::{
-    backup::exclude::Excludes,
+    backup::exclude::PathExcludes,
     rewrite::{rewrite_snapshots, Change, Options, Outcome},
 };
 
@@ -20,6 +20,12 @@ pub struct Args {
     /// Read patterns to leave out from a file (repeatable).
     #[arg(long = "exclude-file")]
     exclude_file: Vec<PathBuf>,
+    /// As --exclude, ignoring case (repeatable).
+    #[arg(long = "iexclude")]
+    iexclude: Vec<String>,
+    /// As --exclude-file, ignoring case (repeatable).
+    #[arg(long = "iexclude-file")]
+    iexclude_file: Vec<PathBuf>,
     #[command(flatten)]
     how: How,
 }
@@ -49,10 +55,13 @@ struct How {
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let mut patterns = a.exclude.clone();
     patterns.extend(super::backup::pattern_files(&a.exclude_file)?);
-    if patterns.is_empty() {
+    let mut ipatterns = a.iexclude.clone();
+    ipatterns.extend(super::backup::pattern_files(&a.iexclude_file)?);
+    let excludes = PathExcludes::new(&patterns, &ipatterns)?;
+    if excludes.is_empty() {
         anyhow::bail!("nothing to do: no excludes provided");
     }
-    let change = Change::Exclude(Excludes::new(&patterns)?);
+    let change = Change::Exclude(excludes);
     apply(g, &a.snapshots, &a.how, &change).await
 }
 
