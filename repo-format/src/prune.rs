@@ -7,6 +7,10 @@
 //! uncompressed blobs when asked, and any pack mixing data and tree blobs. Tree packs
 //! and forced candidates are always repacked; data packs are repacked in order of
 //! their unused/used ratio until the unused space left is within `max_unused`.
+//! Small packs (below 4% of the target pack size, or 80% with `repack_small`) are
+//! repacked whatever the unused space, a fully used one only when there are at least
+//! ten of them (fewer are not worth the trouble, and a single small pack would be
+//! repacked on every run).
 //! When a blob is stored in several packs exactly one copy counts as used. A pack whose
 //! size disagrees with its index, or a missing pack that holds needed blobs, stops
 //! the plan: deleting anything then could lose data.
@@ -90,7 +94,28 @@ pub struct PruneOptions {
     pub repack_uncompressed: bool,
     /// The repository compresses (version 2).
     pub compression: bool,
+    /// Target pack size in bytes: what counts as a small pack is a share of it.
+    pub pack_size: u64,
+    /// Count packs below 80% of `pack_size` as small, not only those below 4%
+    /// (restic's `--repack-small`).
+    pub repack_small: bool,
+    /// Repack only packs holding trees (restic's `--repack-cacheable-only`).
+    pub repack_cacheable_only: bool,
 }
+
+impl PruneOptions {
+    /// Packs smaller than this are small (restic's integer arithmetic).
+    pub fn small_pack_limit(&self) -> u64 {
+        if self.repack_small {
+            self.pack_size / 5 * 4
+        } else {
+            self.pack_size / 25
+        }
+    }
+}
+
+/// Fully used small packs repacked only when at least this many.
+const MIN_SMALL_PACKS: usize = 10;
 
 impl Default for PruneOptions {
     fn default() -> Self {
@@ -99,6 +124,9 @@ impl Default for PruneOptions {
             max_repack_bytes: None,
             repack_uncompressed: false,
             compression: true,
+            pack_size: 16 << 20,
+            repack_small: false,
+            repack_cacheable_only: false,
         }
     }
 }
@@ -202,6 +230,7 @@ pub fn plan(
     order.sort_by_key(|(id, _)| (!on_disk.contains_key(id), *id));
     struct Class<'a> {
         id: Id,
+        size: u64,
         used: Vec<PackedBlob>,
         used_bytes: u64,
         unused_bytes: u64,
@@ -214,6 +243,7 @@ pub fn plan(
     for (id, blobs) in order {
         let mut c = Class {
             id: *id,
+            size: on_disk.get(id).copied().unwrap_or(0),
             used: Vec::new(),
             used_bytes: 0,
             unused_bytes: 0,
@@ -279,7 +309,9 @@ pub fn plan(
         .collect();
     p.unreferenced.sort();
 
+    let small_limit = opts.small_pack_limit();
     let mut candidates = Vec::new();
+    let mut small = Vec::new();
     for c in classes {
         p.stats.used_blobs += c.used.len() as u64;
         p.stats.used_bytes += c.used_bytes;
@@ -289,21 +321,36 @@ pub fn plan(
             p.delete.push(c.id);
             continue;
         }
+        if opts.repack_cacheable_only && !c.tree {
+            p.keep.push(c.id);
+            continue;
+        }
         let forced = c.mixed || (opts.compression && opts.repack_uncompressed && c.uncompressed);
         if c.unused_bytes == 0 && !forced {
-            p.keep.push(c.id);
+            if c.size < small_limit {
+                small.push(c);
+            } else {
+                p.keep.push(c.id);
+            }
             continue;
         }
         candidates.push((c, forced));
     }
+    if small.len() < MIN_SMALL_PACKS {
+        p.keep.extend(small.iter().map(|c| c.id));
+    } else {
+        candidates.extend(small.into_iter().map(|c| (c, false)));
+    }
+    let is_small = |c: &Class| c.used_bytes + c.unused_bytes < small_limit;
     p.stats.unused_blobs =
         indexed.iter().map(|(_, b)| b.len() as u64).sum::<u64>() - p.stats.used_blobs;
     let limit = opts.max_unused.limit(p.stats.used_bytes);
     let mut unused_left: u64 = candidates.iter().map(|(c, _)| c.unused_bytes).sum();
-    // Forced and tree packs first, then data packs by decreasing unused/used ratio.
+    // Forced and tree packs first, then small packs, then data packs by decreasing
+    // unused/used ratio.
     candidates.sort_by(|(a, fa), (b, fb)| {
-        let ka = *fa || a.tree;
-        let kb = *fb || b.tree;
+        let ka = (*fa || a.tree, is_small(a));
+        let kb = (*fb || b.tree, is_small(b));
         kb.cmp(&ka).then_with(|| {
             let ra = a.unused_bytes as f64 / a.used_bytes.max(1) as f64;
             let rb = b.unused_bytes as f64 / b.used_bytes.max(1) as f64;
@@ -315,7 +362,7 @@ pub fn plan(
         let within_budget = opts
             .max_repack_bytes
             .is_none_or(|m| p.stats.repack_bytes + c.used_bytes <= m);
-        if (must || unused_left > limit) && within_budget {
+        if (must || is_small(&c) || unused_left > limit) && within_budget {
             unused_left -= c.unused_bytes;
             p.stats.repack_bytes += c.used_bytes;
             p.stats.freed_bytes += c.unused_bytes;
@@ -396,7 +443,18 @@ mod tests {
         assert!(rep.contains(&packs[2].0) && rep.contains(&packs[3].0));
         assert_eq!(p.keep, vec![packs[0].0]);
         assert_eq!(p.stats.used_blobs, 4);
-        // With unlimited unused space only the tree pack is repacked.
+        // With unlimited unused space only the tree pack is repacked, and the partly
+        // used data pack too when it is small (restic's rule).
+        let o = PruneOptions {
+            max_unused: MaxUnused::Unlimited,
+            pack_size: 0,
+            ..Default::default()
+        };
+        let p = plan(&packs, &on, &used, &o).unwrap();
+        assert_eq!(
+            p.repack.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![packs[3].0]
+        );
         let o = PruneOptions {
             max_unused: MaxUnused::Unlimited,
             ..Default::default()
@@ -404,7 +462,7 @@ mod tests {
         let p = plan(&packs, &on, &used, &o).unwrap();
         assert_eq!(
             p.repack.iter().map(|r| r.0).collect::<Vec<_>>(),
-            vec![packs[3].0]
+            vec![packs[3].0, packs[2].0]
         );
     }
 
@@ -445,6 +503,55 @@ mod tests {
         assert_eq!(p.delete.len(), 1);
         assert_eq!(p.keep.len(), 1);
         assert_eq!(p.missing_unneeded, vec![packs[2].0]);
+    }
+
+    /// Ten fully used small packs are repacked, nine are kept; with `repack_small`
+    /// a pack at half the target size is small too; `repack_cacheable_only` keeps
+    /// data packs.
+    #[test]
+    fn small_packs() {
+        let d = BlobType::Data;
+        let packs = |n: u8, len: u32| -> Vec<(Id, Vec<PackedBlob>)> {
+            (0..n)
+                .map(|i| pack(i, vec![blob(d, i, len, true)]))
+                .collect()
+        };
+        let used = |n: u8| -> HashSet<_> { (0..n).map(|i| (d, Id([i; 32]))).collect() };
+        let used10 = used(10);
+        let opts = PruneOptions {
+            pack_size: 1 << 20,
+            ..PruneOptions::default()
+        };
+        let ten = packs(10, 1000);
+        let p = plan(&ten, &disk(&ten), &used10, &opts).unwrap();
+        assert_eq!(p.repack.len(), 10);
+        assert!(p.keep.is_empty());
+        let nine = packs(9, 1000);
+        let p = plan(&nine, &disk(&nine), &used(9), &opts).unwrap();
+        assert!(p.repack.is_empty());
+        assert_eq!(p.keep.len(), 9);
+
+        let half = packs(10, 512 << 10);
+        assert!(plan(&half, &disk(&half), &used10, &opts)
+            .unwrap()
+            .repack
+            .is_empty());
+        let o = PruneOptions {
+            repack_small: true,
+            ..opts
+        };
+        assert_eq!(
+            plan(&half, &disk(&half), &used10, &o).unwrap().repack.len(),
+            10
+        );
+        let o = PruneOptions {
+            repack_cacheable_only: true,
+            ..o
+        };
+        assert!(plan(&half, &disk(&half), &used10, &o)
+            .unwrap()
+            .repack
+            .is_empty());
     }
 
     #[test]

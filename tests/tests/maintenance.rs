@@ -862,3 +862,40 @@ fn missing_pack_names_affected_snapshots() {
     );
     repo.assert_no_locks("stash check of a repository with a missing pack");
 }
+
+/// Many small packs (one backup of one small new file at a time) are repacked into
+/// few, as restic 0.14's prune repacks them; a fresh repository's few small packs are
+/// left alone by both.
+#[test]
+fn prune_repacks_small_packs_as_restic_does() {
+    let s = Scratch::new();
+    let repo = s.repo("repo");
+    repo.restic_init(2);
+    std::fs::create_dir_all(s.path("src")).unwrap();
+    for i in 0..12u64 {
+        std::fs::write(s.path(&format!("src/f{i}")), random_bytes(i, 2000)).unwrap();
+        repo.restic(&["backup", "src"]).cwd(&s.root).ok();
+        if i == 3 {
+            let few = s.repo("few");
+            copy_dir(&repo.path, &few.path);
+            let before = few.files("data").len();
+            few.stash(&["prune"]).ok();
+            assert_eq!(
+                few.files("data").len(),
+                before,
+                "fewer than ten small packs"
+            );
+        }
+    }
+    let theirs = s.repo("theirs");
+    copy_dir(&repo.path, &theirs.path);
+    let before = repo.files("data").len();
+    let blobs = repo.restic_blobs();
+    repo.stash(&["prune"]).ok();
+    theirs.restic(&["prune"]).ok();
+    let (ours, restic) = (repo.files("data").len(), theirs.files("data").len());
+    assert!(ours < before / 4, "{before} packs became {ours}");
+    assert_eq!(ours, restic, "restic's prune leaves {restic} packs");
+    assert_eq!(repo.restic_blobs(), blobs);
+    repo.restic_check_read_data();
+}

@@ -18,6 +18,12 @@ pub struct PruneArgs {
     /// Repack packs with uncompressed blobs (repository version 2).
     #[arg(long = "repack-uncompressed")]
     repack_uncompressed: bool,
+    /// Repack packs below 80% of the target pack size (not only those below 4%).
+    #[arg(long = "repack-small")]
+    repack_small: bool,
+    /// Repack only packs holding trees.
+    #[arg(long = "repack-cacheable-only")]
+    repack_cacheable_only: bool,
 }
 
 /// Arguments of `prune`.
@@ -30,7 +36,7 @@ pub struct Args {
     dry_run: bool,
 }
 
-fn options(a: &PruneArgs) -> anyhow::Result<PruneOptions> {
+fn options(a: &PruneArgs, repo: &Repository) -> anyhow::Result<PruneOptions> {
     Ok(PruneOptions {
         max_unused: MaxUnused::parse(&a.max_unused).map_err(anyhow::Error::msg)?,
         max_repack_bytes: a
@@ -42,6 +48,9 @@ fn options(a: &PruneArgs) -> anyhow::Result<PruneOptions> {
             .transpose()?,
         repack_uncompressed: a.repack_uncompressed,
         compression: true,
+        pack_size: repo.pack_size() as u64,
+        repack_small: a.repack_small,
+        repack_cacheable_only: a.repack_cacheable_only,
     })
 }
 
@@ -52,7 +61,7 @@ async fn run_prune(
     dry_run: bool,
     ready: impl std::future::Future<Output = Result<()>>,
 ) -> anyhow::Result<()> {
-    let (plan, report) = prune_when(repo, &options(a)?, dry_run, ready).await?;
+    let (plan, report) = prune_when(repo, &options(a, repo)?, dry_run, ready).await?;
     let s = &report.stats;
     if g.json {
         g.print_json(&json!({
