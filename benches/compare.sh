@@ -24,7 +24,7 @@
 # step starts after a `sync` (untimed), so none pays for the writeback of the data
 # set copy or of the previous step's files.
 #
-# Environment: STASH_SHARED (default: <repo root>/../shared), STASH_BIN (skip the
+# The data set comes from benches/gen_dataset.py. Environment: STASH_BIN (skip the
 # cargo build and use this binary), WORK_PARENT (where the temporary work directory
 # goes, default $TMPDIR or /tmp).
 set -euo pipefail
@@ -58,13 +58,7 @@ done
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/.." && pwd))"
-SHARED="${STASH_SHARED:-$ROOT/../shared}"
-GEN="$SHARED/bench/gen_dataset.py"
-if [ ! -f "$GEN" ]; then
-    echo "compare.sh: data set generator not found at $GEN" >&2
-    echo "  set STASH_SHARED to the directory holding bench/gen_dataset.py" >&2
-    exit 1
-fi
+GEN="$HERE/gen_dataset.py"
 command -v python3 >/dev/null || { echo "compare.sh: python3 is required" >&2; exit 1; }
 
 # GNU time for wall/CPU/peak RSS.

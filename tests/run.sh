@@ -63,13 +63,8 @@ bash tests/kube/build.sh
 
 # Smoke test of the stash/restic comparison on a tiny data set (figures mean nothing
 # at this scale; benches/compare.sh --scale 1.0 gives the real table).
-shared="${STASH_SHARED:-$PWD/../shared}"
-if [ -f "$shared/bench/gen_dataset.py" ]; then
-  STASH_SHARED="$shared" STASH_BIN="$PWD/target/debug/stash" \
-    bash benches/compare.sh --scale 0.01 --rounds 1 --out target/compare-smoke.md
-else
-  echo "NOTE: $shared/bench/gen_dataset.py not found; set STASH_SHARED to run the comparison smoke test"
-fi
+STASH_BIN="$PWD/target/debug/stash" \
+  bash benches/compare.sh --scale 0.01 --rounds 1 --out target/compare-smoke.md
 
 cargo test --workspace --locked
 
