@@ -26,6 +26,7 @@ pub mod object_store;
 mod rate;
 mod read_buf;
 pub mod retry;
+pub mod s3_bucket;
 pub mod secret_dir;
 pub mod timeout;
 mod wrapping;

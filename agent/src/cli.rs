@@ -273,7 +273,9 @@ impl Global {
         })
     }
 
-    fn backend(&self, create: bool) -> anyhow::Result<Arc<dyn Backend>> {
+    /// The backend of the location. An S3 bucket on AWS with no region configured
+    /// is asked for its region; with `create` (`init`) a missing bucket is created.
+    async fn backend(&self, create: bool) -> anyhow::Result<Arc<dyn Backend>> {
         let mut opts = OpenOptions {
             secret_dir: self.secret_dir.clone(),
             ..OpenOptions::default()
@@ -286,13 +288,33 @@ impl Global {
             limit_download: self.limit_download,
         };
         flags.apply(&mut opts)?;
-        Ok(open_location_with(&self.location()?, create, &opts)?)
+        let location = self.location()?;
+        let parsed = crate::backend::parse_location(&location);
+        if let Ok(loc @ crate::backend::Location::S3(s3)) = parsed.as_ref() {
+            use crate::backend::s3_bucket;
+            let vars = crate::backend::location::cloud_vars(loc, &opts)?;
+            if s3_bucket::needs_region(s3, &vars) {
+                // Unanswered, the default region stays, and its error names the bucket.
+                if let Ok(Some(region)) =
+                    s3_bucket::bucket_region("https://s3.amazonaws.com", &s3.bucket, &vars).await
+                {
+                    opts.overrides.insert("AWS_DEFAULT_REGION".into(), region);
+                }
+            }
+            if create {
+                let vars = crate::backend::location::cloud_vars(loc, &opts)?;
+                if s3_bucket::create_bucket(s3, &vars).await? && !self.quiet {
+                    eprintln!("created bucket {}", s3.bucket);
+                }
+            }
+        }
+        Ok(open_location_with(&location, create, &opts)?)
     }
 
     /// Opens the repository, with a local cache where one is wanted
     /// ([`Global::with_cache`]).
     async fn open(&self) -> anyhow::Result<Repository> {
-        let repo = self.open_backend(self.backend(false)?).await?;
+        let repo = self.open_backend(self.backend(false).await?).await?;
         Ok(self.with_cache(repo))
     }
 

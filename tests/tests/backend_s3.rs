@@ -224,11 +224,25 @@ fn s3_credentials_from_an_aws_profile() {
 fn s3_missing_bucket_is_a_clear_error() {
     let moto = start_moto();
     let repo = format!("s3:http://127.0.0.1:{}/no-such-bucket/p", moto.port);
-    let out = run(stash_bin(), &["-r", &repo, "init"], &s3_env());
+    let out = run(stash_bin(), &["-r", &repo, "snapshots"], &s3_env());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does the bucket or container exist"), "{err}");
+    assert!(err.contains("no repository at s3:"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // Without keys to sign with, init cannot create the bucket and says so.
+    let out = run(
+        stash_bin(),
+        &["-r", &repo, "init"],
+        &[("AWS_DEFAULT_REGION", "us-east-1")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "\"no-such-bucket\" does not exist and cannot be created without AWS_ACCESS_KEY_ID"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -481,4 +495,33 @@ fn pack_count(location: &str) -> usize {
     rt().block_on(b.list(FileType::Pack))
         .expect("list packs")
         .len()
+}
+
+/// `init` creates a missing bucket (in the configured region, with a signed
+/// request), and the bucket names its region to an unauthenticated HEAD, which is
+/// how a location on AWS without a configured region finds it.
+#[test]
+fn s3_init_creates_the_bucket_in_its_region() {
+    let moto = start_moto();
+    let loc = format!("s3:http://127.0.0.1:{}/made-by-init/repo", moto.port);
+    let env = env_with(&[("AWS_DEFAULT_REGION", "eu-west-1")]);
+    let out = run_ok(stash_bin(), &["-r", &loc, "init"], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("created bucket made-by-init"), "{err}");
+    run_ok(stash_bin(), &["-r", &loc, "snapshots"], &env);
+    // A second repository in the same bucket: nothing to create.
+    let other = format!("s3:http://127.0.0.1:{}/made-by-init/other", moto.port);
+    let out = run_ok(stash_bin(), &["-r", &other, "init"], &env);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("created bucket"));
+    run_ok(&restic_bin(), &["-r", &loc, "snapshots"], &env);
+
+    let base = format!("http://127.0.0.1:{}", moto.port);
+    let region = rt()
+        .block_on(stash_agent::backend::s3_bucket::bucket_region(
+            &base,
+            "made-by-init",
+            &s3_vars(),
+        ))
+        .unwrap();
+    assert_eq!(region.as_deref(), Some("eu-west-1"));
 }

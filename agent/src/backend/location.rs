@@ -266,20 +266,7 @@ pub fn open_location_with(
         }
         Location::Local(path) => Arc::new(open_local(path, create)?),
         cloud_loc => {
-            let secrets = match &opts.secret_dir {
-                Some(dir) => Some(secret_dir::read(dir)?),
-                None => None,
-            };
-            let mut vars = cloud::Vars::from_env(secrets.as_ref());
-            for (k, v) in &opts.defaults {
-                if vars.get(k).is_none() {
-                    vars.values.insert(k.clone(), v.clone());
-                }
-            }
-            if matches!(cloud_loc, Location::S3(_)) {
-                super::aws_profile::apply(&mut vars)?;
-            }
-            vars.values.extend(opts.overrides.clone());
+            let vars = cloud_vars(cloud_loc, opts)?;
             let (store, prefix) = cloud::open_store(cloud_loc, &vars)?;
             Arc::new(ObjectStoreBackend::new(
                 store,
@@ -304,6 +291,30 @@ pub fn open_location_with(
         opts.limit_upload,
         opts.limit_download,
     )))
+}
+
+/// The variables a cloud store of `loc` is built from: the environment, then the
+/// secret directory's files, `opts.defaults` where both are silent, an AWS profile
+/// for S3, and `opts.overrides` over everything.
+///
+/// # Errors
+/// An unreadable secret directory or AWS profile.
+pub fn cloud_vars(loc: &Location, opts: &OpenOptions) -> Result<cloud::Vars> {
+    let secrets = match &opts.secret_dir {
+        Some(dir) => Some(secret_dir::read(dir)?),
+        None => None,
+    };
+    let mut vars = cloud::Vars::from_env(secrets.as_ref());
+    for (k, v) in &opts.defaults {
+        if vars.get(k).is_none() {
+            vars.values.insert(k.clone(), v.clone());
+        }
+    }
+    if matches!(loc, Location::S3(_)) {
+        super::aws_profile::apply(&mut vars)?;
+    }
+    vars.values.extend(opts.overrides.clone());
+    Ok(vars)
 }
 
 fn open_local(path: &str, create: bool) -> Result<ObjectStoreBackend> {

@@ -44,7 +44,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
-    let backend = g.backend(false)?;
+    let backend = g.backend(false).await?;
     // Detached: it only hints, and finishes long before the first pack is read.
     tokio::spawn({
         let backend = backend.clone();

@@ -27,7 +27,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         "fastcdc" => true,
         c => anyhow::bail!("invalid --chunker {c:?}: use rabin or fastcdc"),
     };
-    let backend = g.backend(true)?;
+    let backend = g.backend(true).await?;
     let pw = password::get(g, true)?;
     let repo = repository::init(
         backend,
