@@ -3,7 +3,10 @@
 //! verified from the source, stored again under the destination's key and
 //! compression), the copy names its source as `original` and has no parent, and a
 //! snapshot the destination already has a copy of (same original, same fields) is
-//! skipped, so running a copy again copies only what is new.
+//! skipped, so running a copy again copies only what is new. Into a repository
+//! that cuts files differently, files are cut again ([`rechunk`]).
+
+mod rechunk;
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -37,13 +40,14 @@ pub struct CopyStats {
 }
 
 /// Whether two snapshots are copies of each other: everything but parent and
-/// original equal (restic's rule).
-pub fn similar(a: &Snapshot, b: &Snapshot) -> bool {
+/// original equal (restic's rule); the tree only with `same_tree` (a copy cut
+/// again has a tree of its own).
+pub fn similar(a: &Snapshot, b: &Snapshot, same_tree: bool) -> bool {
     fn set(v: &[String]) -> HashSet<&String> {
         v.iter().collect()
     }
     a.time.datetime() == b.time.datetime()
-        && a.tree == b.tree
+        && (!same_tree || a.tree == b.tree)
         && a.hostname == b.hostname
         && a.username == b.username
         && a.uid == b.uid
@@ -92,13 +96,16 @@ async fn run(
     let dst_index = Arc::new(dst.load_index().await?);
     let existing = dst.snapshots().await?;
     let trees = TreePacks::new(src);
+    let mut rechunker =
+        rechunk::target(src, dst)?.map(|kind| rechunk::Rechunker::new(src, &src_index, kind));
     // Trees walked and data blobs taken, over all snapshots.
     let mut visited = (HashSet::new(), HashSet::new());
     let mut stats = CopyStats::default();
     for (id, snap) in snapshots {
         let original = snap.original.unwrap_or(id);
         let copy_of = existing.iter().find(|(did, d)| {
-            (d.original == Some(original) || *did == original) && similar(d, &snap)
+            (d.original == Some(original) || *did == original)
+                && similar(d, &snap, rechunker.is_none())
         });
         if let Some((did, _)) = copy_of {
             report(&id, &Copied::Already(*did));
@@ -107,6 +114,20 @@ async fn run(
         let root = snap
             .tree
             .ok_or_else(|| Error::Snapshot(format!("{id} has no tree")))?;
+        if let Some(rechunker) = rechunker.as_mut() {
+            let saver = BlobSaver::new(dst, dst_index.clone(), dst.pack_size());
+            let new_root = rechunker.tree(root, &saver).await;
+            let finished = saver.finish().await;
+            let new_root = new_root?;
+            finished?;
+            let mut s = snap;
+            s.tree = Some(new_root);
+            s.parent = None;
+            s.original = Some(original);
+            let new_id = dst.save_json(FileType::Snapshot, &s).await?;
+            report(&id, &Copied::To(new_id));
+            continue;
+        }
         // Trees walked for an earlier snapshot had their blobs copied then.
         let wanted = missing_blobs(&trees, &src_index, &dst_index, root, &mut visited).await?;
         // A saver ends with its index written: the snapshot may name its blobs only
@@ -123,6 +144,10 @@ async fn run(
         s.original = Some(original);
         let new_id = dst.save_json(FileType::Snapshot, &s).await?;
         report(&id, &Copied::To(new_id));
+    }
+    if let Some(r) = rechunker {
+        stats.blobs += r.stats.blobs;
+        stats.bytes += r.stats.bytes;
     }
     Ok(stats)
 }
@@ -203,8 +228,11 @@ mod tests {
         b.tags.reverse();
         b.parent = Some(Id([9; 32]));
         b.original = Some(Id([8; 32]));
-        assert!(similar(&a, &b));
+        assert!(similar(&a, &b, true));
+        b.tree = Some(Id([7; 32]));
+        assert!(!similar(&a, &b, true));
+        assert!(similar(&a, &b, false), "a copy cut again has its own tree");
         b.hostname = "other".into();
-        assert!(!similar(&a, &b));
+        assert!(!similar(&a, &b, false));
     }
 }

@@ -252,6 +252,7 @@ pub(crate) async fn repo_on(backend: Arc<dyn crate::backend::Backend>) -> Reposi
             version: 2,
             fastcdc: false,
             kdf,
+            chunker_of: None,
         },
     )
     .await

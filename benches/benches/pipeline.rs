@@ -69,6 +69,7 @@ fn new_repo(rt: &tokio::runtime::Runtime) -> Repository {
                     r: 8,
                     p: 1,
                 }),
+                chunker_of: None,
             },
         )
         .await

@@ -110,6 +110,7 @@ pub async fn open_repository(
                 version: 2,
                 fastcdc: false,
                 kdf: None,
+                chunker_of: None,
             };
             match repository::init(backend.clone(), pw, opts).await {
                 Ok(engine) => engine,

@@ -14,6 +14,12 @@ pub struct Args {
     /// Content-defined chunker for new data: `rabin` (restic's, default) or `fastcdc`.
     #[arg(long, default_value = "rabin")]
     chunker: String,
+    /// Cut files as the --from-repo repository does, so copies between the two keep
+    /// their blobs instead of being cut again.
+    #[arg(long = "copy-chunker-params")]
+    copy_chunker_params: bool,
+    #[command(flatten)]
+    from: super::copy::FromRepo,
 }
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
@@ -27,6 +33,11 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         "fastcdc" => true,
         c => anyhow::bail!("invalid --chunker {c:?}: use rabin or fastcdc"),
     };
+    let chunker_of = if a.copy_chunker_params {
+        Some(a.from.open().await?.config().clone())
+    } else {
+        None
+    };
     let backend = g.backend(true).await?;
     let pw = password::get(g, true)?;
     let repo = repository::init(
@@ -36,6 +47,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
             version,
             fastcdc,
             kdf: None,
+            chunker_of,
         },
     )
     .await?;

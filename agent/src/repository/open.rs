@@ -31,6 +31,9 @@ pub struct InitOptions {
     /// scrypt parameters for the first key; `None` calibrates them like restic
     /// ([`KdfParams::calibrated`]).
     pub kdf: Option<KdfParams>,
+    /// Cut files as this repository does (its polynomial and chunker), so that
+    /// copies between the two keep their blobs (restic's `--copy-chunker-params`).
+    pub chunker_of: Option<Config>,
 }
 
 /// Host name for key and lock files (and the default snapshot host).
@@ -94,7 +97,11 @@ pub async fn init(
         return Err(Error::AlreadyInitialized(backend.location()));
     }
     let version = if opts.version == 0 { 2 } else { opts.version };
-    let config = Config::new(version, opts.fastcdc).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut config = Config::new(version, opts.fastcdc).map_err(|e| Error::Usage(e.to_string()))?;
+    if let Some(other) = &opts.chunker_of {
+        config.chunker_polynomial = other.chunker_polynomial.clone();
+        config.chunker = other.chunker.clone();
+    }
     backend.create().await?;
     let key = Key::random();
     let key_id = add_key(&backend, &key, password, opts.kdf).await?;
@@ -199,6 +206,7 @@ mod tests {
                 r: 8,
                 p: 1,
             }),
+            chunker_of: None,
         }
     }
 
