@@ -298,6 +298,30 @@ fn replace(path: &Path) {
     }
 }
 
+/// Creates an empty regular file at `path`, replacing a non-directory there (a
+/// symlink is removed, never followed) and creating a missing parent. Into an empty
+/// target (the usual restore) that is a single `open`: most of a restore of small
+/// files is system calls.
+fn create_file(path: &Path) -> Result<std::fs::File> {
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+    };
+    match create() {
+        Ok(f) => return Ok(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => replace(path),
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    create().map_err(|e| Error::io(path, e))
+}
+
 /// Creates directories, preallocated files, hard links, symlinks and special files.
 ///
 /// # Errors
@@ -310,18 +334,16 @@ pub fn create_entries(plan: &mut Plan, target: &Path) -> Result<()> {
     // Regular files in parallel (file creation is mostly kernel time), then hard
     // links, which need their target to exist.
     use rayon::prelude::*;
+    let sparse = plan.sparse;
     plan.files
         .par_iter()
         .filter(|f| f.hardlink_to.is_none())
         .try_for_each(|f| {
-            if let Some(parent) = f.path.parent() {
-                if !parent.is_dir() {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                }
-            }
-            replace(&f.path);
-            let file = std::fs::File::create(&f.path).map_err(|e| Error::io(&f.path, e))?;
-            if f.length > 0 {
+            let file = create_file(&f.path)?;
+            // A file of one blob gets its length from that one write, unless the
+            // blob is zeros a sparse restore leaves unwritten.
+            let one_write = !sparse && f.node.content.as_ref().is_some_and(|c| c.len() == 1);
+            if f.length > 0 && !one_write {
                 file.set_len(f.length).map_err(|e| Error::io(&f.path, e))?;
             }
             Ok::<_, Error>(())
