@@ -163,6 +163,7 @@ fn pristine() -> &'static Pristine {
                     version: 2,
                     fastcdc: false,
                     kdf,
+                    chunker_of: None,
                 },
             )
             .await
