@@ -191,6 +191,13 @@ impl LocalCache {
             );
             return;
         }
+        self.put_own(ty, id, data).await;
+    }
+
+    /// Stores a file this process just wrote to the repository under the id it
+    /// computed from these very bytes, so hashing them again would prove nothing
+    /// (best effort).
+    pub async fn put_own(&self, ty: FileType, id: &Id, data: Bytes) {
         let path = self.path(ty, id);
         let res = tokio::task::spawn_blocking(move || write_atomically(&path, &data)).await;
         match res {

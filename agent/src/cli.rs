@@ -292,17 +292,18 @@ impl Global {
         let parsed = crate::backend::parse_location(&location);
         if let Ok(loc @ crate::backend::Location::S3(s3)) = parsed.as_ref() {
             use crate::backend::s3_bucket;
-            let vars = crate::backend::location::cloud_vars(loc, &opts)?;
+            let mut vars = crate::backend::location::cloud_vars(loc, &opts)?;
             if s3_bucket::needs_region(s3, &vars) {
                 // Unanswered, the default region stays, and its error names the bucket.
                 if let Ok(Some(region)) =
                     s3_bucket::bucket_region("https://s3.amazonaws.com", &s3.bucket, &vars).await
                 {
-                    opts.overrides.insert("AWS_DEFAULT_REGION".into(), region);
+                    let key = "AWS_DEFAULT_REGION".to_string();
+                    vars.values.insert(key.clone(), region.clone());
+                    opts.overrides.insert(key, region);
                 }
             }
             if create {
-                let vars = crate::backend::location::cloud_vars(loc, &opts)?;
                 if s3_bucket::create_bucket(s3, &vars).await? && !self.quiet {
                     eprintln!("created bucket {}", s3.bucket);
                 }

@@ -128,7 +128,7 @@ impl Backend for CacheBackend {
     async fn write(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()> {
         self.inner.write(ty, id, data.clone()).await?;
         if Self::auto(ty) {
-            self.cache.put(ty, id, data).await;
+            self.cache.put_own(ty, id, data).await;
         }
         Ok(())
     }
@@ -136,7 +136,7 @@ impl Backend for CacheBackend {
     async fn write_cacheable(&self, ty: FileType, id: &Id, data: Bytes) -> Result<()> {
         self.inner.write(ty, id, data.clone()).await?;
         if LocalCache::keeps(ty) {
-            self.cache.put(ty, id, data).await;
+            self.cache.put_own(ty, id, data).await;
         }
         Ok(())
     }
