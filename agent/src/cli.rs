@@ -303,10 +303,8 @@ impl Global {
                     opts.overrides.insert(key, region);
                 }
             }
-            if create {
-                if s3_bucket::create_bucket(s3, &vars).await? && !self.quiet {
-                    eprintln!("created bucket {}", s3.bucket);
-                }
+            if create && s3_bucket::create_bucket(s3, &vars).await? && !self.quiet {
+                eprintln!("created bucket {}", s3.bucket);
             }
         }
         Ok(open_location_with(&location, create, &opts)?)
